@@ -1,0 +1,121 @@
+//! Compute devices for SIREN-rs, registered in the `device` slot like plugins:
+//!
+//! | name | file | needs |
+//! |---|---|---|
+//! | `flex` | [`flex`] | nothing (pure-Rust CPU) |
+//! | `wgpu` | [`wgpu`] | cargo feature `wgpu`; a GPU, or `mesa-vulkan-drivers` for software Vulkan |
+//! | `tch-cpu`, `tch-cuda:N` | [`tch`] | cargo feature `tch`; pip's torch (`scripts/setup-torch.sh`) |
+//! | `auto` | [`auto`] | the best compiled-in device that works here, with the reason logged |
+//!
+//! A config names a device as `name` or `name:INDEX` (e.g. `tch-cuda:1`); see [`open`].
+#![warn(missing_docs)]
+
+pub mod auto;
+pub mod flex;
+#[cfg(feature = "tch")]
+pub mod tch;
+#[cfg(feature = "wgpu")]
+pub mod wgpu;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
+
+use siren_core::burn::tensor::{Device, Tensor};
+use siren_core::config::Params;
+use siren_core::registry;
+use siren_core::traits::ComputeDevice;
+use siren_core::{CoreError, Result};
+
+/// Which device features this build has.
+pub fn compiled_in() -> Vec<&'static str> {
+    let mut v = vec!["flex"];
+    if cfg!(feature = "wgpu") {
+        v.push("wgpu");
+    }
+    if cfg!(feature = "tch") {
+        v.push("tch-cpu");
+        v.push("tch-cuda");
+    }
+    v
+}
+
+static PANIC_HOOK: Mutex<()> = Mutex::new(());
+
+/// Runs `f`, turning a panic inside a backend (a missing driver, an absent GPU) into an error
+/// for device `name`, without printing the panic.
+pub(crate) fn guarded<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let _lock = PANIC_HOOK.lock().unwrap_or_else(|p| p.into_inner());
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let out = catch_unwind(AssertUnwindSafe(f));
+    std::panic::set_hook(previous);
+    match out {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "the backend panicked".to_string());
+            Err(CoreError::Device {
+                name: name.to_string(),
+                reason: msg.lines().next().unwrap_or("").to_string(),
+            })
+        }
+    }
+}
+
+/// Checks that `device` computes a known 2×2 matmul; returns it on success.
+pub(crate) fn verified(name: &str, make: impl FnOnce() -> Device) -> Result<Device> {
+    guarded(name, || {
+        let d = make();
+        let a = Tensor::<2>::from_floats([[1.0, 2.0], [3.0, 4.0]], &d);
+        let b = Tensor::<2>::from_floats([[5.0, 6.0], [7.0, 8.0]], &d);
+        let got = a
+            .matmul(b)
+            .into_data()
+            .to_vec::<f32>()
+            .map_err(|e| CoreError::Device {
+                name: name.to_string(),
+                reason: format!("cannot read results back: {e:?}"),
+            })?;
+        if got != [19.0, 22.0, 43.0, 50.0] {
+            return Err(CoreError::Device {
+                name: name.to_string(),
+                reason: format!("wrong matmul result {got:?}"),
+            });
+        }
+        Ok(d)
+    })
+}
+
+/// Parses a device spec `name` or `name:INDEX` into the registry name and its params.
+pub fn parse_spec(spec: &str) -> Result<(String, Params)> {
+    let spec = spec.trim();
+    let mut params = Params::new();
+    let name = match spec.split_once(':') {
+        Some((n, idx)) => {
+            let i: i64 = idx.parse().map_err(|_| {
+                CoreError::config("device", format!("`{spec}`: expected NAME or NAME:INDEX"))
+            })?;
+            params.insert("index".into(), i.into());
+            n
+        }
+        None => spec,
+    };
+    Ok((name.to_string(), params))
+}
+
+/// Opens the device named by `spec` (e.g. `auto`, `flex`, `tch-cuda:1`) and returns it with
+/// its label.
+pub fn open(spec: &str) -> Result<(Device, String)> {
+    let (name, params) = parse_spec(spec)?;
+    let plugin = registry::build::<dyn ComputeDevice>(&name, &params)?;
+    let device = plugin.open()?;
+    Ok((device, plugin.label()))
+}
+
+/// Every device compiled into this build (for contract tests), by registry name.
+pub fn all_names() -> Result<Vec<String>> {
+    registry::names::<dyn ComputeDevice>()
+}

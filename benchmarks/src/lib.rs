@@ -1,0 +1,9 @@
+//! Shared helpers for the SIREN-rs benches (`cargo bench -p siren-benchmarks`).
+
+use std::path::PathBuf;
+
+/// The paper's Movies split beside the repository (`../shared/data/amazon-movies`), if present.
+pub fn paper_movies_dir() -> Option<PathBuf> {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/amazon-movies");
+    d.join("history.jsonl.gz").is_file().then_some(d)
+}

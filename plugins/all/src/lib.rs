@@ -1,0 +1,12 @@
+//! Links every built-in SIREN-rs plugin into a binary. Add `use siren_plugins as _;` to a binary
+//! (the `siren` CLI does) and every built-in name resolves from a config.
+#![warn(missing_docs)]
+
+pub use siren_baselines;
+
+/// Names that every build must resolve, by slot: the guard against a plugin crate that is
+/// silently not linked.
+pub const BUILT_IN: &[(&str, &[&str])] = &[
+    ("dataset", &["amazon2023", "movielens", "siren-jsonl"]),
+    ("rating-baseline", &["global-mean", "item-avg", "mf", "user-avg"]),
+];

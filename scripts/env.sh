@@ -1,0 +1,7 @@
+# Source this file to build with the LibTorch backend through the project's venv.
+# shellcheck shell=bash
+_siren_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export VIRTUAL_ENV="${SIREN_VENV:-$_siren_root/.venv}"
+export PATH="$VIRTUAL_ENV/bin:$PATH"
+export LIBTORCH_USE_PYTORCH=1
+unset _siren_root

@@ -1,0 +1,5 @@
+//! One file per subcommand.
+
+pub mod baselines;
+pub mod devices;
+pub mod plugins;

@@ -1,0 +1,96 @@
+//! The `siren` command line. Third parties build their own binary with their plugins linked:
+//!
+//! ```ignore
+//! use my_plugin as _;
+//! fn main() { siren_cli::main() }
+//! ```
+#![warn(missing_docs)]
+
+mod commands;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+// Every built-in plugin, linked into every binary built on this crate.
+use siren_plugins as _;
+
+/// SIREN-rs: LLM rating prediction with long-term interest sketches and internalized reasoning.
+#[derive(Debug, Parser)]
+#[command(name = "siren", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace). `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List every slot, plugin name and one-line summary.
+    Plugins {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Probe every compiled-in compute device and say which work here.
+    Devices,
+    /// Fit the configured rating baselines and evaluate them (writes runs/<name>/metrics.json).
+    Baselines {
+        /// The run config (TOML).
+        config: PathBuf,
+        /// Override a config key: `--set baselines.3.params.factors=64` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+}
+
+/// Parses the command line, runs the command, and exits with status 1 and a clear message on
+/// error.
+pub fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e}");
+        let mut source = e.source();
+        while let Some(s) = source {
+            eprintln!("  caused by: {s}");
+            source = s.source();
+        }
+        std::process::exit(1);
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Parses `args` (the first is the program name) and runs the command, without exiting.
+pub fn run_args<I, T>(args: I) -> anyhow::Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    run(Cli::try_parse_from(args)?)
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    siren_core::registry::check_all()?;
+    match cli.command {
+        Command::Plugins { json } => commands::plugins::run(json),
+        Command::Devices => commands::devices::run(),
+        Command::Baselines { config, set } => commands::baselines::run(&config, &set).map(|_| ()),
+    }
+}

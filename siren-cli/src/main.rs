@@ -1,0 +1,3 @@
+fn main() {
+    siren_cli::main()
+}

@@ -1,0 +1,333 @@
+//! Run configuration: TOML with one table per slot, deserialised in two stages.
+//!
+//! Stage 1 reads the file into [`RunConfig`] (`deny_unknown_fields` everywhere), where each slot
+//! is a [`SlotConfig`] — a `kind` naming the plugin and a free `params` table. Stage 2 happens
+//! when the plugin is built: the registry deserialises `params` into the plugin's own params
+//! struct (also `deny_unknown_fields`) and validates it, so an unknown key fails naming the
+//! key and the slot before any work starts.
+//!
+//! ```toml
+//! name = "paper-movies"
+//! [dataset]
+//! kind = "siren-jsonl"
+//! [dataset.params]
+//! dir = "../shared/data/amazon-movies"
+//! [[baselines]]
+//! kind = "mf"
+//! params = { factors = 32 }
+//! ```
+//!
+//! `--set a.b.c=value` overrides any key before stage 1 (`value` is TOML: `40`, `true`,
+//! `"text"`, `[1, 2]`; a bare word is taken as a string). Array elements are addressed by
+//! index: `--set baselines.3.params.factors=64`.
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::data::SplitName;
+use crate::{CoreError, Result};
+
+/// A plugin's free-form parameters (stage 1).
+pub type Params = toml::Table;
+
+/// One slot: which plugin, with which parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotConfig {
+    /// Registered plugin name, e.g. `kmeans`.
+    pub kind: String,
+    /// Parameters, checked by the plugin.
+    #[serde(default)]
+    pub params: Params,
+}
+
+impl SlotConfig {
+    /// A slot with default parameters.
+    pub fn named(kind: impl Into<String>) -> Self {
+        Self {
+            kind: kind.into(),
+            params: Params::new(),
+        }
+    }
+}
+
+/// Evaluation settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// `valid` (default) or `test` (needs the dataset's test file).
+    #[serde(default = "default_split")]
+    pub split: SplitName,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            split: default_split(),
+        }
+    }
+}
+
+fn default_split() -> SplitName {
+    SplitName::Valid
+}
+fn default_seed() -> u64 {
+    42
+}
+fn default_device() -> String {
+    "auto".to_string()
+}
+fn default_runs_dir() -> PathBuf {
+    PathBuf::from("runs")
+}
+
+/// A whole run. Relative paths are relative to the working directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Run name: artifacts go to `<runs_dir>/<name>/`.
+    pub name: String,
+    /// Seed for every random choice. Default 42.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Compute device: `auto` (default), `flex`, `wgpu`, `tch-cpu`, `tch-cuda:N`.
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// Where run folders go. Default `runs`.
+    #[serde(default = "default_runs_dir")]
+    pub runs_dir: PathBuf,
+    /// Slot `dataset`.
+    pub dataset: SlotConfig,
+    /// Evaluation settings.
+    #[serde(default)]
+    pub eval: EvalConfig,
+    /// Slot `rating-baseline`, any number of them.
+    #[serde(default)]
+    pub baselines: Vec<SlotConfig>,
+    /// Slot `text-encoder`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<SlotConfig>,
+    /// Slot `topic-clusterer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clusterer: Option<SlotConfig>,
+    /// Slot `topic-namer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namer: Option<SlotConfig>,
+    /// Slot `sketch-builder`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sketch: Option<SlotConfig>,
+    /// Slot `backbone`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone: Option<SlotConfig>,
+    /// Slot `lora-targets`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora: Option<SlotConfig>,
+    /// Slot `reward`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward: Option<SlotConfig>,
+    /// Slot `policy-trainer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trainer: Option<SlotConfig>,
+    /// Slot `internalizer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internalizer: Option<SlotConfig>,
+    /// Slot `alignment-loss`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alignment: Option<SlotConfig>,
+}
+
+impl RunConfig {
+    /// Reads `path`, applies `--set` overrides, and deserialises (stage 1).
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
+        let mut table: toml::Table = toml::from_str(&text)
+            .map_err(|e| CoreError::config(path.display().to_string(), e.to_string()))?;
+        for o in overrides {
+            apply_override(&mut table, o)?;
+        }
+        Self::from_table(table, &path.display().to_string())
+    }
+
+    /// Deserialises an already-read table (stage 1). `origin` names it in errors.
+    pub fn from_table(table: toml::Table, origin: &str) -> Result<Self> {
+        // Round-trip through text so that errors carry the key and a line excerpt.
+        let text = toml::to_string(&table)
+            .map_err(|e| CoreError::config(origin.to_string(), e.to_string()))?;
+        toml::from_str(&text).map_err(|e| {
+            CoreError::config(
+                format!("{origin} (with overrides applied)"),
+                e.to_string().trim_end().to_string(),
+            )
+        })
+    }
+
+    /// The resolved configuration as TOML text (written into the run folder).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).map_err(|e| CoreError::config("resolved config", e.to_string()))
+    }
+
+    /// Builds every configured plugin once (stage 2) so that unknown names and bad
+    /// parameters fail before any work starts. Plugin construction is cheap by contract.
+    pub fn validate(&self) -> Result<()> {
+        use crate::registry::build;
+        use crate::traits::*;
+        build::<dyn DatasetLoader>(&self.dataset.kind, &self.dataset.params)?;
+        for b in &self.baselines {
+            build::<dyn RatingBaseline>(&b.kind, &b.params)?;
+        }
+        macro_rules! check {
+            ($field:ident, $tr:path) => {
+                if let Some(s) = &self.$field {
+                    build::<dyn $tr>(&s.kind, &s.params)?;
+                }
+            };
+        }
+        check!(encoder, TextEncoder);
+        check!(clusterer, TopicClusterer);
+        check!(namer, TopicNamer);
+        check!(sketch, SketchBuilder);
+        check!(backbone, Backbone);
+        check!(lora, LoraTargets);
+        check!(reward, Reward);
+        check!(trainer, PolicyTrainer);
+        check!(internalizer, Internalizer);
+        check!(alignment, AlignmentLoss);
+        Ok(())
+    }
+}
+
+/// Deserialises a plugin's params (stage 2); errors name the slot and plugin and the key.
+pub fn parse_params<T: DeserializeOwned>(slot: &str, name: &str, params: &Params) -> Result<T> {
+    params.clone().try_into::<T>().map_err(|e| {
+        CoreError::config(
+            format!("params of {slot} `{name}`"),
+            e.to_string().trim_end().to_string(),
+        )
+    })
+}
+
+/// Parses the value of a `--set` override: TOML when it parses, otherwise a plain string.
+fn parse_value(raw: &str) -> toml::Value {
+    let doc = format!("v = {raw}");
+    match toml::from_str::<toml::Table>(&doc) {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+/// Applies one `a.b.c=value` override to `table`, creating missing tables.
+pub fn apply_override(table: &mut toml::Table, spec: &str) -> Result<()> {
+    let loc = || format!("--set {spec}");
+    let (key, raw) = spec
+        .split_once('=')
+        .ok_or_else(|| CoreError::config(loc(), "expected KEY=VALUE, e.g. clusterer.params.k=40"))?;
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(CoreError::config(loc(), "empty key segment"));
+    }
+    let value = parse_value(raw.trim());
+    let mut root = toml::Value::Table(std::mem::take(table));
+    let result = set_path(&mut root, &parts, value, &loc());
+    if let toml::Value::Table(t) = root {
+        *table = t;
+    }
+    result
+}
+
+fn set_path(root: &mut toml::Value, parts: &[&str], value: toml::Value, loc: &str) -> Result<()> {
+    let mut node: &mut toml::Value = root;
+    for (depth, part) in parts.iter().enumerate() {
+        let last = depth + 1 == parts.len();
+        let here = parts[..depth].join(".");
+        node = match node {
+            toml::Value::Table(t) => {
+                if last {
+                    t.insert(part.to_string(), value);
+                    return Ok(());
+                }
+                t.entry(part.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            }
+            toml::Value::Array(a) => {
+                let idx: usize = part.parse().map_err(|_| {
+                    CoreError::config(loc, format!("`{here}` is a list; `{part}` is not an index"))
+                })?;
+                let len = a.len();
+                let slot = a.get_mut(idx).ok_or_else(|| {
+                    CoreError::config(loc, format!("`{here}` has {len} elements; no index {idx}"))
+                })?;
+                if last {
+                    *slot = value;
+                    return Ok(());
+                }
+                slot
+            }
+            other => {
+                return Err(CoreError::config(
+                    loc,
+                    format!("`{here}` is a {}, not a table", other.type_str()),
+                ));
+            }
+        };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(s: &str) -> toml::Table {
+        toml::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn overrides_set_nested_keys_and_types() {
+        let mut t = table("name = 'x'\n[dataset]\nkind = 'movielens'\n[[baselines]]\nkind = 'mf'\n");
+        apply_override(&mut t, "clusterer.params.k=40").unwrap();
+        apply_override(&mut t, "dataset.params.balance=true").unwrap();
+        apply_override(&mut t, "baselines.0.params.factors=8").unwrap();
+        apply_override(&mut t, "name=other-run").unwrap();
+        assert_eq!(t["clusterer"]["params"]["k"].as_integer(), Some(40));
+        assert_eq!(t["dataset"]["params"]["balance"].as_bool(), Some(true));
+        assert_eq!(t["baselines"][0]["params"]["factors"].as_integer(), Some(8));
+        assert_eq!(t["name"].as_str(), Some("other-run"));
+    }
+
+    #[test]
+    fn bad_overrides_are_errors() {
+        let mut t = table("name = 'x'\n[[baselines]]\nkind = 'mf'\n");
+        assert!(apply_override(&mut t, "novalue").is_err());
+        let e = apply_override(&mut t, "name.sub=1").unwrap_err().to_string();
+        assert!(e.contains("`name` is a string"), "{e}");
+        let e = apply_override(&mut t, "baselines.5.kind=x").unwrap_err().to_string();
+        assert!(e.contains("has 1 elements"), "{e}");
+        assert_eq!(t["name"].as_str(), Some("x"), "table intact after errors");
+    }
+
+    #[test]
+    fn unknown_top_level_and_slot_keys_are_named() {
+        let t = table("name = 'x'\ncolour = 1\n[dataset]\nkind = 'movielens'\n");
+        let e = RunConfig::from_table(t, "c.toml").unwrap_err().to_string();
+        assert!(e.contains("unknown field `colour`"), "{e}");
+        let t = table("name = 'x'\n[dataset]\nkind = 'movielens'\nparms = {}\n");
+        let e = RunConfig::from_table(t, "c.toml").unwrap_err().to_string();
+        assert!(e.contains("unknown field `parms`"), "{e}");
+    }
+
+    #[test]
+    fn params_errors_name_slot_and_key() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct P {
+            k: usize,
+        }
+        let e = parse_params::<P>("topic-clusterer", "kmeans", &table("k = 3\nkk = 4"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("topic-clusterer `kmeans`") && e.contains("unknown field `kk`"), "{e}");
+    }
+}

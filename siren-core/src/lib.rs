@@ -1,0 +1,27 @@
+//! SIREN-rs core: the data model, the plugin traits and their registry, configuration,
+//! metrics and run artifacts.
+//!
+//! Every stage of the SIREN method is a *slot* (a trait in [`traits`]) filled by a plugin chosen
+//! by name in a TOML config. Plugins register themselves with one of the `register_*!` macros;
+//! [`registry`] resolves names, rejects duplicates at start-up and lists valid names when a name
+//! is unknown.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod data;
+mod error;
+pub mod metrics;
+pub mod progress;
+pub mod registry;
+pub mod run;
+pub mod testkit;
+pub mod traits;
+
+pub use error::{CoreError, Result};
+pub use registry::Plugin;
+
+/// Re-exported so that the `register_*!` macros work without a direct dependency.
+#[doc(hidden)]
+pub use inventory;
+/// Re-exported so that plugins and the CLI use the exact pinned burn.
+pub use burn;

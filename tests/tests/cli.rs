@@ -1,0 +1,159 @@
+//! The `siren` command line end to end: baselines, metrics.json, and its error messages.
+
+use std::path::{Path, PathBuf};
+
+use approx::assert_abs_diff_eq;
+use siren_tests::{assets_dir, paper_movies_dir, repo_root};
+
+fn config(name: &str) -> String {
+    repo_root().join("configs").join(name).display().to_string()
+}
+
+fn metrics(runs: &Path, name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(runs.join(name).join("metrics.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn row<'a>(m: &'a serde_json::Value, method: &str) -> &'a serde_json::Value {
+    m["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["method"] == method)
+        .unwrap_or_else(|| panic!("no row for {method} in {m}"))
+}
+
+fn siren(args: &[&str]) -> anyhow::Result<()> {
+    let mut v = vec!["siren"];
+    v.extend_from_slice(args);
+    siren_cli::run_args(v)
+}
+
+/// A small MovieLens-format dataset: 30 users × 12 items.
+fn small_movielens(dir: &Path) -> (PathBuf, PathBuf) {
+    let inter = dir.join("s.inter");
+    let item = dir.join("s.item");
+    let mut rows = String::from("user_id:token\titem_id:token\trating:float\ttimestamp:float\n");
+    for u in 0..30 {
+        for i in 0..12 {
+            if (u + 2 * i) % 4 != 0 {
+                rows.push_str(&format!("{u}\t{i}\t{}\t{}\n", 1 + (u % 3 + i % 4 + u * i) % 5, 10 * i + u));
+            }
+        }
+    }
+    std::fs::write(&inter, rows).unwrap();
+    let mut items = String::from("item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n");
+    for i in 0..12 {
+        items.push_str(&format!("{i}\tFilm {i}\t2000\tDrama\n"));
+    }
+    std::fs::write(&item, items).unwrap();
+    (inter, item)
+}
+
+#[test]
+fn baselines_write_metrics_predictions_and_run_metadata() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (inter, item) = small_movielens(tmp.path());
+    let runs = tmp.path().join("runs");
+    siren(&[
+        "baselines",
+        &config("quickstart.toml"),
+        "--set",
+        &format!("runs_dir={:?}", runs.display().to_string()),
+        "--set",
+        &format!("dataset.params.inter={:?}", inter.display().to_string()),
+        "--set",
+        &format!("dataset.params.item={:?}", item.display().to_string()),
+    ])
+    .unwrap();
+    let m = metrics(&runs, "quickstart");
+    assert_eq!(m["split"], "valid");
+    assert_eq!(m["n"], 30);
+    let methods: Vec<&str> = m["results"].as_array().unwrap().iter().map(|r| r["method"].as_str().unwrap()).collect();
+    assert_eq!(methods, ["global-mean", "user-avg", "item-avg", "mf"]);
+    for r in m["results"].as_array().unwrap() {
+        let (mae, rmse) = (r["mae"].as_f64().unwrap(), r["rmse"].as_f64().unwrap());
+        assert!(mae > 0.0 && mae <= rmse && rmse < 4.0, "{r}");
+    }
+    let dir = runs.join("quickstart");
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["seed"], 42);
+    assert!(run["git_revision"].as_str().is_some_and(|s| !s.is_empty()));
+    let resolved = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    assert!(resolved.contains("s.inter"), "the resolved config has the override:\n{resolved}");
+    let preds = std::fs::read_to_string(dir.join("predictions.csv")).unwrap();
+    assert!(preds.starts_with("user_id,item_id,rating,global-mean,user-avg,item-avg,mf\n"));
+    assert_eq!(preds.lines().count(), 31);
+}
+
+#[test]
+fn config_errors_name_the_key_and_list_valid_names() {
+    let q = config("quickstart.toml");
+    let e = siren(&["baselines", &q, "--set", "baselines.3.params.factorz=8"]).unwrap_err().to_string();
+    assert!(e.contains("rating-baseline `mf`") && e.contains("unknown field `factorz`"), "{e}");
+    let e = siren(&["baselines", &q, "--set", "baselines.0.kind=median"]).unwrap_err().to_string();
+    assert!(e.contains("unknown rating-baseline `median`; valid names: global-mean, item-avg, mf, user-avg"), "{e}");
+    let e = siren(&["baselines", &q, "--set", "clusterer.kind=nope"]).unwrap_err().to_string();
+    assert!(e.contains("unknown topic-clusterer `nope`"), "{e}");
+    let e = siren(&["baselines", &q, "--set", "dataset.params.kcore=3"]).unwrap_err().to_string();
+    assert!(e.contains("dataset `movielens`") && e.contains("unknown field `kcore`"), "{e}");
+    let e = siren(&["baselines", &q, "--set", "eval.split=train"]).unwrap_err().to_string();
+    assert!(e.contains("split"), "{e}");
+}
+
+#[test]
+fn paper_movies_reference_numbers() {
+    let Some(dir) = paper_movies_dir() else {
+        eprintln!("skipped: ../shared/data/amazon-movies not present");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    siren(&[
+        "baselines",
+        &config("paper-movies.toml"),
+        "--set",
+        &format!("runs_dir={:?}", tmp.path().display().to_string()),
+        "--set",
+        &format!("dataset.params.dir={:?}", dir.display().to_string()),
+    ])
+    .unwrap();
+    let m = metrics(tmp.path(), "paper-movies");
+    assert_eq!(m["n"], 2629);
+    let g = row(&m, "global-mean");
+    assert_abs_diff_eq!(g["mae"].as_f64().unwrap(), 1.2750, epsilon = 5e-4);
+    assert_abs_diff_eq!(g["rmse"].as_f64().unwrap(), 1.3841, epsilon = 5e-4);
+    let u = row(&m, "user-avg");
+    assert_abs_diff_eq!(u["mae"].as_f64().unwrap(), 0.9641, epsilon = 5e-4);
+    assert_abs_diff_eq!(u["rmse"].as_f64().unwrap(), 1.3081, epsilon = 5e-4);
+    let mf = row(&m, "mf");
+    assert!(mf["rmse"].as_f64().unwrap() <= 1.24, "mf {mf}");
+}
+
+#[test]
+fn quickstart_on_movielens_100k() {
+    let assets = assets_dir();
+    let inter = assets.join("ml-100k/ml-100k.inter");
+    if !inter.is_file() {
+        eprintln!("skipped: {} not fetched (bash scripts/fetch-assets.sh)", inter.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    siren(&[
+        "baselines",
+        &config("quickstart.toml"),
+        "--set",
+        &format!("runs_dir={:?}", tmp.path().display().to_string()),
+        "--set",
+        &format!("dataset.params.inter={:?}", inter.display().to_string()),
+        "--set",
+        &format!("dataset.params.item={:?}", assets.join("ml-100k/ml-100k.item").display().to_string()),
+    ])
+    .unwrap();
+    let m = metrics(tmp.path(), "quickstart");
+    assert_eq!(m["n"], 943, "one valid rating per ML-100K user");
+    let ua = row(&m, "user-avg")["rmse"].as_f64().unwrap();
+    let gm = row(&m, "global-mean")["rmse"].as_f64().unwrap();
+    let mf = row(&m, "mf")["rmse"].as_f64().unwrap();
+    assert!(ua < gm && mf < gm, "user-avg {ua}, mf {mf}, global {gm}");
+}
