@@ -59,10 +59,22 @@ pub(crate) fn guarded<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T>
                 .unwrap_or_else(|| "the backend panicked".to_string());
             Err(CoreError::Device {
                 name: name.to_string(),
-                reason: msg.lines().next().unwrap_or("").to_string(),
+                reason: first_line(&msg),
             })
         }
     }
+}
+
+/// The first line of a backend's panic message (LibTorch appends a C++ backtrace, sometimes
+/// escaped into one line), at most 300 characters.
+fn first_line(msg: &str) -> String {
+    let line = msg.split(['\n']).next().unwrap_or("");
+    let line = line.split("\\n").next().unwrap_or(line);
+    let mut out: String = line.chars().take(300).collect();
+    if out.len() < line.len() {
+        out.push('…');
+    }
+    out
 }
 
 /// Checks that `device` computes a known 2×2 matmul; returns it on success.
@@ -74,7 +86,7 @@ pub(crate) fn verified(name: &str, make: impl FnOnce() -> Device) -> Result<Devi
         let got = a
             .matmul(b)
             .into_data()
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
             .map_err(|e| CoreError::Device {
                 name: name.to_string(),
                 reason: format!("cannot read results back: {e:?}"),
@@ -118,4 +130,16 @@ pub fn open(spec: &str) -> Result<(Device, String)> {
 /// Every device compiled into this build (for contract tests), by registry name.
 pub fn all_names() -> Result<Vec<String>> {
     registry::names::<dyn ComputeDevice>()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn panic_messages_are_cut_to_their_first_line() {
+        let m = "called `Result::unwrap()` on an `Err` value: Torch(\"Found no NVIDIA driver\\nException raised\")\nframe #0";
+        assert_eq!(
+            super::first_line(m),
+            "called `Result::unwrap()` on an `Err` value: Torch(\"Found no NVIDIA driver"
+        );
+    }
 }

@@ -63,7 +63,8 @@ impl Wgpu {
 
 impl Plugin for Wgpu {
     type Params = WgpuParams;
-    const SUMMARY: &'static str = "burn wgpu (WGSL) on any GPU; software Vulkan on CPU-only machines";
+    const SUMMARY: &'static str =
+        "burn wgpu (WGSL) on any GPU; software Vulkan on CPU-only machines";
     fn from_params(p: Self::Params) -> Result<Self> {
         if p.index > 0 && p.adapter == AdapterKind::Default {
             return Err(CoreError::config(

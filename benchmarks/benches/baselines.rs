@@ -16,10 +16,17 @@ fn synthetic() -> Dataset {
     for u in 0..2_600u32 {
         ds.intern_user(&format!("u{u}"));
         for _ in 0..11 {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let item = ((state >> 33) % 10_000) as u32;
             let rating = 1.0 + ((state >> 20) % 5) as f32;
-            ds.history.push(Interaction { user: u, item, rating, timestamp: 0 });
+            ds.history.push(Interaction {
+                user: u,
+                item,
+                rating,
+                timestamp: 0,
+            });
         }
     }
     ds
@@ -31,7 +38,9 @@ fn load(c: &mut Criterion) -> Dataset {
             let mut params = toml::Table::new();
             params.insert("dir".into(), dir.display().to_string().into());
             let loader = build::<dyn DatasetLoader>("siren-jsonl", &params).expect("loader");
-            c.bench_function("load siren-jsonl amazon-movies", |b| b.iter(|| loader.load().expect("load")));
+            c.bench_function("load siren-jsonl amazon-movies", |b| {
+                b.iter(|| loader.load().expect("load"))
+            });
             loader.load().expect("load")
         }
         None => synthetic(),
@@ -44,7 +53,9 @@ fn baselines(c: &mut Criterion) {
     g.sample_size(10);
     for name in ["global-mean", "user-avg", "item-avg", "mf"] {
         let b = build::<dyn RatingBaseline>(name, &Default::default()).expect("baseline");
-        g.bench_function(name, |bench| bench.iter(|| b.fit(&ds, &ds.history, 1).expect("fit")));
+        g.bench_function(name, |bench| {
+            bench.iter(|| b.fit(&ds, &ds.history, 1).expect("fit"))
+        });
     }
     g.finish();
 }

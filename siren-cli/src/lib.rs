@@ -51,11 +51,15 @@ pub fn main() {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     if let Err(e) = run(cli) {
-        eprintln!("error: {e}");
-        let mut source = e.source();
-        while let Some(s) = source {
-            eprintln!("  caused by: {s}");
-            source = s.source();
+        let mut shown = e.to_string();
+        eprintln!("error: {shown}");
+        // Print causes that the messages above do not already spell out.
+        for cause in e.chain().skip(1) {
+            let text = cause.to_string();
+            if !shown.contains(&text) {
+                eprintln!("  caused by: {text}");
+                shown.push_str(&text);
+            }
         }
         std::process::exit(1);
     }
@@ -72,6 +76,7 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }

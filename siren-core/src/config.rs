@@ -165,7 +165,8 @@ impl RunConfig {
 
     /// The resolved configuration as TOML text (written into the run folder).
     pub fn to_toml(&self) -> Result<String> {
-        toml::to_string_pretty(self).map_err(|e| CoreError::config("resolved config", e.to_string()))
+        toml::to_string_pretty(self)
+            .map_err(|e| CoreError::config("resolved config", e.to_string()))
     }
 
     /// Builds every configured plugin once (stage 2) so that unknown names and bad
@@ -212,7 +213,9 @@ pub fn parse_params<T: DeserializeOwned>(slot: &str, name: &str, params: &Params
 fn parse_value(raw: &str) -> toml::Value {
     let doc = format!("v = {raw}");
     match toml::from_str::<toml::Table>(&doc) {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_string())),
         Err(_) => toml::Value::String(raw.to_string()),
     }
 }
@@ -220,9 +223,9 @@ fn parse_value(raw: &str) -> toml::Value {
 /// Applies one `a.b.c=value` override to `table`, creating missing tables.
 pub fn apply_override(table: &mut toml::Table, spec: &str) -> Result<()> {
     let loc = || format!("--set {spec}");
-    let (key, raw) = spec
-        .split_once('=')
-        .ok_or_else(|| CoreError::config(loc(), "expected KEY=VALUE, e.g. clusterer.params.k=40"))?;
+    let (key, raw) = spec.split_once('=').ok_or_else(|| {
+        CoreError::config(loc(), "expected KEY=VALUE, e.g. clusterer.params.k=40")
+    })?;
     let parts: Vec<&str> = key.trim().split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
         return Err(CoreError::config(loc(), "empty key segment"));
@@ -285,7 +288,8 @@ mod tests {
 
     #[test]
     fn overrides_set_nested_keys_and_types() {
-        let mut t = table("name = 'x'\n[dataset]\nkind = 'movielens'\n[[baselines]]\nkind = 'mf'\n");
+        let mut t =
+            table("name = 'x'\n[dataset]\nkind = 'movielens'\n[[baselines]]\nkind = 'mf'\n");
         apply_override(&mut t, "clusterer.params.k=40").unwrap();
         apply_override(&mut t, "dataset.params.balance=true").unwrap();
         apply_override(&mut t, "baselines.0.params.factors=8").unwrap();
@@ -300,9 +304,13 @@ mod tests {
     fn bad_overrides_are_errors() {
         let mut t = table("name = 'x'\n[[baselines]]\nkind = 'mf'\n");
         assert!(apply_override(&mut t, "novalue").is_err());
-        let e = apply_override(&mut t, "name.sub=1").unwrap_err().to_string();
+        let e = apply_override(&mut t, "name.sub=1")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`name` is a string"), "{e}");
-        let e = apply_override(&mut t, "baselines.5.kind=x").unwrap_err().to_string();
+        let e = apply_override(&mut t, "baselines.5.kind=x")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("has 1 elements"), "{e}");
         assert_eq!(t["name"].as_str(), Some("x"), "table intact after errors");
     }
@@ -328,6 +336,9 @@ mod tests {
         let e = parse_params::<P>("topic-clusterer", "kmeans", &table("k = 3\nkk = 4"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("topic-clusterer `kmeans`") && e.contains("unknown field `kk`"), "{e}");
+        assert!(
+            e.contains("topic-clusterer `kmeans`") && e.contains("unknown field `kk`"),
+            "{e}"
+        );
     }
 }

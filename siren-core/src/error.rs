@@ -20,7 +20,9 @@ pub enum CoreError {
         valid: Vec<String>,
     },
     /// Two plugins registered the same name in one slot.
-    #[error("{slot} `{name}` is registered twice (by {first} and by {second}); plugin names must be unique")]
+    #[error(
+        "{slot} `{name}` is registered twice (by {first} and by {second}); plugin names must be unique"
+    )]
     DuplicatePlugin {
         /// The slot.
         slot: &'static str,

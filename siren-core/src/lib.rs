@@ -20,8 +20,8 @@ pub mod traits;
 pub use error::{CoreError, Result};
 pub use registry::Plugin;
 
+/// Re-exported so that plugins and the CLI use the exact pinned burn.
+pub use burn;
 /// Re-exported so that the `register_*!` macros work without a direct dependency.
 #[doc(hidden)]
 pub use inventory;
-/// Re-exported so that plugins and the CLI use the exact pinned burn.
-pub use burn;

@@ -132,7 +132,10 @@ impl Metrics {
             self.dataset, self.split, self.n, "method", "MAE", "RMSE"
         );
         for r in &self.results {
-            s.push_str(&format!("{:<w$}  {:>7.4}  {:>7.4}\n", r.method, r.mae, r.rmse));
+            s.push_str(&format!(
+                "{:<w$}  {:>7.4}  {:>7.4}\n",
+                r.method, r.mae, r.rmse
+            ));
         }
         s
     }
@@ -151,7 +154,11 @@ mod tests {
         assert_abs_diff_eq!(mae(&pred, &truth).unwrap(), 1.0, epsilon = 1e-12);
         assert_abs_diff_eq!(rmse(&pred, &truth).unwrap(), 1.5f64.sqrt(), epsilon = 1e-12);
         // fractional: |3.5-4| = .5, |2.25-1| = 1.25 → MAE .875, RMSE sqrt((.25+1.5625)/2)
-        assert_abs_diff_eq!(mae(&[3.5, 2.25], &[4.0, 1.0]).unwrap(), 0.875, epsilon = 1e-12);
+        assert_abs_diff_eq!(
+            mae(&[3.5, 2.25], &[4.0, 1.0]).unwrap(),
+            0.875,
+            epsilon = 1e-12
+        );
         assert_abs_diff_eq!(
             rmse(&[3.5, 2.25], &[4.0, 1.0]).unwrap(),
             0.90625f64.sqrt(),

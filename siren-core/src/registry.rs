@@ -32,6 +32,14 @@ pub trait Plugin: Sized {
     fn from_params(params: Self::Params) -> Result<Self>;
 }
 
+/// A duplicate registration found while building a table: name, first file, second file.
+#[doc(hidden)]
+pub type Duplicate = (String, &'static str, &'static str);
+
+/// The lazily built table of one slot.
+#[doc(hidden)]
+pub type TableCell<T> = OnceLock<Result<Table<T>, Duplicate>>;
+
 /// A slot: one of the traits in [`crate::traits`], as a trait object type.
 pub trait Slot: 'static {
     /// Stable kebab-case name of the slot, e.g. `topic-clusterer`.
@@ -39,7 +47,7 @@ pub trait Slot: 'static {
     /// One line saying what the slot does.
     const SUMMARY: &'static str;
     #[doc(hidden)]
-    fn table() -> &'static OnceLock<Result<Table<Self>, (String, &'static str, &'static str)>>;
+    fn table() -> &'static TableCell<Self>;
 }
 
 /// Builds a boxed plugin from its parameters.
@@ -84,7 +92,7 @@ pub trait Collected: Slot {
     fn iter() -> Box<dyn Iterator<Item = &'static Registration<Self>>>;
 }
 
-fn build_table<T: ?Sized + Collected>() -> Result<Table<T>, (String, &'static str, &'static str)> {
+fn build_table<T: ?Sized + Collected>() -> Result<Table<T>, Duplicate> {
     let mut entries: BTreeMap<&'static str, &'static Registration<T>> = BTreeMap::new();
     for reg in T::iter() {
         if let Some(prev) = entries.insert(reg.name, reg) {
@@ -209,18 +217,8 @@ macro_rules! __declare_slot {
         impl $crate::registry::Slot for dyn $tr {
             const NAME: &'static str = $name;
             const SUMMARY: &'static str = $summary;
-            fn table() -> &'static ::std::sync::OnceLock<
-                $crate::Result<
-                    $crate::registry::Table<Self>,
-                    (::std::string::String, &'static str, &'static str),
-                >,
-            > {
-                static CELL: ::std::sync::OnceLock<
-                    $crate::Result<
-                        $crate::registry::Table<dyn $tr>,
-                        (::std::string::String, &'static str, &'static str),
-                    >,
-                > = ::std::sync::OnceLock::new();
+            fn table() -> &'static $crate::registry::TableCell<Self> {
+                static CELL: $crate::registry::TableCell<dyn $tr> = ::std::sync::OnceLock::new();
                 &CELL
             }
         }

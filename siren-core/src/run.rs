@@ -74,7 +74,10 @@ impl RunDir {
         {
             return Err(CoreError::config(
                 "name",
-                format!("`{}` is not a valid run name (a folder name without slashes)", config.name),
+                format!(
+                    "`{}` is not a valid run name (a folder name without slashes)",
+                    config.name
+                ),
             ));
         }
         let path = config.runs_dir.join(&config.name);
@@ -160,7 +163,8 @@ mod tests {
             serde_json::from_str(&std::fs::read_to_string(run.file("run.json")).unwrap()).unwrap();
         assert_eq!((meta.device.as_str(), meta.seed), ("flex", 42));
         let r = MethodResult::evaluate("a", &[1.0], &[2.0]).unwrap();
-        run.record_metrics("d", "valid", 1, vec![r.clone()]).unwrap();
+        run.record_metrics("d", "valid", 1, vec![r.clone()])
+            .unwrap();
         let r2 = MethodResult::evaluate("b", &[1.0], &[1.0]).unwrap();
         let m = run.record_metrics("d", "valid", 1, vec![r2]).unwrap();
         assert_eq!(m.results.len(), 2, "later stages append");

@@ -55,10 +55,14 @@ pub fn baseline_contract(baseline: &dyn RatingBaseline) -> Result<()> {
         for i in 0..ds.items.len() as u32 {
             let p = a.predict(u, i);
             if !(p.is_finite() && (1.0..=5.0).contains(&p)) {
-                return Err(fail(format!("predict({u}, {i}) = {p}, expected a value in [1, 5]")));
+                return Err(fail(format!(
+                    "predict({u}, {i}) = {p}, expected a value in [1, 5]"
+                )));
             }
             if p != b.predict(u, i) {
-                return Err(fail(format!("predict({u}, {i}) differs between two fits with seed 7")));
+                return Err(fail(format!(
+                    "predict({u}, {i}) differs between two fits with seed 7"
+                )));
             }
         }
     }
@@ -73,9 +77,17 @@ pub fn dataset_contract(loader: &dyn DatasetLoader) -> Result<Dataset> {
         return Err(fail("history and valid must be non-empty"));
     }
     let (nu, ni) = (ds.users.len() as u32, ds.items.len() as u32);
-    for x in ds.history.iter().chain(&ds.train).chain(&ds.valid).chain(&ds.test) {
+    for x in ds
+        .history
+        .iter()
+        .chain(&ds.train)
+        .chain(&ds.valid)
+        .chain(&ds.test)
+    {
         if x.user >= nu || x.item >= ni {
-            return Err(fail(format!("interaction {x:?} indexes outside the catalog")));
+            return Err(fail(format!(
+                "interaction {x:?} indexes outside the catalog"
+            )));
         }
         if !(1.0..=5.0).contains(&x.rating) {
             return Err(fail(format!("rating {} outside [1, 5]", x.rating)));
@@ -84,7 +96,10 @@ pub fn dataset_contract(loader: &dyn DatasetLoader) -> Result<Dataset> {
     let mut seen = std::collections::HashSet::new();
     for x in &ds.valid {
         if !seen.insert(x.user) {
-            return Err(fail(format!("user {} has two valid interactions", ds.users[x.user as usize])));
+            return Err(fail(format!(
+                "user {} has two valid interactions",
+                ds.users[x.user as usize]
+            )));
         }
     }
     Ok(ds)
@@ -99,10 +114,13 @@ pub fn device_contract(device: &dyn ComputeDevice) -> Result<()> {
     let got: Vec<f32> = a
         .matmul(b)
         .into_data()
-        .to_vec::<f32>()
+        .try_to_vec::<f32>()
         .map_err(|e| fail(format!("reading back from {}: {e:?}", device.label())))?;
     if got != [19.0, 22.0, 43.0, 50.0] {
-        return Err(fail(format!("{} computed {got:?} for a known matmul", device.label())));
+        return Err(fail(format!(
+            "{} computed {got:?} for a known matmul",
+            device.label()
+        )));
     }
     Ok(())
 }

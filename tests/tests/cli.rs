@@ -37,12 +37,17 @@ fn small_movielens(dir: &Path) -> (PathBuf, PathBuf) {
     for u in 0..30 {
         for i in 0..12 {
             if (u + 2 * i) % 4 != 0 {
-                rows.push_str(&format!("{u}\t{i}\t{}\t{}\n", 1 + (u % 3 + i % 4 + u * i) % 5, 10 * i + u));
+                rows.push_str(&format!(
+                    "{u}\t{i}\t{}\t{}\n",
+                    1 + (u % 3 + i % 4 + u * i) % 5,
+                    10 * i + u
+                ));
             }
         }
     }
     std::fs::write(&inter, rows).unwrap();
-    let mut items = String::from("item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n");
+    let mut items =
+        String::from("item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n");
     for i in 0..12 {
         items.push_str(&format!("{i}\tFilm {i}\t2000\tDrama\n"));
     }
@@ -69,7 +74,12 @@ fn baselines_write_metrics_predictions_and_run_metadata() {
     let m = metrics(&runs, "quickstart");
     assert_eq!(m["split"], "valid");
     assert_eq!(m["n"], 30);
-    let methods: Vec<&str> = m["results"].as_array().unwrap().iter().map(|r| r["method"].as_str().unwrap()).collect();
+    let methods: Vec<&str> = m["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["method"].as_str().unwrap())
+        .collect();
     assert_eq!(methods, ["global-mean", "user-avg", "item-avg", "mf"]);
     for r in m["results"].as_array().unwrap() {
         let (mae, rmse) = (r["mae"].as_f64().unwrap(), r["rmse"].as_f64().unwrap());
@@ -81,7 +91,10 @@ fn baselines_write_metrics_predictions_and_run_metadata() {
     assert_eq!(run["seed"], 42);
     assert!(run["git_revision"].as_str().is_some_and(|s| !s.is_empty()));
     let resolved = std::fs::read_to_string(dir.join("config.toml")).unwrap();
-    assert!(resolved.contains("s.inter"), "the resolved config has the override:\n{resolved}");
+    assert!(
+        resolved.contains("s.inter"),
+        "the resolved config has the override:\n{resolved}"
+    );
     let preds = std::fs::read_to_string(dir.join("predictions.csv")).unwrap();
     assert!(preds.starts_with("user_id,item_id,rating,global-mean,user-avg,item-avg,mf\n"));
     assert_eq!(preds.lines().count(), 31);
@@ -90,15 +103,36 @@ fn baselines_write_metrics_predictions_and_run_metadata() {
 #[test]
 fn config_errors_name_the_key_and_list_valid_names() {
     let q = config("quickstart.toml");
-    let e = siren(&["baselines", &q, "--set", "baselines.3.params.factorz=8"]).unwrap_err().to_string();
-    assert!(e.contains("rating-baseline `mf`") && e.contains("unknown field `factorz`"), "{e}");
-    let e = siren(&["baselines", &q, "--set", "baselines.0.kind=median"]).unwrap_err().to_string();
-    assert!(e.contains("unknown rating-baseline `median`; valid names: global-mean, item-avg, mf, user-avg"), "{e}");
-    let e = siren(&["baselines", &q, "--set", "clusterer.kind=nope"]).unwrap_err().to_string();
+    let e = siren(&["baselines", &q, "--set", "baselines.3.params.factorz=8"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("rating-baseline `mf`") && e.contains("unknown field `factorz`"),
+        "{e}"
+    );
+    let e = siren(&["baselines", &q, "--set", "baselines.0.kind=median"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(
+            "unknown rating-baseline `median`; valid names: global-mean, item-avg, mf, user-avg"
+        ),
+        "{e}"
+    );
+    let e = siren(&["baselines", &q, "--set", "clusterer.kind=nope"])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("unknown topic-clusterer `nope`"), "{e}");
-    let e = siren(&["baselines", &q, "--set", "dataset.params.kcore=3"]).unwrap_err().to_string();
-    assert!(e.contains("dataset `movielens`") && e.contains("unknown field `kcore`"), "{e}");
-    let e = siren(&["baselines", &q, "--set", "eval.split=train"]).unwrap_err().to_string();
+    let e = siren(&["baselines", &q, "--set", "dataset.params.kcore=3"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("dataset `movielens`") && e.contains("unknown field `kcore`"),
+        "{e}"
+    );
+    let e = siren(&["baselines", &q, "--set", "eval.split=train"])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("split"), "{e}");
 }
 
@@ -135,7 +169,10 @@ fn quickstart_on_movielens_100k() {
     let assets = assets_dir();
     let inter = assets.join("ml-100k/ml-100k.inter");
     if !inter.is_file() {
-        eprintln!("skipped: {} not fetched (bash scripts/fetch-assets.sh)", inter.display());
+        eprintln!(
+            "skipped: {} not fetched (bash scripts/fetch-assets.sh)",
+            inter.display()
+        );
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -147,7 +184,10 @@ fn quickstart_on_movielens_100k() {
         "--set",
         &format!("dataset.params.inter={:?}", inter.display().to_string()),
         "--set",
-        &format!("dataset.params.item={:?}", assets.join("ml-100k/ml-100k.item").display().to_string()),
+        &format!(
+            "dataset.params.item={:?}",
+            assets.join("ml-100k/ml-100k.item").display().to_string()
+        ),
     ])
     .unwrap();
     let m = metrics(tmp.path(), "quickstart");

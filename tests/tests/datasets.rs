@@ -52,7 +52,12 @@ fn movielens_leave_last_out() {
     let tmp = tempfile::tempdir().unwrap();
     let (inter, item) = movielens(tmp.path(), "");
     let p = format!("inter = '{inter}'\nitem = '{item}'\nk_core = 3\nmin_history = 1");
-    let ds = dataset_contract(build::<dyn DatasetLoader>("movielens", &params(&p)).unwrap().as_ref()).unwrap();
+    let ds = dataset_contract(
+        build::<dyn DatasetLoader>("movielens", &params(&p))
+            .unwrap()
+            .as_ref(),
+    )
+    .unwrap();
     assert_eq!(ds.users.len(), 3, "k-core 3 drops user 4");
     assert_eq!((ds.valid.len(), ds.test.len(), ds.history.len()), (3, 3, 9));
     assert_eq!(ds.train.len(), 6);
@@ -76,7 +81,10 @@ fn bad_ratings_error_or_skip_with_count() {
     let (inter, item) = movielens(tmp.path(), "1\t2\t7\t5\n");
     let p = format!("inter = '{inter}'\nitem = '{item}'\nk_core = 3");
     let e = load("movielens", &p).unwrap_err().to_string();
-    assert!(e.contains("ml.inter:19: field `rating`: rating 7 is outside [1, 5]"), "{e}");
+    assert!(
+        e.contains("ml.inter:19: field `rating`: rating 7 is outside [1, 5]"),
+        "{e}"
+    );
     let ds = load("movielens", &format!("{p}\non_bad_row = 'skip'")).unwrap();
     assert_eq!(ds.valid.len(), 3);
     let (inter, item) = movielens(tmp.path(), "1\t2\n");
@@ -87,16 +95,32 @@ fn bad_ratings_error_or_skip_with_count() {
 
 #[test]
 fn missing_files_and_empty_results_are_clear_errors() {
-    let e = load("movielens", "inter = '/nope/a.inter'\nitem = '/nope/a.item'").unwrap_err().to_string();
-    assert!(e.contains("/nope/a.inter") && e.contains("not found"), "{e}");
+    let e = load(
+        "movielens",
+        "inter = '/nope/a.inter'\nitem = '/nope/a.item'",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("/nope/a.inter") && e.contains("not found"),
+        "{e}"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let (inter, item) = movielens(tmp.path(), "");
-    let e = load("movielens", &format!("inter = '{inter}'\nitem = '{item}'\nk_core = 50"))
+    let e = load(
+        "movielens",
+        &format!("inter = '{inter}'\nitem = '{item}'\nk_core = 50"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("empty after filtering"), "{e}");
+    let e = load("siren-jsonl", "dir = '/nope'")
         .unwrap_err()
         .to_string();
-    assert!(e.contains("empty after filtering"), "{e}");
-    let e = load("siren-jsonl", "dir = '/nope'").unwrap_err().to_string();
-    assert!(e.contains("/nope/history.jsonl.gz") && e.contains("/nope/history.jsonl"), "{e}");
+    assert!(
+        e.contains("/nope/history.jsonl.gz") && e.contains("/nope/history.jsonl"),
+        "{e}"
+    );
 }
 
 fn amazon_files(dir: &Path) -> (String, String) {
@@ -113,7 +137,9 @@ fn amazon_files(dir: &Path) -> (String, String) {
         }
     }
     // A review of an item without metadata is skipped.
-    r.push_str("{\"rating\": 4.0, \"parent_asin\": \"NOMETA\", \"user_id\": \"U0\", \"timestamp\": 1}\n");
+    r.push_str(
+        "{\"rating\": 4.0, \"parent_asin\": \"NOMETA\", \"user_id\": \"U0\", \"timestamp\": 1}\n",
+    );
     write_gz(&reviews, &r);
     let mut m = String::new();
     for i in 0..4 {
@@ -130,7 +156,12 @@ fn amazon2023_reviews_and_meta() {
     let tmp = tempfile::tempdir().unwrap();
     let (reviews, meta) = amazon_files(tmp.path());
     let p = format!("reviews = '{reviews}'\nmeta = '{meta}'\nk_core = 3\nmin_history = 0");
-    let ds = dataset_contract(build::<dyn DatasetLoader>("amazon2023", &params(&p)).unwrap().as_ref()).unwrap();
+    let ds = dataset_contract(
+        build::<dyn DatasetLoader>("amazon2023", &params(&p))
+            .unwrap()
+            .as_ref(),
+    )
+    .unwrap();
     assert_eq!((ds.users.len(), ds.items.len()), (4, 4));
     assert_eq!((ds.history.len(), ds.valid.len(), ds.test.len()), (8, 4, 4));
     let it = &ds.items[ds.item_index("P2").unwrap() as usize];
@@ -139,7 +170,10 @@ fn amazon2023_reviews_and_meta() {
     assert_eq!(it.description, "About 2. More.");
     assert_eq!(it.features, vec!["f2"]);
     for x in &ds.test {
-        assert_eq!(ds.items[x.item as usize].id, "P3", "test = last by timestamp");
+        assert_eq!(
+            ds.items[x.item as usize].id, "P3",
+            "test = last by timestamp"
+        );
     }
     // Balancing: 6 negatives vs 10 positives at ratio 1.5 → 6 + 9 kept.
     let p = format!(
@@ -179,8 +213,21 @@ fn siren_jsonl_mixed_gzip_plain_and_list_strings() {
     let tmp = tempfile::tempdir().unwrap();
     paper_dir(tmp.path(), None);
     let p = format!("dir = '{}'", tmp.path().display());
-    let ds = dataset_contract(build::<dyn DatasetLoader>("siren-jsonl", &params(&p)).unwrap().as_ref()).unwrap();
-    assert_eq!((ds.users.len(), ds.history.len(), ds.train.len(), ds.valid.len()), (2, 5, 1, 2));
+    let ds = dataset_contract(
+        build::<dyn DatasetLoader>("siren-jsonl", &params(&p))
+            .unwrap()
+            .as_ref(),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            ds.users.len(),
+            ds.history.len(),
+            ds.train.len(),
+            ds.valid.len()
+        ),
+        (2, 5, 1, 2)
+    );
     let b = &ds.items[ds.item_index("B").unwrap() as usize];
     assert_eq!(b.title, "Beta, Gamma");
     assert_eq!(b.categories, vec!["Movies & TV", "Comedy"]);
@@ -198,14 +245,23 @@ fn siren_jsonl_mixed_gzip_plain_and_list_strings() {
 #[test]
 fn corrupted_jsonl_line_names_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();
-    paper_dir(tmp.path(), Some(r#"{"user_id":"U2","parent_asin":"A","timestamp":500,"label":4.0,"tar"#));
+    paper_dir(
+        tmp.path(),
+        Some(r#"{"user_id":"U2","parent_asin":"A","timestamp":500,"label":4.0,"tar"#),
+    );
     let p = format!("dir = '{}'", tmp.path().display());
     let e = load("siren-jsonl", &p).unwrap_err().to_string();
     let file = tmp.path().join("valid.jsonl").display().to_string();
     assert!(e.starts_with(&format!("{file}:2: invalid JSON")), "{e}");
-    paper_dir(tmp.path(), Some(r#"{"user_id":"U2","parent_asin":"A","timestamp":500,"label":0,"target":"x"}"#));
+    paper_dir(
+        tmp.path(),
+        Some(r#"{"user_id":"U2","parent_asin":"A","timestamp":500,"label":0,"target":"x"}"#),
+    );
     let e = load("siren-jsonl", &p).unwrap_err().to_string();
-    assert!(e.contains("valid.jsonl:2: field `label`: rating 0 is outside [1, 5]"), "{e}");
+    assert!(
+        e.contains("valid.jsonl:2: field `label`: rating 0 is outside [1, 5]"),
+        "{e}"
+    );
     let ds = load("siren-jsonl", &format!("{p}\non_bad_row = 'skip'")).unwrap();
     assert_eq!(ds.valid.len(), 1);
 }

@@ -56,6 +56,8 @@ fn duplicate_names_fail_at_start_up() {
     );
     assert!(err.to_string().contains("registered twice"), "{err}");
     // The CLI refuses to start too.
-    let e = siren_cli::run_args(["siren", "plugins"]).unwrap_err().to_string();
+    let e = siren_cli::run_args(["siren", "plugins"])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("`constant` is registered twice"), "{e}");
 }

@@ -35,7 +35,11 @@ fn every_built_in_name_resolves() {
 
 #[test]
 fn all_slots_are_declared() {
-    let slots: Vec<&str> = registry::all_slots().unwrap().iter().map(|s| s.slot).collect();
+    let slots: Vec<&str> = registry::all_slots()
+        .unwrap()
+        .iter()
+        .map(|s| s.slot)
+        .collect();
     for s in [
         "device",
         "dataset",
@@ -69,7 +73,10 @@ fn unknown_names_list_the_valid_ones() {
         .err()
         .unwrap()
         .to_string();
-    assert!(e.starts_with("unknown topic-clusterer `dbscan`; valid names:"), "{e}");
+    assert!(
+        e.starts_with("unknown topic-clusterer `dbscan`; valid names:"),
+        "{e}"
+    );
     let e = build::<dyn ComputeDevice>("tpu", &Default::default())
         .err()
         .unwrap()
@@ -80,7 +87,10 @@ fn unknown_names_list_the_valid_ones() {
 #[test]
 fn unknown_params_name_the_key_and_slot() {
     let params: toml::Table = toml::from_str("factorz = 8").unwrap();
-    let e = build::<dyn RatingBaseline>("mf", &params).err().unwrap().to_string();
+    let e = build::<dyn RatingBaseline>("mf", &params)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("rating-baseline `mf`"), "{e}");
     assert!(e.contains("unknown field `factorz`"), "{e}");
 }

@@ -8,5 +8,8 @@ pub use siren_baselines;
 /// silently not linked.
 pub const BUILT_IN: &[(&str, &[&str])] = &[
     ("dataset", &["amazon2023", "movielens", "siren-jsonl"]),
-    ("rating-baseline", &["global-mean", "item-avg", "mf", "user-avg"]),
+    (
+        "rating-baseline",
+        &["global-mean", "item-avg", "mf", "user-avg"],
+    ),
 ];

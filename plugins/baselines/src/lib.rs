@@ -11,7 +11,11 @@ use siren_core::data::Interaction;
 
 /// Clamps a prediction into the rating scale.
 pub(crate) fn clip(r: f32) -> f32 {
-    if r.is_finite() { r.clamp(1.0, 5.0) } else { 3.0 }
+    if r.is_finite() {
+        r.clamp(1.0, 5.0)
+    } else {
+        3.0
+    }
 }
 
 /// Mean rating of `fit`, or 3 (the middle of the scale) when empty.
@@ -97,19 +101,31 @@ mod tests {
         // a: 5, 3 → 4; b: 2 → 2; c: none. x: 5, 2 → 3.5; y: 3 → 3; z: none. global 10/3.
         let fit = [x(0, 0, 5.0), x(0, 1, 3.0), x(1, 0, 2.0)];
         let p = Default::default();
-        let g = build::<dyn RatingBaseline>("global-mean", &p).unwrap().fit(&ds, &fit, 0).unwrap();
+        let g = build::<dyn RatingBaseline>("global-mean", &p)
+            .unwrap()
+            .fit(&ds, &fit, 0)
+            .unwrap();
         assert_abs_diff_eq!(g.predict(2, 2), 10.0 / 3.0, epsilon = 1e-6);
-        let u = build::<dyn RatingBaseline>("user-avg", &p).unwrap().fit(&ds, &fit, 0).unwrap();
+        let u = build::<dyn RatingBaseline>("user-avg", &p)
+            .unwrap()
+            .fit(&ds, &fit, 0)
+            .unwrap();
         assert_abs_diff_eq!(u.predict(0, 2), 4.0, epsilon = 1e-6);
         assert_abs_diff_eq!(u.predict(1, 2), 2.0, epsilon = 1e-6);
         assert_abs_diff_eq!(u.predict(2, 0), 10.0 / 3.0, epsilon = 1e-6);
-        let i = build::<dyn RatingBaseline>("item-avg", &p).unwrap().fit(&ds, &fit, 0).unwrap();
+        let i = build::<dyn RatingBaseline>("item-avg", &p)
+            .unwrap()
+            .fit(&ds, &fit, 0)
+            .unwrap();
         assert_abs_diff_eq!(i.predict(0, 0), 3.5, epsilon = 1e-6);
         assert_abs_diff_eq!(i.predict(0, 1), 3.0, epsilon = 1e-6);
         assert_abs_diff_eq!(i.predict(0, 2), 10.0 / 3.0, epsilon = 1e-6);
         // shrinkage 1 on user a: (8 + 10/3) / 3
         let params: toml::Table = toml::from_str("shrinkage = 1.0").unwrap();
-        let s = build::<dyn RatingBaseline>("user-avg", &params).unwrap().fit(&ds, &fit, 0).unwrap();
+        let s = build::<dyn RatingBaseline>("user-avg", &params)
+            .unwrap()
+            .fit(&ds, &fit, 0)
+            .unwrap();
         assert_abs_diff_eq!(s.predict(0, 0), (8.0 + 10.0 / 3.0) / 3.0, epsilon = 1e-5);
     }
 
@@ -117,7 +133,8 @@ mod tests {
     fn every_baseline_passes_the_contract() {
         for name in siren_core::registry::names::<dyn RatingBaseline>().unwrap() {
             let b = build::<dyn RatingBaseline>(&name, &Default::default()).unwrap();
-            siren_core::testkit::baseline_contract(b.as_ref()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            siren_core::testkit::baseline_contract(b.as_ref())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }
 }

@@ -79,10 +79,14 @@ pub struct MatrixFactorization {
 
 impl Plugin for MatrixFactorization {
     type Params = MfParams;
-    const SUMMARY: &'static str = "biased matrix factorisation by SGD (factors, epochs, lr, reg, seed)";
+    const SUMMARY: &'static str =
+        "biased matrix factorisation by SGD (factors, epochs, lr, reg, seed)";
     fn from_params(p: Self::Params) -> Result<Self> {
         let bad = |field: &str, msg: String| {
-            Err(CoreError::config("params of rating-baseline `mf`", format!("{field}: {msg}")))
+            Err(CoreError::config(
+                "params of rating-baseline `mf`",
+                format!("{field}: {msg}"),
+            ))
         };
         if p.factors == 0 {
             return bad("factors", "must be ≥ 1".into());
@@ -90,7 +94,12 @@ impl Plugin for MatrixFactorization {
         if p.epochs == 0 {
             return bad("epochs", "must be ≥ 1".into());
         }
-        for (name, v) in [("lr", p.lr), ("reg", p.reg), ("reg_bias", p.reg_bias), ("init_std", p.init_std)] {
+        for (name, v) in [
+            ("lr", p.lr),
+            ("reg", p.reg),
+            ("reg_bias", p.reg_bias),
+            ("init_std", p.init_std),
+        ] {
             if !(v.is_finite() && v >= 0.0) {
                 return bad(name, format!("must be a finite number ≥ 0, got {v}"));
             }
@@ -126,7 +135,10 @@ impl MfModel {
             r += self.bi[i];
         }
         if known_u && known_i {
-            let (p, q) = (&self.pu[u * self.k..(u + 1) * self.k], &self.qi[i * self.k..(i + 1) * self.k]);
+            let (p, q) = (
+                &self.pu[u * self.k..(u + 1) * self.k],
+                &self.qi[i * self.k..(i + 1) * self.k],
+            );
             r += p.iter().zip(q).map(|(a, b)| a * b).sum::<f32>();
         }
         r
@@ -147,7 +159,9 @@ impl MatrixFactorization {
         let (nu, ni) = (ds.users.len(), ds.items.len());
         let mut rng = StdRng::seed_from_u64(p.seed.unwrap_or(seed));
         let mut init = |n: usize| -> Vec<f32> {
-            (0..n).map(|_| (normal(&mut rng) * p.init_std) as f32).collect()
+            (0..n)
+                .map(|_| (normal(&mut rng) * p.init_std) as f32)
+                .collect()
         };
         let mut m = MfModel {
             mu: crate::global_mean_of(fit),
@@ -225,7 +239,9 @@ mod tests {
         let mut ds = Dataset::new("lowrank");
         let (nu, ni) = (30u32, 20u32);
         let a: Vec<f32> = (0..nu).map(|u| u as f32 / (nu - 1) as f32).collect();
-        let b: Vec<f32> = (0..ni).map(|i| (i as f32 / (ni - 1) as f32).sqrt()).collect();
+        let b: Vec<f32> = (0..ni)
+            .map(|i| (i as f32 / (ni - 1) as f32).sqrt())
+            .collect();
         let (mut fit, mut held) = (vec![], vec![]);
         for u in 0..nu {
             ds.intern_user(&format!("u{u}"));
@@ -241,7 +257,11 @@ mod tests {
                     rating: 1.0 + 4.0 * a[u as usize] * b[i as usize],
                     timestamp: 0,
                 };
-                if (u + i) % 5 == 0 { held.push(x) } else { fit.push(x) }
+                if (u + i) % 5 == 0 {
+                    held.push(x)
+                } else {
+                    fit.push(x)
+                }
             }
         }
         let mf = MatrixFactorization::from_params(MfParams {
@@ -259,21 +279,34 @@ mod tests {
         let rmse = siren_core::metrics::rmse(&pred, &truth).unwrap();
         let mean = crate::global_mean_of(&fit);
         let base = siren_core::metrics::rmse(&vec![mean; truth.len()], &truth).unwrap();
-        assert!(rmse < 0.25 * base, "mf held-out RMSE {rmse} vs global mean {base}");
+        assert!(
+            rmse < 0.25 * base,
+            "mf held-out RMSE {rmse} vs global mean {base}"
+        );
     }
 
     #[test]
     fn invalid_params_fail_before_work() {
-        let e = MatrixFactorization::from_params(MfParams { factors: 0, ..MfParams::default() });
+        let e = MatrixFactorization::from_params(MfParams {
+            factors: 0,
+            ..MfParams::default()
+        });
         assert!(e.unwrap_err().to_string().contains("factors"));
-        let e = MatrixFactorization::from_params(MfParams { lr: f64::NAN, ..MfParams::default() });
+        let e = MatrixFactorization::from_params(MfParams {
+            lr: f64::NAN,
+            ..MfParams::default()
+        });
         assert!(e.unwrap_err().to_string().contains("lr"));
     }
 
     #[test]
     fn divergence_is_an_error() {
         let ds = siren_core::testkit::toy_dataset();
-        let mf = MatrixFactorization::from_params(MfParams { lr: 1e6, ..MfParams::default() }).unwrap();
+        let mf = MatrixFactorization::from_params(MfParams {
+            lr: 1e6,
+            ..MfParams::default()
+        })
+        .unwrap();
         let err = mf.fit_model(&ds, &ds.history, 1).err().expect("diverges");
         assert!(err.to_string().contains("diverged"), "{err}");
     }

@@ -40,14 +40,25 @@ struct Fitted {
 
 impl RatingModel for Fitted {
     fn predict(&self, user: u32, _: u32) -> f32 {
-        crate::clip(self.means.get(user as usize).copied().unwrap_or(self.global))
+        crate::clip(
+            self.means
+                .get(user as usize)
+                .copied()
+                .unwrap_or(self.global),
+        )
     }
 }
 
 impl RatingBaseline for UserAvg {
     fn fit(&self, ds: &Dataset, fit: &[Interaction], _: u64) -> Result<Box<dyn RatingModel>> {
         let global = crate::global_mean_of(fit);
-        let means = crate::shrunk_means(ds.users.len(), fit, |x| x.user as usize, global, self.shrinkage);
+        let means = crate::shrunk_means(
+            ds.users.len(),
+            fit,
+            |x| x.user as usize,
+            global,
+            self.shrinkage,
+        );
         Ok(Box::new(Fitted { means, global }))
     }
 }

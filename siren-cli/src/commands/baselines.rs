@@ -21,7 +21,10 @@ pub fn run(config_path: &Path, overrides: &[String]) -> anyhow::Result<Metrics> 
             config_path.display()
         );
     }
-    let run = RunDir::create(&config, &format!("{} (unused: baselines run on the CPU)", config.device))?;
+    let run = RunDir::create(
+        &config,
+        &format!("{} (unused: baselines run on the CPU)", config.device),
+    )?;
 
     let loader = build::<dyn DatasetLoader>(&config.dataset.kind, &config.dataset.params)?;
     let spinner = siren_core::progress::spinner(format!("loading {}", config.dataset.kind));
@@ -51,11 +54,20 @@ pub fn run(config_path: &Path, overrides: &[String]) -> anyhow::Result<Metrics> 
         let model = baseline
             .fit(&ds, &fit, config.seed)
             .with_context(|| format!("fitting baseline `{}`", b.kind))?;
-        let pred: Vec<f32> = targets.iter().map(|x| model.predict(x.user, x.item)).collect();
+        let pred: Vec<f32> = targets
+            .iter()
+            .map(|x| model.predict(x.user, x.item))
+            .collect();
         let secs = t.elapsed().as_secs_f64();
         let mut r = MethodResult::evaluate(&b.kind, &pred, &truth)?;
-        r.extra.insert("fit_seconds".into(), serde_json::json!(secs));
-        tracing::info!("{}: MAE {:.4} RMSE {:.4} ({secs:.2}s)", b.kind, r.mae, r.rmse);
+        r.extra
+            .insert("fit_seconds".into(), serde_json::json!(secs));
+        tracing::info!(
+            "{}: MAE {:.4} RMSE {:.4} ({secs:.2}s)",
+            b.kind,
+            r.mae,
+            r.rmse
+        );
         results.push(r);
         columns.push((b.kind.clone(), pred));
     }

@@ -197,7 +197,11 @@ impl<'a> JsonRow<'a> {
 
     /// A string field, or `""` when absent.
     pub fn str_or_empty(&self, field: &str) -> Result<&str> {
-        if self.has(field) { self.str(field) } else { Ok("") }
+        if self.has(field) {
+            self.str(field)
+        } else {
+            Ok("")
+        }
     }
 
     /// A number field (a numeric string is accepted).
@@ -245,7 +249,10 @@ impl<'a> JsonRow<'a> {
                 .collect(),
             serde_json::Value::String(s) => parse_list_literal(s)
                 .ok_or_else(|| self.error(field, format!("expected a list literal, found {s:?}"))),
-            other => Err(self.error(field, format!("expected a list, found {}", json_kind(other)))),
+            other => Err(self.error(
+                field,
+                format!("expected a list, found {}", json_kind(other)),
+            )),
         }
     }
 

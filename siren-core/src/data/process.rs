@@ -67,11 +67,18 @@ pub fn balance(interactions: Vec<Interaction>, ratio: f64, seed: u64) -> Result<
 /// `test`, the second-to-last `valid`, the rest `history`; `train` holds the history
 /// interactions preceded by at least `min_history` earlier ones. A user with fewer than 3
 /// interactions is an error naming the user.
-pub fn leave_last_out(ds: &mut Dataset, interactions: Vec<Interaction>, min_history: usize) -> Result<()> {
+pub fn leave_last_out(
+    ds: &mut Dataset,
+    interactions: Vec<Interaction>,
+    min_history: usize,
+) -> Result<()> {
     let mut per_user: Vec<Vec<Interaction>> = vec![Vec::new(); ds.users.len()];
     for x in interactions {
         let slot = per_user.get_mut(x.user as usize).ok_or_else(|| {
-            CoreError::Data(format!("interaction refers to unknown user index {}", x.user))
+            CoreError::Data(format!(
+                "interaction refers to unknown user index {}",
+                x.user
+            ))
         })?;
         slot.push(x);
     }
@@ -92,8 +99,12 @@ pub fn leave_last_out(ds: &mut Dataset, interactions: Vec<Interaction>, min_hist
             )));
         }
         xs.sort_by_key(|x| x.timestamp); // stable: ties keep input order
-        let test = xs.pop().ok_or_else(|| CoreError::Data("empty user".into()))?;
-        let valid = xs.pop().ok_or_else(|| CoreError::Data("empty user".into()))?;
+        let test = xs
+            .pop()
+            .ok_or_else(|| CoreError::Data("empty user".into()))?;
+        let valid = xs
+            .pop()
+            .ok_or_else(|| CoreError::Data("empty user".into()))?;
         ds.train.extend(xs.iter().skip(min_history).copied());
         ds.history.extend(xs);
         ds.valid.push(valid);
@@ -111,7 +122,7 @@ pub fn leave_last_out(ds: &mut Dataset, interactions: Vec<Interaction>, min_hist
 /// Drops users and items no interaction refers to and renumbers the rest (first use order).
 pub fn compact(ds: &mut Dataset) {
     let mut out = Dataset::new(ds.name.clone());
-    let mut remap = |x: &Interaction, out: &mut Dataset| -> Interaction {
+    let remap = |x: &Interaction, out: &mut Dataset| -> Interaction {
         let item = &ds.items[x.item as usize];
         let known = out.item_index(&item.id).is_some();
         let i = out.intern_item(&item.id);
@@ -176,7 +187,11 @@ mod tests {
         assert_eq!(b.len(), 6);
         assert_eq!(b.iter().filter(|x| x.rating < 4.0).count(), 3);
         assert!(b.windows(2).all(|w| w[0].timestamp < w[1].timestamp));
-        assert_eq!(b, balance(data.clone(), 1.0, 7).unwrap(), "same seed, same sample");
+        assert_eq!(
+            b,
+            balance(data.clone(), 1.0, 7).unwrap(),
+            "same seed, same sample"
+        );
         let b2 = balance(data.clone(), 2.0, 7).unwrap();
         assert_eq!(b2.len(), 9);
         assert!(balance(data, 0.5, 7).is_err());
@@ -211,7 +226,12 @@ mod tests {
         assert_eq!(ds.valid, vec![x(0, 4, 2.0, 40), x(1, 8, 4.0, 5)]);
         assert_eq!(
             ds.history,
-            vec![x(0, 1, 4.0, 10), x(0, 2, 3.0, 20), x(0, 3, 5.0, 30), x(1, 7, 5.0, 5)]
+            vec![
+                x(0, 1, 4.0, 10),
+                x(0, 2, 3.0, 20),
+                x(0, 3, 5.0, 30),
+                x(1, 7, 5.0, 5)
+            ]
         );
         assert_eq!(ds.train, vec![x(0, 2, 3.0, 20), x(0, 3, 5.0, 30)]);
     }

@@ -8,7 +8,12 @@ use crate::data::{Dataset, Interaction};
 /// `[1, 5]` for every user and item index of `dataset`, including ones absent from `fit`.
 pub trait RatingBaseline: Send + Sync {
     /// Fits the model on `fit` interactions.
-    fn fit(&self, dataset: &Dataset, fit: &[Interaction], seed: u64) -> Result<Box<dyn RatingModel>>;
+    fn fit(
+        &self,
+        dataset: &Dataset,
+        fit: &[Interaction],
+        seed: u64,
+    ) -> Result<Box<dyn RatingModel>>;
 }
 
 /// A fitted rating predictor.

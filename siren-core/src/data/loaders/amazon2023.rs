@@ -134,7 +134,8 @@ impl DatasetLoader for Amazon2023 {
             let path = p.reviews.as_path();
             let parsed = (|| -> Result<(String, String, f32, i64)> {
                 let row = JsonRow::parse(path, n, text)?;
-                let rating = check_rating(row.f64("rating")?).map_err(|m| row.error("rating", m))?;
+                let rating =
+                    check_rating(row.f64("rating")?).map_err(|m| row.error("rating", m))?;
                 Ok((
                     row.str("user_id")?.to_string(),
                     row.str("parent_asin")?.to_string(),

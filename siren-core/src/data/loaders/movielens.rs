@@ -1,5 +1,5 @@
 //! Loader `movielens`: RecBole atomic files (`ml-100k.inter`, `ml-100k.item`): tab-separated,
-//! with a typed header such as `user_id:token	item_id:token	rating:float	timestamp:float`.
+//! with a tab-separated typed header such as `user_id:token item_id:token rating:float timestamp:float`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -96,16 +96,25 @@ impl Atomic {
     }
 
     fn column(&self, name: &str) -> Result<usize> {
-        self.columns.get(name).copied().ok_or_else(|| CoreError::Parse {
-            path: self.lines.path().to_path_buf(),
-            line: 1,
-            field: Some(name.to_string()),
-            message: "column missing from the header".into(),
-        })
+        self.columns
+            .get(name)
+            .copied()
+            .ok_or_else(|| CoreError::Parse {
+                path: self.lines.path().to_path_buf(),
+                line: 1,
+                field: Some(name.to_string()),
+                message: "column missing from the header".into(),
+            })
     }
 }
 
-fn field<'a>(path: &Path, line: usize, cells: &[&'a str], idx: usize, name: &str) -> Result<&'a str> {
+fn field<'a>(
+    path: &Path,
+    line: usize,
+    cells: &[&'a str],
+    idx: usize,
+    name: &str,
+) -> Result<&'a str> {
     cells.get(idx).copied().ok_or_else(|| CoreError::Parse {
         path: path.to_path_buf(),
         line,
@@ -155,7 +164,8 @@ impl DatasetLoader for MovieLens {
                 }
             };
             let i = ds.intern_item(&id);
-            let get = |c: Option<usize>| c.and_then(|c| cells.get(c)).map(|s| s.trim()).unwrap_or("");
+            let get =
+                |c: Option<usize>| c.and_then(|c| cells.get(c)).map(|s| s.trim()).unwrap_or("");
             let title = get(c_title);
             let year = get(c_year);
             let it = &mut ds.items[i as usize];
@@ -164,7 +174,10 @@ impl DatasetLoader for MovieLens {
             } else {
                 format!("{title} ({year})")
             };
-            it.categories = get(c_class).split_whitespace().map(str::to_string).collect();
+            it.categories = get(c_class)
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
         }
 
         // Interactions.
@@ -186,15 +199,30 @@ impl DatasetLoader for MovieLens {
             let parsed = (|| -> Result<(String, String, f32, i64)> {
                 let user = field(&inter_path, n, &cells, cu, "user_id")?;
                 let item = field(&inter_path, n, &cells, ci, "item_id")?;
-                let r = number(&inter_path, n, field(&inter_path, n, &cells, cr, "rating")?, "rating")?;
+                let r = number(
+                    &inter_path,
+                    n,
+                    field(&inter_path, n, &cells, cr, "rating")?,
+                    "rating",
+                )?;
                 let rating = check_rating(r).map_err(|m| CoreError::Parse {
                     path: inter_path.clone(),
                     line: n,
                     field: Some("rating".into()),
                     message: m,
                 })?;
-                let t = number(&inter_path, n, field(&inter_path, n, &cells, ct, "timestamp")?, "timestamp")?;
-                Ok((user.trim().to_string(), item.trim().to_string(), rating, t as i64))
+                let t = number(
+                    &inter_path,
+                    n,
+                    field(&inter_path, n, &cells, ct, "timestamp")?,
+                    "timestamp",
+                )?;
+                Ok((
+                    user.trim().to_string(),
+                    item.trim().to_string(),
+                    rating,
+                    t as i64,
+                ))
             })();
             match parsed {
                 Ok((user, item, rating, timestamp)) => {
@@ -215,7 +243,10 @@ impl DatasetLoader for MovieLens {
         }
         bad.report(&p.inter.display().to_string());
         if unknown_items > 0 {
-            tracing::warn!("{unknown_items} interactions skipped: item not in {}", p.item.display());
+            tracing::warn!(
+                "{unknown_items} interactions skipped: item not in {}",
+                p.item.display()
+            );
         }
         Processing {
             k_core: p.k_core,

@@ -142,7 +142,11 @@ fn read_history(path: &Path, bad: &mut BadRows) -> Result<Vec<HistoryRow>> {
             if asins.len() != ratings.len() {
                 return Err(row.error(
                     "history_ratings",
-                    format!("{} ratings for {} history_asins", ratings.len(), asins.len()),
+                    format!(
+                        "{} ratings for {} history_asins",
+                        ratings.len(),
+                        asins.len()
+                    ),
                 ));
             }
             let text = row.str_or_empty("history")?;
@@ -232,7 +236,7 @@ impl DatasetLoader for SirenJsonl {
             }
         }
 
-        let mut targets = |rows: Vec<TargetRow>, ds: &mut Dataset| -> Vec<Interaction> {
+        let targets = |rows: Vec<TargetRow>, ds: &mut Dataset| -> Vec<Interaction> {
             rows.into_iter()
                 .map(|r| {
                     let user = ds.intern_user(&r.user);
