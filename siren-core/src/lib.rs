@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod data;
+pub mod engine;
 mod error;
 pub mod metrics;
 pub mod progress;

@@ -2,11 +2,13 @@
 //! (the `siren` CLI does) and every built-in name resolves from a config.
 #![warn(missing_docs)]
 
+pub use siren_backbones;
 pub use siren_baselines;
 
 /// Names that every build must resolve, by slot: the guard against a plugin crate that is
 /// silently not linked.
 pub const BUILT_IN: &[(&str, &[&str])] = &[
+    ("backbone", &["llama", "qwen3"]),
     ("dataset", &["amazon2023", "movielens", "siren-jsonl"]),
     (
         "rating-baseline",

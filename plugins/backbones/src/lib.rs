@@ -1,0 +1,79 @@
+//! Decoder architectures, registered in the `backbone` slot: [`llama`] and [`qwen3`]. Each reads
+//! its HF `config.json` into the engine's [`siren_core::engine::DecoderSpec`] and rejects options
+//! the engine does not implement, naming the key.
+#![warn(missing_docs)]
+
+pub mod llama;
+pub mod qwen3;
+
+use serde_json::Value;
+use siren_core::{CoreError, Result};
+
+/// Typed access to HF `config.json` keys with errors naming the key.
+pub(crate) struct HfConfig<'a> {
+    pub v: &'a Value,
+    pub arch: &'static str,
+}
+
+impl HfConfig<'_> {
+    fn err(&self, key: &str, msg: impl std::fmt::Display) -> CoreError {
+        CoreError::config(
+            format!("{} config.json `{key}`", self.arch),
+            msg.to_string(),
+        )
+    }
+
+    pub fn usize(&self, key: &str) -> Result<usize> {
+        self.v
+            .get(key)
+            .and_then(Value::as_u64)
+            .map(|x| x as usize)
+            .ok_or_else(|| self.err(key, "missing or not a non-negative integer"))
+    }
+
+    pub fn usize_or(&self, key: &str, default: usize) -> Result<usize> {
+        match self.v.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(_) => self.usize(key),
+        }
+    }
+
+    pub fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
+        match self.v.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(x) => x
+                .as_f64()
+                .ok_or_else(|| self.err(key, format!("expected a number, found {x}"))),
+        }
+    }
+
+    pub fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
+        match self.v.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(x) => x
+                .as_bool()
+                .ok_or_else(|| self.err(key, format!("expected true/false, found {x}"))),
+        }
+    }
+
+    /// Fails unless `key` is absent, null or equal to `allowed`.
+    pub fn require(&self, key: &str, allowed: &Value, why: &str) -> Result<()> {
+        match self.v.get(key) {
+            None | Some(Value::Null) => Ok(()),
+            Some(x) if x == allowed => Ok(()),
+            Some(x) => Err(self.err(key, format!("{x} is not supported ({why})"))),
+        }
+    }
+
+    /// Checks `model_type`.
+    pub fn model_type(&self, expected: &[&str]) -> Result<()> {
+        match self.v.get("model_type").and_then(Value::as_str) {
+            Some(t) if expected.contains(&t) => Ok(()),
+            Some(t) => Err(self.err(
+                "model_type",
+                format!("`{t}`; this backbone reads {}", expected.join(", ")),
+            )),
+            None => Err(self.err("model_type", "missing")),
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! `llama`: Llama 2/3 and SmolLM-style checkpoints (`model_type = "llama"`).
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use siren_core::engine::{DecoderSpec, RopeScaling};
+use siren_core::traits::Backbone;
+use siren_core::{CoreError, Plugin, Result};
+
+use crate::HfConfig;
+
+/// No parameters.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlamaParams {}
+
+/// The `llama` backbone.
+#[derive(Debug, Clone)]
+pub struct Llama;
+
+impl Plugin for Llama {
+    type Params = LlamaParams;
+    const SUMMARY: &'static str = "Llama architecture (HF LlamaForCausalLM; Llama-3 RoPE scaling)";
+    fn from_params(_: LlamaParams) -> Result<Self> {
+        Ok(Self)
+    }
+}
+
+siren_core::register_backbone!("llama", Llama);
+
+/// Llama-3 `rope_scaling`, or `None`; other scaling types are rejected.
+pub(crate) fn rope_scaling(c: &HfConfig<'_>) -> Result<Option<RopeScaling>> {
+    let Some(rs) = c.v.get("rope_scaling").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let kind = rs
+        .get("rope_type")
+        .or_else(|| rs.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if kind == "default" {
+        return Ok(None);
+    }
+    if kind != "llama3" {
+        return Err(CoreError::config(
+            format!("{} config.json `rope_scaling.rope_type`", c.arch),
+            format!("`{kind}` is not supported (supported: llama3)"),
+        ));
+    }
+    let sub = HfConfig {
+        v: rs,
+        arch: c.arch,
+    };
+    Ok(Some(RopeScaling::Llama3 {
+        factor: sub.f64_or("factor", 8.0)?,
+        low_freq_factor: sub.f64_or("low_freq_factor", 1.0)?,
+        high_freq_factor: sub.f64_or("high_freq_factor", 4.0)?,
+        original_max_position_embeddings: sub.usize_or("original_max_position_embeddings", 8192)?,
+    }))
+}
+
+impl Backbone for Llama {
+    fn spec(&self, hf_config: &Value) -> Result<DecoderSpec> {
+        let c = HfConfig {
+            v: hf_config,
+            arch: "llama",
+        };
+        c.model_type(&["llama"])?;
+        c.require(
+            "hidden_act",
+            &json!("silu"),
+            "the engine implements SwiGLU with SiLU",
+        )?;
+        c.require(
+            "pretraining_tp",
+            &json!(1),
+            "tensor-parallel slicing is not implemented",
+        )?;
+        let heads = c.usize("num_attention_heads")?;
+        let hidden = c.usize("hidden_size")?;
+        let spec = DecoderSpec {
+            vocab_size: c.usize("vocab_size")?,
+            hidden_size: hidden,
+            intermediate_size: c.usize("intermediate_size")?,
+            num_layers: c.usize("num_hidden_layers")?,
+            num_heads: heads,
+            num_kv_heads: c.usize_or("num_key_value_heads", heads)?,
+            head_dim: c.usize_or("head_dim", hidden.checked_div(heads).unwrap_or(0))?,
+            rms_norm_eps: c.f64_or("rms_norm_eps", 1e-6)?,
+            rope_theta: c.f64_or("rope_theta", 10000.0)?,
+            rope_scaling: rope_scaling(&c)?,
+            max_position_embeddings: c.usize_or("max_position_embeddings", 2048)?,
+            tie_word_embeddings: c.bool_or("tie_word_embeddings", false)?,
+            attention_bias: c.bool_or("attention_bias", false)?,
+            mlp_bias: c.bool_or("mlp_bias", false)?,
+            qk_norm: false,
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    fn default_chat_template(&self) -> Option<&'static str> {
+        None
+    }
+}

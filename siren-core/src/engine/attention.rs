@@ -1,0 +1,92 @@
+//! Grouped-query self-attention with RoPE, optional Qwen3 q/k RMSNorm, and a KV cache.
+
+use burn::module::Module;
+use burn::nn::{Linear, RmsNorm};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Bool, Tensor};
+
+use super::rope;
+
+/// Score given to masked positions (finite, so fully masked padding rows stay finite).
+const MASKED: f32 = -1.0e9;
+
+/// One attention block; field names mirror HF (`self_attn.q_proj`, ...).
+#[derive(Module, Debug)]
+pub struct Attention {
+    /// Query projection.
+    pub q_proj: Linear,
+    /// Key projection.
+    pub k_proj: Linear,
+    /// Value projection.
+    pub v_proj: Linear,
+    /// Output projection.
+    pub o_proj: Linear,
+    /// Per-head query norm (Qwen3).
+    pub q_norm: Option<RmsNorm>,
+    /// Per-head key norm (Qwen3).
+    pub k_norm: Option<RmsNorm>,
+    /// Query heads.
+    pub num_heads: usize,
+    /// Key/value heads.
+    pub num_kv_heads: usize,
+    /// Head width.
+    pub head_dim: usize,
+}
+
+/// `[b, kv, s, d]` → `[b, kv·n, s, d]`, each kv head repeated `n` times in place (HF `repeat_kv`).
+fn repeat_kv(x: Tensor<4>, n: usize) -> Tensor<4> {
+    if n == 1 {
+        return x;
+    }
+    let [b, kv, s, d] = x.dims();
+    x.unsqueeze_dim::<5>(2)
+        .expand([b, kv, n, s, d])
+        .reshape([b, kv * n, s, d])
+}
+
+impl Attention {
+    /// `x` `[b, s, hidden]`; `mask` `[b, 1, s, t]` (true = masked) over the `t` keys (cached +
+    /// new); `past` is this layer's cache slot, extended in place when given.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        cos: &Tensor<4>,
+        sin: &Tensor<4>,
+        mask: &Tensor<4, Bool>,
+        past: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+    ) -> Tensor<3> {
+        let [b, s, _] = x.dims();
+        let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let q = self.q_proj.forward(x.clone()).reshape([b, s, nh, hd]);
+        let k = self.k_proj.forward(x.clone()).reshape([b, s, nkv, hd]);
+        let v = self.v_proj.forward(x).reshape([b, s, nkv, hd]);
+        let q = match &self.q_norm {
+            Some(n) => n.forward(q),
+            None => q,
+        };
+        let k = match &self.k_norm {
+            Some(n) => n.forward(k),
+            None => k,
+        };
+        let q = rope::apply(q.swap_dims(1, 2), cos, sin);
+        let mut k = rope::apply(k.swap_dims(1, 2), cos, sin);
+        let mut v = v.swap_dims(1, 2);
+        if let Some(slot) = past {
+            if let Some((pk, pv)) = slot.take() {
+                k = Tensor::cat(vec![pk, k], 2);
+                v = Tensor::cat(vec![pv, v], 2);
+            }
+            *slot = Some((k.clone(), v.clone()));
+        }
+        let t = k.dims()[2];
+        let k = repeat_kv(k, nh / nkv);
+        let v = repeat_kv(v, nh / nkv);
+        let scores = q
+            .matmul(k.swap_dims(2, 3))
+            .mul_scalar(1.0 / (hd as f64).sqrt());
+        let scores = scores.mask_fill(mask.clone().expand([b, nh, s, t]), MASKED);
+        let out = softmax(scores, 3).matmul(v); // [b, nh, s, hd]
+        self.o_proj
+            .forward(out.swap_dims(1, 2).reshape([b, s, nh * hd]))
+    }
+}

@@ -1,0 +1,305 @@
+//! The decoder module: embeddings, layers, final norm, `lm_head`.
+
+use burn::module::{Module, Param};
+use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::tensor::activation::silu;
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+
+use super::attention::Attention;
+use super::cache::KvCache;
+use super::config::DecoderSpec;
+use super::rope;
+use super::weights::Weights;
+use crate::{CoreError, Result};
+
+/// SwiGLU feed-forward: `down(silu(gate(x)) · up(x))`.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    /// Gate projection.
+    pub gate_proj: Linear,
+    /// Up projection.
+    pub up_proj: Linear,
+    /// Down projection.
+    pub down_proj: Linear,
+}
+
+impl Mlp {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let g = silu(self.gate_proj.forward(x.clone()));
+        self.down_proj.forward(g.mul(self.up_proj.forward(x)))
+    }
+}
+
+/// One pre-norm decoder layer.
+#[derive(Module, Debug)]
+pub struct DecoderLayer {
+    /// Self-attention.
+    pub self_attn: Attention,
+    /// Feed-forward.
+    pub mlp: Mlp,
+    /// Norm before attention.
+    pub input_layernorm: RmsNorm,
+    /// Norm before the MLP.
+    pub post_attention_layernorm: RmsNorm,
+}
+
+/// A decoder-only transformer (HF Llama layout; Qwen3 adds q/k norms).
+#[derive(Module, Debug)]
+pub struct Decoder {
+    /// Token embeddings `[vocab, hidden]`.
+    pub embed_tokens: Embedding,
+    /// Decoder layers.
+    pub layers: Vec<DecoderLayer>,
+    /// Final norm.
+    pub norm: RmsNorm,
+    /// Output projection; `None` when tied to the embeddings.
+    pub lm_head: Option<Linear>,
+    /// RoPE inverse frequencies.
+    pub inv_freq: Vec<f32>,
+    /// The configuration.
+    #[module(skip)]
+    pub spec: DecoderSpec,
+}
+
+/// A batch of token sequences, left-padded to one length.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Token ids `[batch, seq]`.
+    pub ids: Tensor<2, Int>,
+    /// `[batch, seq]`, true where the token is padding.
+    pub pad: Tensor<2, Bool>,
+    /// Position of each token `[batch, seq]` (0 for padding).
+    pub positions: Tensor<2, Int>,
+}
+
+impl Batch {
+    /// Left-pads `seqs` with `pad_id`; positions count real tokens from 0 (HF's
+    /// `cumsum(mask) - 1`). Empty sequences are an error.
+    pub fn left_padded(seqs: &[Vec<u32>], pad_id: u32, device: &Device) -> Result<Self> {
+        Self::left_padded_from(seqs, pad_id, &vec![0; seqs.len()], device)
+    }
+
+    /// As [`Batch::left_padded`], with the first real token of sequence `i` at position
+    /// `start[i]` (continuing a cached prefix).
+    pub fn left_padded_from(
+        seqs: &[Vec<u32>],
+        pad_id: u32,
+        start: &[i64],
+        device: &Device,
+    ) -> Result<Self> {
+        if seqs.is_empty() || seqs.iter().any(|s| s.is_empty()) {
+            return Err(CoreError::Data(
+                "a batch needs at least one non-empty sequence each".into(),
+            ));
+        }
+        let b = seqs.len();
+        let s = seqs.iter().map(Vec::len).max().unwrap_or(0);
+        let (mut ids, mut pad, mut pos) = (
+            Vec::with_capacity(b * s),
+            Vec::with_capacity(b * s),
+            Vec::with_capacity(b * s),
+        );
+        for (row, seq) in seqs.iter().enumerate() {
+            let n_pad = s - seq.len();
+            for k in 0..s {
+                if k < n_pad {
+                    ids.push(i64::from(pad_id));
+                    pad.push(true);
+                    pos.push(0i64);
+                } else {
+                    ids.push(i64::from(seq[k - n_pad]));
+                    pad.push(false);
+                    pos.push(start[row] + (k - n_pad) as i64);
+                }
+            }
+        }
+        Ok(Self {
+            ids: Tensor::from_data(TensorData::new(ids, [b, s]), device),
+            pad: Tensor::from_data(TensorData::new(pad, [b, s]), device),
+            positions: Tensor::from_data(TensorData::new(pos, [b, s]), device),
+        })
+    }
+}
+
+/// Logits and (optionally) hidden states of a forward pass.
+#[derive(Debug, Clone)]
+pub struct ForwardOutput {
+    /// `[batch, seq, vocab]`.
+    pub logits: Tensor<3>,
+    /// HF `output_hidden_states`: `L + 1` tensors `[batch, seq, hidden]` — the embeddings,
+    /// layers `1..L-1`, and the final-normed output of layer `L`. Empty unless asked for.
+    pub hidden_states: Vec<Tensor<3>>,
+}
+
+fn linear(
+    w: &mut Weights,
+    name: &str,
+    out: usize,
+    inp: usize,
+    bias: bool,
+    device: &Device,
+) -> Result<Linear> {
+    let weight = w.take(&format!("{name}.weight"), [out, inp], device)?;
+    let bias = if bias {
+        Some(Param::from_tensor(w.take(
+            &format!("{name}.bias"),
+            [out],
+            device,
+        )?))
+    } else {
+        None
+    };
+    Ok(Linear {
+        weight: Param::from_tensor(weight.transpose()),
+        bias,
+    })
+}
+
+fn rms(w: &mut Weights, name: &str, dim: usize, eps: f64, device: &Device) -> Result<RmsNorm> {
+    Ok(RmsNorm {
+        gamma: Param::from_tensor(w.take(&format!("{name}.weight"), [dim], device)?),
+        epsilon: eps,
+    })
+}
+
+impl Decoder {
+    /// Builds the model from checkpoint tensors with HF Llama names (`model.embed_tokens.weight`,
+    /// `model.layers.{i}.self_attn.q_proj.weight`, ...). Missing tensors and shape mismatches
+    /// are errors naming the tensor.
+    pub fn from_weights(spec: DecoderSpec, w: &mut Weights, device: &Device) -> Result<Self> {
+        spec.validate()?;
+        let (h, hd, eps) = (spec.hidden_size, spec.head_dim, spec.rms_norm_eps);
+        let (nh, nkv, ff) = (spec.num_heads, spec.num_kv_heads, spec.intermediate_size);
+        let embed = w.take("model.embed_tokens.weight", [spec.vocab_size, h], device)?;
+        let mut layers = Vec::with_capacity(spec.num_layers);
+        for i in 0..spec.num_layers {
+            let p = format!("model.layers.{i}");
+            let ab = spec.attention_bias;
+            let self_attn = Attention {
+                q_proj: linear(w, &format!("{p}.self_attn.q_proj"), nh * hd, h, ab, device)?,
+                k_proj: linear(w, &format!("{p}.self_attn.k_proj"), nkv * hd, h, ab, device)?,
+                v_proj: linear(w, &format!("{p}.self_attn.v_proj"), nkv * hd, h, ab, device)?,
+                o_proj: linear(
+                    w,
+                    &format!("{p}.self_attn.o_proj"),
+                    h,
+                    nh * hd,
+                    false,
+                    device,
+                )?,
+                q_norm: if spec.qk_norm {
+                    Some(rms(w, &format!("{p}.self_attn.q_norm"), hd, eps, device)?)
+                } else {
+                    None
+                },
+                k_norm: if spec.qk_norm {
+                    Some(rms(w, &format!("{p}.self_attn.k_norm"), hd, eps, device)?)
+                } else {
+                    None
+                },
+                num_heads: nh,
+                num_kv_heads: nkv,
+                head_dim: hd,
+            };
+            let mb = spec.mlp_bias;
+            let mlp = Mlp {
+                gate_proj: linear(w, &format!("{p}.mlp.gate_proj"), ff, h, mb, device)?,
+                up_proj: linear(w, &format!("{p}.mlp.up_proj"), ff, h, mb, device)?,
+                down_proj: linear(w, &format!("{p}.mlp.down_proj"), h, ff, mb, device)?,
+            };
+            layers.push(DecoderLayer {
+                self_attn,
+                mlp,
+                input_layernorm: rms(w, &format!("{p}.input_layernorm"), h, eps, device)?,
+                post_attention_layernorm: rms(
+                    w,
+                    &format!("{p}.post_attention_layernorm"),
+                    h,
+                    eps,
+                    device,
+                )?,
+            });
+        }
+        let norm = rms(w, "model.norm", h, eps, device)?;
+        let lm_head = if spec.tie_word_embeddings {
+            None
+        } else {
+            Some(linear(w, "lm_head", spec.vocab_size, h, false, device)?)
+        };
+        Ok(Self {
+            embed_tokens: Embedding {
+                weight: Param::from_tensor(embed),
+            },
+            layers,
+            norm,
+            lm_head,
+            inv_freq: rope::inverse_frequencies(&spec),
+            spec,
+        })
+    }
+
+    /// Runs the model on `batch`. With a cache, the batch continues the cached tokens (its
+    /// positions must continue theirs) and the cache is extended.
+    pub fn forward(
+        &self,
+        batch: &Batch,
+        mut cache: Option<&mut KvCache>,
+        hidden: bool,
+    ) -> ForwardOutput {
+        let device = batch.ids.device();
+        let [b, s] = batch.ids.dims();
+        let pad = match cache.as_deref() {
+            Some(KvCache { pad: Some(p), .. }) => {
+                Tensor::cat(vec![p.clone(), batch.pad.clone()], 1)
+            }
+            _ => batch.pad.clone(),
+        };
+        let t = pad.dims()[1];
+        let causal = Tensor::<2, Bool>::tril_mask([s, t], (t - s) as i64, &device)
+            .reshape([1, 1, s, t])
+            .expand([b, 1, s, t]);
+        let mask = causal.bool_or(pad.clone().reshape([b, 1, 1, t]).expand([b, 1, s, t]));
+        let (cos, sin) = rope::tables(&self.inv_freq, batch.positions.clone(), &device);
+
+        let mut x = self.embed_tokens.forward(batch.ids.clone());
+        let mut hidden_states = Vec::new();
+        if hidden {
+            hidden_states.push(x.clone());
+        }
+        let n = self.layers.len();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            let a = layer.self_attn.forward(
+                layer.input_layernorm.forward(x.clone()),
+                &cos,
+                &sin,
+                &mask,
+                slot,
+            );
+            x = x.add(a);
+            let m = layer
+                .mlp
+                .forward(layer.post_attention_layernorm.forward(x.clone()));
+            x = x.add(m);
+            if hidden && i + 1 < n {
+                hidden_states.push(x.clone());
+            }
+        }
+        let x = self.norm.forward(x);
+        if hidden {
+            hidden_states.push(x.clone());
+        }
+        let logits = match &self.lm_head {
+            Some(head) => head.forward(x),
+            None => x.matmul(self.embed_tokens.weight.val().transpose().unsqueeze::<3>()),
+        };
+        if let Some(c) = cache {
+            c.pad = Some(pad);
+            c.next_position = Some(batch.positions.clone().narrow(1, s - 1, 1).add_scalar(1));
+        }
+        ForwardOutput {
+            logits,
+            hidden_states,
+        }
+    }
+}

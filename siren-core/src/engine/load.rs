@@ -1,0 +1,50 @@
+//! Loading a decoder from a HF model folder, choosing the backbone from `model_type`.
+
+use std::path::Path;
+
+use burn::tensor::Device;
+
+use super::decoder::Decoder;
+use super::weights::Weights;
+use crate::registry;
+use crate::traits::Backbone;
+use crate::{CoreError, Result};
+
+/// Reads `dir/config.json`, resolves the backbone named by its `model_type` (or `backbone`
+/// when given), and builds the decoder from the folder's safetensors on `device`.
+pub fn load_hf_dir(dir: &Path, backbone: Option<&str>, device: &Device) -> Result<Decoder> {
+    let config_path = dir.join("config.json");
+    let text = std::fs::read_to_string(&config_path).map_err(|e| CoreError::io(&config_path, e))?;
+    let config: serde_json::Value =
+        serde_json::from_str(&text).map_err(|source| CoreError::Json {
+            path: config_path.clone(),
+            source,
+        })?;
+    let kind = match backbone {
+        Some(k) => k.to_string(),
+        None => config
+            .get("model_type")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| {
+                CoreError::config(
+                    config_path.display().to_string(),
+                    "no `model_type`; name the backbone explicitly",
+                )
+            })?
+            .to_string(),
+    };
+    let plugin = registry::build::<dyn Backbone>(&kind, &Default::default())?;
+    let spec = plugin.spec(&config)?;
+    let mut weights = Weights::from_hf_dir(dir)?;
+    let model = Decoder::from_weights(spec, &mut weights, device)?;
+    let unused = weights.remaining();
+    if !unused.is_empty() {
+        tracing::warn!(
+            "{}: {} checkpoint tensors unused (first: {})",
+            dir.display(),
+            unused.len(),
+            unused[0]
+        );
+    }
+    Ok(model)
+}

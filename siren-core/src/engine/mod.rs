@@ -1,0 +1,28 @@
+//! The decoder engine: one burn module shared by every decoder-only architecture (Llama,
+//! Qwen3, ...). Architectures plug in through the [`crate::traits::Backbone`] slot, which turns
+//! a HF `config.json` into a [`DecoderSpec`] and names the checkpoint tensors.
+//!
+//! Semantics follow HF transformers exactly (the parity tests in `tests/tests/engine_parity.rs`
+//! compare logits, hidden states and greedy tokens with fixtures made by
+//! `scripts/make-parity-fixtures.py`):
+//! - RMSNorm `x / sqrt(mean(x²) + eps) · w`; RoPE with `rotate_half` and optional Llama-3
+//!   frequency scaling; grouped-query attention with causal and padding masks; Qwen3 per-head
+//!   q/k RMSNorm before RoPE; SwiGLU MLP; tied or separate `lm_head`;
+//! - hidden states as HF's `output_hidden_states`: the embedding output, the output of layers
+//!   `1..L-1`, and the final-normed output of layer `L`.
+
+mod attention;
+mod cache;
+mod config;
+mod decoder;
+mod generate;
+mod load;
+mod rope;
+mod weights;
+
+pub use cache::KvCache;
+pub use config::{DecoderSpec, RopeScaling};
+pub use decoder::{Batch, Decoder, ForwardOutput};
+pub use generate::greedy;
+pub use load::load_hf_dir;
+pub use weights::Weights;

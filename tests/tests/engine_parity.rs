@@ -1,0 +1,317 @@
+//! The decoder engine against HF transformers: tiny random Llama (Llama-3 RoPE scaling,
+//! separate lm_head) and Qwen3 (q/k norm, tied embeddings) checkpoints with reference outputs
+//! made by `scripts/make-parity-fixtures.py`. Every check runs on flex and, when compiled in,
+//! on tch-cpu.
+
+use std::path::PathBuf;
+
+use siren_core::burn::tensor::{Device, Tensor};
+use siren_core::engine::{Batch, Decoder, KvCache, Weights, greedy, load_hf_dir};
+use siren_plugins as _;
+
+const TOL: f32 = 1e-4;
+
+fn fixture(arch: &str) -> PathBuf {
+    siren_tests::repo_root()
+        .join("tests/fixtures/parity")
+        .join(arch)
+}
+
+fn devices() -> Vec<(&'static str, Device)> {
+    let mut v = Vec::new();
+    for name in ["flex", "tch-cpu"] {
+        if let Ok((d, _)) = siren_backends::open(name) {
+            v.push((name, d));
+        } else if siren_backends::compiled_in().contains(&name) {
+            panic!("{name} is compiled in but does not open");
+        }
+    }
+    v
+}
+
+struct Expected {
+    prompts: Vec<Vec<u32>>,
+    greedy_prompt: Vec<u32>,
+    greedy_tokens: Vec<u32>,
+    position_ids: Vec<i64>,
+    logits: (Vec<usize>, Vec<f32>),
+    hidden: (Vec<usize>, Vec<f32>),
+}
+
+fn expected(arch: &str) -> Expected {
+    let dir = fixture(arch);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let to_u32 = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect()
+    };
+    let bytes = std::fs::read(dir.join("expected.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let f32s = |name: &str| {
+        let t = st.tensor(name).unwrap();
+        let data = t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        (t.shape().to_vec(), data)
+    };
+    let pos = st.tensor("position_ids").unwrap();
+    Expected {
+        prompts: json["prompts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(to_u32)
+            .collect(),
+        greedy_prompt: to_u32(&json["greedy_prompt"]),
+        greedy_tokens: to_u32(&json["greedy_tokens"]),
+        position_ids: pos
+            .data()
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+        logits: f32s("logits"),
+        hidden: f32s("hidden_states"),
+    }
+}
+
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.try_into_vec_as::<f32>().unwrap()
+}
+
+/// Max |a - b| over the rows (batch, position) that are real tokens; `width` values per row.
+fn max_diff_real(a: &[f32], b: &[f32], width: usize, real: &[bool]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let mut m = 0f32;
+    for (row, &keep) in real.iter().enumerate() {
+        if keep {
+            for k in row * width..(row + 1) * width {
+                m = m.max((a[k] - b[k]).abs());
+            }
+        }
+    }
+    m
+}
+
+fn check_arch(arch: &str) {
+    let exp = expected(arch);
+    for (dev_name, device) in devices() {
+        let model = load_hf_dir(&fixture(arch), None, &device).unwrap();
+        let batch = Batch::left_padded(&exp.prompts, 0, &device).unwrap();
+        let pos: Vec<i64> = batch.positions.clone().try_into_vec_as::<i64>().unwrap();
+        assert_eq!(pos, exp.position_ids, "{arch}/{dev_name}: positions");
+        let real: Vec<bool> = batch
+            .pad
+            .clone()
+            .into_data()
+            .try_into_vec::<bool>()
+            .unwrap()
+            .into_iter()
+            .map(|p| !p)
+            .collect();
+        let out = model.forward(&batch, None, true);
+
+        // Logits.
+        let vocab = exp.logits.0[2];
+        assert_eq!(out.logits.dims().to_vec(), exp.logits.0);
+        let d = max_diff_real(&host(out.logits.clone()), &exp.logits.1, vocab, &real);
+        assert!(d <= TOL, "{arch}/{dev_name}: logits max abs diff {d}");
+        let logits_diff = d;
+        let mut hidden_diff = 0f32;
+
+        // Hidden states of every layer.
+        let (hshape, hdata) = &exp.hidden;
+        assert_eq!(
+            out.hidden_states.len(),
+            hshape[0],
+            "{arch}: number of hidden states"
+        );
+        let per = hshape[1] * hshape[2] * hshape[3];
+        for (l, h) in out.hidden_states.iter().enumerate() {
+            let d = max_diff_real(
+                &host(h.clone()),
+                &hdata[l * per..(l + 1) * per],
+                hshape[3],
+                &real,
+            );
+            assert!(
+                d <= TOL,
+                "{arch}/{dev_name}: hidden state {l} max abs diff {d}"
+            );
+            hidden_diff = hidden_diff.max(d);
+        }
+
+        // Batched left-padded equals one-by-one.
+        let s = batch.ids.dims()[1];
+        let all = host(out.logits.clone());
+        for (i, p) in exp.prompts.iter().enumerate() {
+            let single = model.forward(
+                &Batch::left_padded(std::slice::from_ref(p), 0, &device).unwrap(),
+                None,
+                false,
+            );
+            let one = host(single.logits);
+            let off = (s - p.len()) * vocab;
+            let rows = &all[i * s * vocab + off..(i + 1) * s * vocab];
+            let d = rows
+                .iter()
+                .zip(&one)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                d <= TOL,
+                "{arch}/{dev_name}: batched vs single prompt {i}: {d}"
+            );
+        }
+
+        // KV cache: prefill 3 tokens, then one at a time == full recompute.
+        let p = &exp.prompts[0];
+        let full = host(
+            model
+                .forward(
+                    &Batch::left_padded(std::slice::from_ref(p), 0, &device).unwrap(),
+                    None,
+                    false,
+                )
+                .logits,
+        );
+        let mut cache = KvCache::new(model.layers.len());
+        let pre = Batch::left_padded(&[p[..3].to_vec()], 0, &device).unwrap();
+        let mut got = host(model.forward(&pre, Some(&mut cache), false).logits);
+        for (k, &t) in p.iter().enumerate().skip(3) {
+            let step = Batch::left_padded_from(&[vec![t]], 0, &[k as i64], &device).unwrap();
+            got.extend(host(model.forward(&step, Some(&mut cache), false).logits));
+        }
+        assert_eq!(cache.len(), p.len());
+        let d = full
+            .iter()
+            .zip(&got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            d <= TOL,
+            "{arch}/{dev_name}: cached vs recomputed logits {d}"
+        );
+
+        // Greedy tokens, with and without the cache.
+        for use_cache in [false, true] {
+            let toks = greedy(
+                &model,
+                std::slice::from_ref(&exp.greedy_prompt),
+                exp.greedy_tokens.len(),
+                0,
+                use_cache,
+                &device,
+            )
+            .unwrap();
+            assert_eq!(
+                toks[0], exp.greedy_tokens,
+                "{arch}/{dev_name}: greedy (cache = {use_cache})"
+            );
+        }
+        eprintln!(
+            "{arch}/{dev_name}: parity ok (max abs diff: logits {logits_diff:.2e}, hidden {hidden_diff:.2e})"
+        );
+    }
+}
+
+#[test]
+fn llama_matches_transformers() {
+    check_arch("llama");
+}
+
+#[test]
+fn qwen3_matches_transformers() {
+    check_arch("qwen3");
+}
+
+#[test]
+fn bad_checkpoints_are_clear_errors() {
+    let device = Device::flex();
+    let dir = fixture("llama");
+    let spec = {
+        let cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap())
+                .unwrap();
+        use siren_core::traits::Backbone;
+        siren_core::registry::build::<dyn Backbone>("llama", &Default::default())
+            .unwrap()
+            .spec(&cfg)
+            .unwrap()
+    };
+    let mut w = Weights::from_hf_dir(&dir).unwrap();
+    let (shape, data) = (vec![3usize, 3], vec![0f32; 9]);
+    w.insert("model.layers.1.mlp.up_proj.weight", shape, data);
+    let e = Decoder::from_weights(spec.clone(), &mut w, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`model.layers.1.mlp.up_proj.weight` has shape [3, 3], expected [64, 32]"),
+        "{e}"
+    );
+    let mut w = Weights::default();
+    let e = Decoder::from_weights(spec, &mut w, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`model.embed_tokens.weight` is missing"), "{e}");
+    // Truncated file.
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    std::fs::write(
+        tmp.path().join("model.safetensors"),
+        &bytes[..bytes.len() / 2],
+    )
+    .unwrap();
+    let e = Weights::from_hf_dir(tmp.path()).unwrap_err().to_string();
+    assert!(e.contains("not a valid safetensors file"), "{e}");
+    // Unsupported options are rejected naming the key.
+    let mut cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("qwen3").join("config.json")).unwrap(),
+    )
+    .unwrap();
+    cfg["use_sliding_window"] = serde_json::json!(true);
+    use siren_core::traits::Backbone;
+    let q = siren_core::registry::build::<dyn Backbone>("qwen3", &Default::default()).unwrap();
+    let e = q.spec(&cfg).unwrap_err().to_string();
+    assert!(e.contains("use_sliding_window"), "{e}");
+}
+
+#[test]
+fn the_fixture_exercises_llama3_rope_scaling() {
+    // Dropping the scaling must break parity, or the fixture would not test it.
+    let device = Device::flex();
+    let exp = expected("llama");
+    let dir = fixture("llama");
+    let mut spec = {
+        let cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap())
+                .unwrap();
+        use siren_core::traits::Backbone;
+        siren_core::registry::build::<dyn Backbone>("llama", &Default::default())
+            .unwrap()
+            .spec(&cfg)
+            .unwrap()
+    };
+    assert!(spec.rope_scaling.is_some());
+    spec.rope_scaling = None;
+    let model =
+        Decoder::from_weights(spec, &mut Weights::from_hf_dir(&dir).unwrap(), &device).unwrap();
+    let batch = Batch::left_padded(&exp.prompts, 0, &device).unwrap();
+    let real: Vec<bool> = batch
+        .pad
+        .clone()
+        .into_data()
+        .try_into_vec::<bool>()
+        .unwrap()
+        .iter()
+        .map(|p| !p)
+        .collect();
+    let got = host(model.forward(&batch, None, false).logits);
+    let d = max_diff_real(&got, &exp.logits.1, exp.logits.0[2], &real);
+    assert!(d > 1e-2, "logits without scaling differ by only {d}");
+}
