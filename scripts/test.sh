@@ -27,7 +27,11 @@ cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --release --workspace --all-targets --all-features -- -D warnings
 
+echo "== real-weight tests (assets/, ignored by default)"
+cargo test --release --workspace --all-features --test real_weights -- --ignored
+
 require="flex,tch-cpu"
 if [ -d /usr/share/vulkan/icd.d ]; then require="$require,wgpu"; fi
 echo "== cargo test (release, all backends; required devices: $require)"
 SIREN_REQUIRE_DEVICES="$require" cargo test --release --workspace --all-features
+

@@ -8,6 +8,8 @@
 
 mod commands;
 
+pub use commands::generate::{Options as GenerateOptions, run as generate};
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +37,30 @@ enum Command {
     },
     /// Probe every compiled-in compute device and say which work here.
     Devices,
+    /// Generate text greedily from a decoder (GGUF file or HF folder).
+    Generate {
+        /// A `.gguf` file or a HF model folder (config.json, tokenizer.json, *.safetensors).
+        #[arg(long)]
+        model: PathBuf,
+        /// Backbone kind for HF folders (default: the config's `model_type`).
+        #[arg(long)]
+        backbone: Option<String>,
+        /// Compute device: auto, flex, wgpu, tch-cpu, tch-cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// The prompt.
+        #[arg(long)]
+        prompt: String,
+        /// Wrap the prompt in the model's chat template as a user message.
+        #[arg(long)]
+        chat: bool,
+        /// System message (with --chat).
+        #[arg(long)]
+        system: Option<String>,
+        /// Maximum new tokens.
+        #[arg(long, default_value_t = 64)]
+        max_new_tokens: usize,
+    },
     /// Fit the configured rating baselines and evaluate them (writes runs/<name>/metrics.json).
     Baselines {
         /// The run config (TOML).
@@ -96,6 +122,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Plugins { json } => commands::plugins::run(json),
         Command::Devices => commands::devices::run(),
+        Command::Generate {
+            model,
+            backbone,
+            device,
+            prompt,
+            chat,
+            system,
+            max_new_tokens,
+        } => commands::generate::run(&commands::generate::Options {
+            model: &model,
+            backbone: backbone.as_deref(),
+            device: &device,
+            prompt: &prompt,
+            system: system.as_deref(),
+            chat,
+            max_new_tokens,
+        })
+        .map(|_| ()),
         Command::Baselines { config, set } => commands::baselines::run(&config, &set).map(|_| ()),
     }
 }

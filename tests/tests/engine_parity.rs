@@ -98,6 +98,29 @@ fn max_diff_real(a: &[f32], b: &[f32], width: usize, real: &[bool]) -> f32 {
     m
 }
 
+/// Which (batch, position) rows of `batch` are real tokens.
+fn real_tokens(batch: &Batch) -> Vec<bool> {
+    let pad = batch
+        .pad
+        .clone()
+        .into_data()
+        .try_into_vec::<bool>()
+        .unwrap();
+    pad.into_iter().map(|p| !p).collect()
+}
+
+/// The decoder spec of a fixture, through its backbone plugin.
+fn spec_of(arch: &str) -> siren_core::engine::DecoderSpec {
+    use siren_core::traits::Backbone;
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture(arch).join("config.json")).unwrap())
+            .unwrap();
+    siren_core::registry::build::<dyn Backbone>(arch, &Default::default())
+        .unwrap()
+        .spec(&cfg)
+        .unwrap()
+}
+
 fn check_arch(arch: &str) {
     let exp = expected(arch);
     for (dev_name, device) in devices() {
@@ -105,15 +128,7 @@ fn check_arch(arch: &str) {
         let batch = Batch::left_padded(&exp.prompts, 0, &device).unwrap();
         let pos: Vec<i64> = batch.positions.clone().try_into_vec_as::<i64>().unwrap();
         assert_eq!(pos, exp.position_ids, "{arch}/{dev_name}: positions");
-        let real: Vec<bool> = batch
-            .pad
-            .clone()
-            .into_data()
-            .try_into_vec::<bool>()
-            .unwrap()
-            .into_iter()
-            .map(|p| !p)
-            .collect();
+        let real = real_tokens(&batch);
         let out = model.forward(&batch, None, true);
 
         // Logits.
@@ -205,6 +220,7 @@ fn check_arch(arch: &str) {
                 std::slice::from_ref(&exp.greedy_prompt),
                 exp.greedy_tokens.len(),
                 0,
+                &[],
                 use_cache,
                 &device,
             )
@@ -234,16 +250,7 @@ fn qwen3_matches_transformers() {
 fn bad_checkpoints_are_clear_errors() {
     let device = Device::flex();
     let dir = fixture("llama");
-    let spec = {
-        let cfg: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap())
-                .unwrap();
-        use siren_core::traits::Backbone;
-        siren_core::registry::build::<dyn Backbone>("llama", &Default::default())
-            .unwrap()
-            .spec(&cfg)
-            .unwrap()
-    };
+    let spec = spec_of("llama");
     let mut w = Weights::from_hf_dir(&dir).unwrap();
     let (shape, data) = (vec![3usize, 3], vec![0f32; 9]);
     w.insert("model.layers.1.mlp.up_proj.weight", shape, data);
@@ -287,30 +294,13 @@ fn the_fixture_exercises_llama3_rope_scaling() {
     let device = Device::flex();
     let exp = expected("llama");
     let dir = fixture("llama");
-    let mut spec = {
-        let cfg: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap())
-                .unwrap();
-        use siren_core::traits::Backbone;
-        siren_core::registry::build::<dyn Backbone>("llama", &Default::default())
-            .unwrap()
-            .spec(&cfg)
-            .unwrap()
-    };
+    let mut spec = spec_of("llama");
     assert!(spec.rope_scaling.is_some());
     spec.rope_scaling = None;
     let model =
         Decoder::from_weights(spec, &mut Weights::from_hf_dir(&dir).unwrap(), &device).unwrap();
     let batch = Batch::left_padded(&exp.prompts, 0, &device).unwrap();
-    let real: Vec<bool> = batch
-        .pad
-        .clone()
-        .into_data()
-        .try_into_vec::<bool>()
-        .unwrap()
-        .iter()
-        .map(|p| !p)
-        .collect();
+    let real = real_tokens(&batch);
     let got = host(model.forward(&batch, None, false).logits);
     let d = max_diff_real(&got, &exp.logits.1, exp.logits.0[2], &real);
     assert!(d > 1e-2, "logits without scaling differ by only {d}");

@@ -2,4 +2,5 @@
 
 pub mod baselines;
 pub mod devices;
+pub mod generate;
 pub mod plugins;

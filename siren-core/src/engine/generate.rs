@@ -16,18 +16,30 @@ fn argmax_last(logits: Tensor<3>) -> Result<Vec<u32>> {
     Ok(ids.into_iter().map(|i| i as u32).collect())
 }
 
-/// Greedy continuation of each prompt by `max_new_tokens` tokens (left-padded batch). With
-/// `use_cache` the prompt is encoded once and each new token attends to the cache; without it
-/// the whole sequence is recomputed every step (the reference the cache is tested against).
+/// Greedy continuation of each prompt by up to `max_new_tokens` tokens (left-padded batch). A
+/// sequence ends after emitting one of `stop` (included in its output). With `use_cache` the
+/// prompt is encoded once and each new token attends to the cache; without it the whole
+/// sequence is recomputed every step (the reference the cache is tested against).
 pub fn greedy(
     model: &Decoder,
     prompts: &[Vec<u32>],
     max_new_tokens: usize,
     pad_id: u32,
+    stop: &[u32],
     use_cache: bool,
     device: &Device,
 ) -> Result<Vec<Vec<u32>>> {
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
+    let mut done = vec![false; prompts.len()];
+    let mut push = |next: &[u32], out: &mut Vec<Vec<u32>>| {
+        for (k, &t) in next.iter().enumerate() {
+            if !done[k] {
+                out[k].push(t);
+                done[k] = stop.contains(&t);
+            }
+        }
+        done.iter().all(|&d| d)
+    };
     if max_new_tokens == 0 {
         return Ok(out);
     }
@@ -36,9 +48,11 @@ pub fn greedy(
         for _ in 0..max_new_tokens {
             let batch = Batch::left_padded(&seqs, pad_id, device)?;
             let next = argmax_last(model.forward(&batch, None, false).logits)?;
-            for (k, t) in next.into_iter().enumerate() {
+            for (k, &t) in next.iter().enumerate() {
                 seqs[k].push(t);
-                out[k].push(t);
+            }
+            if push(&next, &mut out) {
+                break;
             }
         }
         return Ok(out);
@@ -48,10 +62,7 @@ pub fn greedy(
     let mut next = argmax_last(model.forward(&batch, Some(&mut cache), false).logits)?;
     let b = prompts.len();
     for step in 0..max_new_tokens {
-        for (k, t) in next.iter().enumerate() {
-            out[k].push(*t);
-        }
-        if step + 1 == max_new_tokens {
+        if push(&next, &mut out) || step + 1 == max_new_tokens {
             break;
         }
         let positions = cache

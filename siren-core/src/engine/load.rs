@@ -5,6 +5,8 @@ use std::path::Path;
 use burn::tensor::Device;
 
 use super::decoder::Decoder;
+use super::gguf::Gguf;
+use super::tokenizer::TextTokenizer;
 use super::weights::Weights;
 use crate::registry;
 use crate::traits::Backbone;
@@ -47,4 +49,14 @@ pub fn load_hf_dir(dir: &Path, backbone: Option<&str>, device: &Device) -> Resul
         );
     }
     Ok(model)
+}
+
+/// Loads a decoder and its tokenizer from a GGUF file (weights dequantised to f32).
+pub fn load_gguf(path: &Path, device: &Device) -> Result<(Decoder, TextTokenizer)> {
+    let g = Gguf::open(path)?;
+    let spec = g.spec()?;
+    let mut weights = g.weights(&spec)?;
+    let model = Decoder::from_weights(spec, &mut weights, device)?;
+    let tokenizer = TextTokenizer::from_gguf(&g, &path.display().to_string())?;
+    Ok((model, tokenizer))
 }

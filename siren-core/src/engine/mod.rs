@@ -16,13 +16,16 @@ mod cache;
 mod config;
 mod decoder;
 mod generate;
+pub mod gguf;
 mod load;
 mod rope;
+mod tokenizer;
 mod weights;
 
 pub use cache::KvCache;
 pub use config::{DecoderSpec, RopeScaling};
 pub use decoder::{Batch, Decoder, ForwardOutput};
 pub use generate::greedy;
-pub use load::load_hf_dir;
+pub use load::{load_gguf, load_hf_dir};
+pub use tokenizer::{Message, TextTokenizer};
 pub use weights::Weights;

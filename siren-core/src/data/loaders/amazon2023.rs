@@ -69,12 +69,7 @@ impl Plugin for Amazon2023 {
     const SUMMARY: &'static str =
         "raw Amazon Reviews 2023 reviews + meta JSONL; k-core, balancing, leave-last-out split";
     fn from_params(params: Self::Params) -> Result<Self> {
-        if !(params.balance_ratio.is_finite() && params.balance_ratio >= 1.0) {
-            return Err(crate::CoreError::config(
-                "dataset.params.balance_ratio",
-                format!("must be ≥ 1, got {}", params.balance_ratio),
-            ));
-        }
+        super::check_balance_ratio(params.balance_ratio)?;
         Ok(Self { params })
     }
 }

@@ -39,6 +39,18 @@ pub(crate) fn first_existing(candidates: &[PathBuf]) -> Result<PathBuf> {
         })
 }
 
+/// Checks a `balance_ratio` parameter (finite, ≥ 1).
+pub(crate) fn check_balance_ratio(ratio: f64) -> Result<()> {
+    if ratio.is_finite() && ratio >= 1.0 {
+        Ok(())
+    } else {
+        Err(CoreError::config(
+            "params of dataset: balance_ratio",
+            format!("must be a finite number ≥ 1, got {ratio}"),
+        ))
+    }
+}
+
 /// Checks that `path` is an existing file, with an error naming it.
 pub(crate) fn require_file(path: &Path) -> Result<()> {
     if path.is_file() {

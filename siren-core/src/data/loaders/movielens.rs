@@ -55,12 +55,7 @@ impl Plugin for MovieLens {
     const SUMMARY: &'static str =
         "RecBole atomic files (ml-100k.inter / ml-100k.item); leave-last-out split";
     fn from_params(params: Self::Params) -> Result<Self> {
-        if !(params.balance_ratio.is_finite() && params.balance_ratio >= 1.0) {
-            return Err(CoreError::config(
-                "dataset.params.balance_ratio",
-                format!("must be ≥ 1, got {}", params.balance_ratio),
-            ));
-        }
+        super::check_balance_ratio(params.balance_ratio)?;
         Ok(Self { params })
     }
 }
