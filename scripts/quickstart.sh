@@ -10,6 +10,7 @@ bash scripts/setup-torch.sh
 source scripts/env.sh
 bash scripts/fetch-assets.sh
 echo "== building siren (release; the first build takes ~20 min on 2 cores)"
-cargo build --release --workspace --all-features
+# --all-targets: the same feature resolution as the test build, so both share one set of artifacts
+cargo build --release --workspace --all-features --all-targets
 ./target/release/siren baselines configs/quickstart.toml "$@"
 echo "quickstart finished in $(( $(date +%s) - start )) s; artifacts in runs/quickstart/"
