@@ -267,6 +267,9 @@ impl Decoder {
             hidden_states.push(x.clone());
         }
         let n = self.layers.len();
+        if let Some(c) = cache.as_deref_mut() {
+            c.layers.resize(n, None);
+        }
         for (i, layer) in self.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
             let a = layer.self_attn.forward(

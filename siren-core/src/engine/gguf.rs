@@ -395,10 +395,23 @@ impl Gguf {
                 continue;
             };
             if self.architecture()? == "llama" {
-                if hf.ends_with("self_attn.q_proj.weight") {
-                    data = unpermute(&data, spec.num_heads, &shape);
+                let heads = if hf.ends_with("self_attn.q_proj.weight") {
+                    Some(spec.num_heads)
                 } else if hf.ends_with("self_attn.k_proj.weight") {
-                    data = unpermute(&data, spec.num_kv_heads, &shape);
+                    Some(spec.num_kv_heads)
+                } else {
+                    None
+                };
+                if let Some(h) = heads {
+                    if shape.len() != 2 || h == 0 || !shape[0].is_multiple_of(2 * h) {
+                        return Err(gguf_err(
+                            &self.path,
+                            format!(
+                                "tensor `{name}` has shape {shape:?}; expected rows divisible by 2 × {h} heads"
+                            ),
+                        ));
+                    }
+                    data = unpermute(&data, h, &shape);
                 }
             }
             w.insert(hf, shape, data);
