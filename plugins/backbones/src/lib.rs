@@ -6,7 +6,8 @@
 pub mod llama;
 pub mod qwen3;
 
-use serde_json::Value;
+use serde_json::{Value, json};
+use siren_core::engine::DecoderSpec;
 use siren_core::{CoreError, Result};
 
 /// Typed access to HF `config.json` keys with errors naming the key.
@@ -63,6 +64,45 @@ impl HfConfig<'_> {
             Some(x) if x == allowed => Ok(()),
             Some(x) => Err(self.err(key, format!("{x} is not supported ({why})"))),
         }
+    }
+
+    /// The keys every Llama-family config shares: sizes, heads, norm epsilon, RoPE base,
+    /// tying and attention bias. `head_dim` defaults to `head_dim_default`, or to
+    /// `hidden_size / num_attention_heads` when `None`. Architecture-specific fields
+    /// (RoPE scaling, MLP bias, q/k norm) start off and are set by the caller. Also checks that
+    /// the activation is SiLU.
+    pub fn common_spec(
+        &self,
+        head_dim_default: Option<usize>,
+        max_positions_default: usize,
+    ) -> Result<DecoderSpec> {
+        self.require(
+            "hidden_act",
+            &json!("silu"),
+            "the engine implements SwiGLU with SiLU",
+        )?;
+        let heads = self.usize("num_attention_heads")?;
+        let hidden = self.usize("hidden_size")?;
+        let head_dim_default =
+            head_dim_default.unwrap_or_else(|| hidden.checked_div(heads).unwrap_or(0));
+        Ok(DecoderSpec {
+            vocab_size: self.usize("vocab_size")?,
+            hidden_size: hidden,
+            intermediate_size: self.usize("intermediate_size")?,
+            num_layers: self.usize("num_hidden_layers")?,
+            num_heads: heads,
+            num_kv_heads: self.usize_or("num_key_value_heads", heads)?,
+            head_dim: self.usize_or("head_dim", head_dim_default)?,
+            rms_norm_eps: self.f64_or("rms_norm_eps", 1e-6)?,
+            rope_theta: self.f64_or("rope_theta", 10000.0)?,
+            rope_scaling: None,
+            max_position_embeddings: self
+                .usize_or("max_position_embeddings", max_positions_default)?,
+            tie_word_embeddings: self.bool_or("tie_word_embeddings", false)?,
+            attention_bias: self.bool_or("attention_bias", false)?,
+            mlp_bias: false,
+            qk_norm: false,
+        })
     }
 
     /// Checks `model_type`.

@@ -66,33 +66,14 @@ impl Backbone for Llama {
         };
         c.model_type(&["llama"])?;
         c.require(
-            "hidden_act",
-            &json!("silu"),
-            "the engine implements SwiGLU with SiLU",
-        )?;
-        c.require(
             "pretraining_tp",
             &json!(1),
             "tensor-parallel slicing is not implemented",
         )?;
-        let heads = c.usize("num_attention_heads")?;
-        let hidden = c.usize("hidden_size")?;
         let spec = DecoderSpec {
-            vocab_size: c.usize("vocab_size")?,
-            hidden_size: hidden,
-            intermediate_size: c.usize("intermediate_size")?,
-            num_layers: c.usize("num_hidden_layers")?,
-            num_heads: heads,
-            num_kv_heads: c.usize_or("num_key_value_heads", heads)?,
-            head_dim: c.usize_or("head_dim", hidden.checked_div(heads).unwrap_or(0))?,
-            rms_norm_eps: c.f64_or("rms_norm_eps", 1e-6)?,
-            rope_theta: c.f64_or("rope_theta", 10000.0)?,
             rope_scaling: rope_scaling(&c)?,
-            max_position_embeddings: c.usize_or("max_position_embeddings", 2048)?,
-            tie_word_embeddings: c.bool_or("tie_word_embeddings", false)?,
-            attention_bias: c.bool_or("attention_bias", false)?,
             mlp_bias: c.bool_or("mlp_bias", false)?,
-            qk_norm: false,
+            ..c.common_spec(None, 2048)?
         };
         spec.validate()?;
         Ok(spec)

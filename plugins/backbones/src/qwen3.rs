@@ -36,11 +36,6 @@ impl Backbone for Qwen3 {
         };
         c.model_type(&["qwen3"])?;
         c.require(
-            "hidden_act",
-            &json!("silu"),
-            "the engine implements SwiGLU with SiLU",
-        )?;
-        c.require(
             "use_sliding_window",
             &json!(false),
             "sliding-window attention is not implemented",
@@ -50,23 +45,9 @@ impl Backbone for Qwen3 {
             &Value::Null,
             "RoPE scaling (YaRN) is not implemented for qwen3",
         )?;
-        let heads = c.usize("num_attention_heads")?;
         let spec = DecoderSpec {
-            vocab_size: c.usize("vocab_size")?,
-            hidden_size: c.usize("hidden_size")?,
-            intermediate_size: c.usize("intermediate_size")?,
-            num_layers: c.usize("num_hidden_layers")?,
-            num_heads: heads,
-            num_kv_heads: c.usize_or("num_key_value_heads", heads)?,
-            head_dim: c.usize_or("head_dim", 128)?,
-            rms_norm_eps: c.f64_or("rms_norm_eps", 1e-6)?,
-            rope_theta: c.f64_or("rope_theta", 10000.0)?,
-            rope_scaling: None,
-            max_position_embeddings: c.usize_or("max_position_embeddings", 32768)?,
-            tie_word_embeddings: c.bool_or("tie_word_embeddings", false)?,
-            attention_bias: c.bool_or("attention_bias", false)?,
-            mlp_bias: false,
             qk_norm: true,
+            ..c.common_spec(Some(128), 32768)?
         };
         spec.validate()?;
         Ok(spec)

@@ -1,7 +1,7 @@
 //! Reading line-oriented files, gzip or plain, with file and line context on every error.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
@@ -9,28 +9,19 @@ use flate2::read::MultiGzDecoder;
 use crate::{CoreError, Result};
 
 /// Opens `path` for reading, transparently decompressing gzip (detected by its magic bytes,
-/// not the file name).
+/// not the file name). The file is opened once; the magic is peeked from the buffer.
 pub fn open(path: &Path) -> Result<Box<dyn BufRead + Send>> {
-    let mut file = File::open(path).map_err(|e| CoreError::io(path, e))?;
-    let mut magic = [0u8; 2];
-    let n = read_prefix(&mut file, &mut magic).map_err(|e| CoreError::io(path, e))?;
     let file = File::open(path).map_err(|e| CoreError::io(path, e))?;
-    if n == 2 && magic == [0x1f, 0x8b] {
-        Ok(Box::new(BufReader::new(MultiGzDecoder::new(file))))
+    let mut reader = BufReader::new(file);
+    let gzip = reader
+        .fill_buf()
+        .map_err(|e| CoreError::io(path, e))?
+        .starts_with(&[0x1f, 0x8b]);
+    if gzip {
+        Ok(Box::new(BufReader::new(MultiGzDecoder::new(reader))))
     } else {
-        Ok(Box::new(BufReader::new(file)))
+        Ok(Box::new(reader))
     }
-}
-
-fn read_prefix(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 /// Lines of a file with their 1-based numbers. Read errors (including a corrupt gzip stream)
