@@ -6,7 +6,9 @@ engine's parity tests compare against (HF transformers, float32, CPU).
     .venv/bin/python scripts/make-parity-fixtures.py
 
 Writes tests/fixtures/parity/<arch>/{config.json, model.safetensors, expected.safetensors,
-expected.json}. Deterministic (fixed seeds); the files are small (< 200 KB each) and committed.
+expected.json} and a PEFT LoRA adapter with its reference logits under <arch>/lora/ (needs
+`pip install peft`). Deterministic (fixed seeds); the files are small (< 200 KB each) and
+committed.
 """
 import json
 import os
@@ -111,7 +113,27 @@ def main():
                 f,
                 indent=1,
             )
+        write_lora(model, ids, mask, position_ids, os.path.join(out_dir, "lora"))
         print(f"{name}: wrote {out_dir}", file=sys.stderr)
+
+
+# A PEFT adapter on a mix of attention and MLP sites, with random (non-zero) A and B so that it
+# changes the outputs; the engine must load it and reproduce PEFT's logits.
+LORA = dict(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj", "down_proj"])
+
+
+def write_lora(model, ids, mask, position_ids, out_dir):
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(1)
+    peft_model = get_peft_model(model, LoraConfig(**LORA, init_lora_weights=False)).eval()
+    with torch.no_grad():
+        logits = peft_model(input_ids=ids, attention_mask=mask, position_ids=position_ids).logits
+    peft_model.save_pretrained(out_dir)
+    os.remove(os.path.join(out_dir, "README.md"))  # PEFT's model-card template
+    save_file({"logits": logits.float().contiguous()}, os.path.join(out_dir, "expected.safetensors"))
+    # Leave the base model as it was for the next architecture.
+    peft_model.unload()
 
 
 if __name__ == "__main__":

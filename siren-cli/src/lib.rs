@@ -37,7 +37,7 @@ enum Command {
     },
     /// Probe every compiled-in compute device and say which work here.
     Devices,
-    /// Generate text greedily from a decoder (GGUF file or HF folder).
+    /// Generate text from a decoder (GGUF file or HF folder); greedy unless --temperature > 0.
     Generate {
         /// A `.gguf` file or a HF model folder (config.json, tokenizer.json, *.safetensors).
         #[arg(long)]
@@ -60,6 +60,24 @@ enum Command {
         /// Maximum new tokens.
         #[arg(long, default_value_t = 64)]
         max_new_tokens: usize,
+        /// Sampling temperature (0 = greedy).
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f32,
+        /// Sample from the k most likely tokens only (0 = all).
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+        /// Nucleus sampling mass (1 = off).
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f32,
+        /// Sampler seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Stop when the output contains this string (repeatable).
+        #[arg(long = "stop")]
+        stop: Vec<String>,
+        /// A PEFT LoRA adapter folder to apply (adapter_config.json + adapter_model.safetensors).
+        #[arg(long)]
+        adapter: Option<PathBuf>,
     },
     /// Fit the configured rating baselines and evaluate them (writes runs/<name>/metrics.json).
     Baselines {
@@ -130,6 +148,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             chat,
             system,
             max_new_tokens,
+            temperature,
+            top_k,
+            top_p,
+            seed,
+            stop,
+            adapter,
         } => commands::generate::run(&commands::generate::Options {
             model: &model,
             backbone: backbone.as_deref(),
@@ -138,6 +162,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             system: system.as_deref(),
             chat,
             max_new_tokens,
+            temperature,
+            top_k,
+            top_p,
+            seed,
+            stop: &stop,
+            adapter: adapter.as_deref(),
         })
         .map(|_| ()),
         Command::Baselines { config, set } => commands::baselines::run(&config, &set).map(|_| ()),

@@ -1,4 +1,5 @@
-//! `siren generate`: run a decoder on one prompt (greedy), from a GGUF file or a HF folder.
+//! `siren generate`: run a decoder on one prompt (greedy or sampled), from a GGUF file or a HF
+//! folder, optionally with a PEFT LoRA adapter.
 
 use std::path::Path;
 use std::time::Instant;
@@ -23,13 +24,51 @@ pub struct Options<'a> {
     pub chat: bool,
     /// Maximum new tokens.
     pub max_new_tokens: usize,
+    /// Sampling temperature (0 = greedy).
+    pub temperature: f32,
+    /// Top-k filter (0 = off).
+    pub top_k: usize,
+    /// Top-p filter (1 = off).
+    pub top_p: f32,
+    /// Sampler seed.
+    pub seed: u64,
+    /// Stop strings.
+    pub stop: &'a [String],
+    /// PEFT adapter folder.
+    pub adapter: Option<&'a Path>,
+}
+
+impl<'a> Options<'a> {
+    /// Greedy generation of up to `max_new_tokens` from `model` on `device`.
+    pub fn greedy(
+        model: &'a Path,
+        device: &'a str,
+        prompt: &'a str,
+        max_new_tokens: usize,
+    ) -> Self {
+        Self {
+            model,
+            backbone: None,
+            device,
+            prompt,
+            system: None,
+            chat: false,
+            max_new_tokens,
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 0,
+            stop: &[],
+            adapter: None,
+        }
+    }
 }
 
 /// Generates and returns the completion text (also printed).
 pub fn run(o: &Options<'_>) -> anyhow::Result<String> {
     let (device, label) = siren_backends::open(o.device)?;
     let t = Instant::now();
-    let (model, tokenizer) = if o.model.is_dir() {
+    let (mut model, tokenizer) = if o.model.is_dir() {
         let m = engine::load_hf_dir(o.model, o.backbone, &device)?;
         (m, TextTokenizer::from_hf_dir(o.model)?)
     } else {
@@ -42,6 +81,18 @@ pub fn run(o: &Options<'_>) -> anyhow::Result<String> {
         model.spec.hidden_size,
         t.elapsed().as_secs_f64()
     );
+    if let Some(dir) = o.adapter {
+        let (m, spec) = model
+            .load_peft(dir)
+            .with_context(|| format!("loading adapter {}", dir.display()))?;
+        tracing::info!(
+            "adapter {} (r {}, alpha {}) merged",
+            dir.display(),
+            spec.r,
+            spec.alpha
+        );
+        model = m.merge_lora();
+    }
     let ids = if o.chat {
         let mut messages = Vec::new();
         if let Some(s) = o.system {
@@ -53,19 +104,20 @@ pub fn run(o: &Options<'_>) -> anyhow::Result<String> {
     } else {
         tokenizer.encode(o.prompt, true)?
     };
-    let stop: Vec<u32> = tokenizer.eos.into_iter().collect();
-    let pad = tokenizer.pad.or(tokenizer.eos).unwrap_or(0);
+    let cfg = engine::GenerationConfig {
+        max_new_tokens: o.max_new_tokens,
+        temperature: o.temperature,
+        top_k: o.top_k,
+        top_p: o.top_p,
+        seed: o.seed,
+        stop_tokens: tokenizer.eos.into_iter().collect(),
+        stop: tokenizer.stop_strings(o.stop),
+        pad_id: tokenizer.pad.or(tokenizer.eos).unwrap_or(0),
+        use_cache: true,
+    };
     let t = Instant::now();
-    let out = engine::greedy(
-        &model,
-        std::slice::from_ref(&ids),
-        o.max_new_tokens,
-        pad,
-        &stop,
-        true,
-        &device,
-    )
-    .context("generating")?;
+    let out = engine::generate(&model, std::slice::from_ref(&ids), &cfg, &device)
+        .context("generating")?;
     let secs = t.elapsed().as_secs_f64();
     let tokens = &out[0];
     let text = tokenizer.decode(tokens, true)?;

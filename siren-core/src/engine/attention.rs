@@ -1,10 +1,11 @@
 //! Grouped-query self-attention with RoPE, optional Qwen3 q/k RMSNorm, and a KV cache.
 
 use burn::module::Module;
-use burn::nn::{Linear, RmsNorm};
+use burn::nn::RmsNorm;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Tensor};
 
+use super::lora::LoraLinear;
 use super::rope;
 
 /// Score given to masked positions (finite, so fully masked padding rows stay finite).
@@ -14,13 +15,13 @@ const MASKED: f32 = -1.0e9;
 #[derive(Module, Debug)]
 pub struct Attention {
     /// Query projection.
-    pub q_proj: Linear,
+    pub q_proj: LoraLinear,
     /// Key projection.
-    pub k_proj: Linear,
+    pub k_proj: LoraLinear,
     /// Value projection.
-    pub v_proj: Linear,
+    pub v_proj: LoraLinear,
     /// Output projection.
-    pub o_proj: Linear,
+    pub o_proj: LoraLinear,
     /// Per-head query norm (Qwen3).
     pub q_norm: Option<RmsNorm>,
     /// Per-head key norm (Qwen3).

@@ -8,6 +8,7 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use super::attention::Attention;
 use super::cache::KvCache;
 use super::config::DecoderSpec;
+use super::lora::LoraLinear;
 use super::rope;
 use super::weights::Weights;
 use crate::{CoreError, Result};
@@ -16,11 +17,11 @@ use crate::{CoreError, Result};
 #[derive(Module, Debug)]
 pub struct Mlp {
     /// Gate projection.
-    pub gate_proj: Linear,
+    pub gate_proj: LoraLinear,
     /// Up projection.
-    pub up_proj: Linear,
+    pub up_proj: LoraLinear,
     /// Down projection.
-    pub down_proj: Linear,
+    pub down_proj: LoraLinear,
 }
 
 impl Mlp {
@@ -131,6 +132,17 @@ pub struct ForwardOutput {
     pub hidden_states: Vec<Tensor<3>>,
 }
 
+fn lora_linear(
+    w: &mut Weights,
+    name: &str,
+    out: usize,
+    inp: usize,
+    bias: bool,
+    device: &Device,
+) -> Result<LoraLinear> {
+    Ok(LoraLinear::new(linear(w, name, out, inp, bias, device)?))
+}
+
 fn linear(
     w: &mut Weights,
     name: &str,
@@ -176,10 +188,10 @@ impl Decoder {
             let p = format!("model.layers.{i}");
             let ab = spec.attention_bias;
             let self_attn = Attention {
-                q_proj: linear(w, &format!("{p}.self_attn.q_proj"), nh * hd, h, ab, device)?,
-                k_proj: linear(w, &format!("{p}.self_attn.k_proj"), nkv * hd, h, ab, device)?,
-                v_proj: linear(w, &format!("{p}.self_attn.v_proj"), nkv * hd, h, ab, device)?,
-                o_proj: linear(
+                q_proj: lora_linear(w, &format!("{p}.self_attn.q_proj"), nh * hd, h, ab, device)?,
+                k_proj: lora_linear(w, &format!("{p}.self_attn.k_proj"), nkv * hd, h, ab, device)?,
+                v_proj: lora_linear(w, &format!("{p}.self_attn.v_proj"), nkv * hd, h, ab, device)?,
+                o_proj: lora_linear(
                     w,
                     &format!("{p}.self_attn.o_proj"),
                     h,
@@ -203,9 +215,9 @@ impl Decoder {
             };
             let mb = spec.mlp_bias;
             let mlp = Mlp {
-                gate_proj: linear(w, &format!("{p}.mlp.gate_proj"), ff, h, mb, device)?,
-                up_proj: linear(w, &format!("{p}.mlp.up_proj"), ff, h, mb, device)?,
-                down_proj: linear(w, &format!("{p}.mlp.down_proj"), h, ff, mb, device)?,
+                gate_proj: lora_linear(w, &format!("{p}.mlp.gate_proj"), ff, h, mb, device)?,
+                up_proj: lora_linear(w, &format!("{p}.mlp.up_proj"), ff, h, mb, device)?,
+                down_proj: lora_linear(w, &format!("{p}.mlp.down_proj"), h, ff, mb, device)?,
             };
             layers.push(DecoderLayer {
                 self_attn,

@@ -1,19 +1,269 @@
-//! Greedy decoding with or without the KV cache.
+//! Text generation: greedy or sampled (temperature, top-k, top-p, seed), with stop tokens, a
+//! stop predicate (e.g. stop strings, see [`super::TextTokenizer::stop_strings`]) and
+//! `max_new_tokens`; with or without the KV cache.
+
+use std::sync::Arc;
 
 use burn::tensor::{Device, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use super::cache::KvCache;
 use super::decoder::{Batch, Decoder};
 use crate::{CoreError, Result};
 
-fn argmax_last(logits: Tensor<3>) -> Result<Vec<u32>> {
-    let [b, s, v] = logits.dims();
-    let last = logits.narrow(1, s - 1, 1).reshape([b, v]);
-    let ids = last
-        .argmax(1)
-        .try_into_vec_as::<i64>()
-        .map_err(|e| CoreError::Numeric(format!("reading argmax: {e:?}")))?;
-    Ok(ids.into_iter().map(|i| i as u32).collect())
+/// A predicate on a sequence's generated tokens; true ends that sequence.
+pub type StopFn = Arc<dyn Fn(&[u32]) -> bool + Send + Sync>;
+
+/// How to pick each next token.
+#[derive(Clone)]
+pub struct GenerationConfig {
+    /// Maximum number of new tokens per sequence.
+    pub max_new_tokens: usize,
+    /// Softmax temperature; 0 means greedy (argmax).
+    pub temperature: f32,
+    /// Keep only the `k` most likely tokens (0 = off).
+    pub top_k: usize,
+    /// Keep the smallest set of tokens whose probability reaches `p` (1 = off).
+    pub top_p: f32,
+    /// Seed of the sampler (each call with the same seed and inputs draws the same tokens).
+    pub seed: u64,
+    /// Token ids that end a sequence (kept in its output).
+    pub stop_tokens: Vec<u32>,
+    /// Ends a sequence when true of its generated tokens (the completing token is kept).
+    pub stop: Option<StopFn>,
+    /// Id used to left-pad prompts.
+    pub pad_id: u32,
+    /// Reuse keys/values across steps (off recomputes the whole sequence each step).
+    pub use_cache: bool,
+}
+
+impl std::fmt::Debug for GenerationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GenerationConfig")
+            .field("max_new_tokens", &self.max_new_tokens)
+            .field("temperature", &self.temperature)
+            .field("top_k", &self.top_k)
+            .field("top_p", &self.top_p)
+            .field("seed", &self.seed)
+            .field("stop_tokens", &self.stop_tokens)
+            .field("stop", &self.stop.as_ref().map(|_| "<fn>"))
+            .field("pad_id", &self.pad_id)
+            .field("use_cache", &self.use_cache)
+            .finish()
+    }
+}
+
+impl Default for GenerationConfig {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 64,
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 0,
+            stop_tokens: Vec::new(),
+            stop: None,
+            pad_id: 0,
+            use_cache: true,
+        }
+    }
+}
+
+impl GenerationConfig {
+    /// Greedy decoding of up to `max_new_tokens` tokens.
+    pub fn greedy(max_new_tokens: usize) -> Self {
+        Self {
+            max_new_tokens,
+            ..Self::default()
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
+            return Err(CoreError::config(
+                "generation.temperature",
+                format!("must be finite and >= 0, got {}", self.temperature),
+            ));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(CoreError::config(
+                "generation.top_p",
+                format!("must be in (0, 1], got {}", self.top_p),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Picks next tokens from `[batch, vocab]` logits on the host.
+struct Sampler {
+    rng: StdRng,
+}
+
+impl Sampler {
+    fn pick(&mut self, cfg: &GenerationConfig, logits: Tensor<3>) -> Result<Vec<u32>> {
+        let [b, s, v] = logits.dims();
+        let last = logits.narrow(1, s - 1, 1).reshape([b, v]);
+        if cfg.temperature == 0.0 {
+            let ids = last
+                .argmax(1)
+                .try_into_vec_as::<i64>()
+                .map_err(|e| CoreError::Numeric(format!("reading argmax: {e:?}")))?;
+            return Ok(ids.into_iter().map(|i| i as u32).collect());
+        }
+        let host = last
+            .try_into_vec_as::<f32>()
+            .map_err(|e| CoreError::Numeric(format!("reading logits: {e:?}")))?;
+        host.chunks_exact(v)
+            .map(|row| sample_row(row, cfg, &mut self.rng))
+            .collect()
+    }
+}
+
+/// The filtered, renormalised next-token distribution HF's sampling uses (temperature, then
+/// top-k, then top-p), as `(token, probability)` sorted by decreasing probability.
+pub fn sampling_distribution(
+    logits: &[f32],
+    temperature: f32,
+    top_k: usize,
+    top_p: f32,
+) -> Vec<(u32, f32)> {
+    let mut order: Vec<(u32, f32)> = logits
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| (i as u32, l / temperature))
+        .collect();
+    order.sort_by(|a, b| b.1.total_cmp(&a.1));
+    if top_k > 0 && top_k < order.len() {
+        order.truncate(top_k);
+    }
+    let max = order.first().map(|x| x.1).unwrap_or(0.0);
+    let mut total = 0f64;
+    for x in order.iter_mut() {
+        x.1 = (x.1 - max).exp();
+        total += f64::from(x.1);
+    }
+    for x in order.iter_mut() {
+        x.1 = (f64::from(x.1) / total) as f32;
+    }
+    if top_p < 1.0 {
+        // HF's rule: drop the least likely tokens whose cumulative mass (ascending) is at
+        // most 1 - top_p; always keep the most likely one.
+        let mut tail = 0f32;
+        let mut drop = 0;
+        for x in order.iter().rev() {
+            tail += x.1;
+            if tail <= 1.0 - top_p {
+                drop += 1;
+            } else {
+                break;
+            }
+        }
+        let keep = (order.len() - drop).max(1);
+        order.truncate(keep);
+        let kept: f32 = order.iter().map(|x| x.1).sum();
+        for x in order.iter_mut() {
+            x.1 /= kept;
+        }
+    }
+    order
+}
+
+fn sample_row(row: &[f32], cfg: &GenerationConfig, rng: &mut StdRng) -> Result<u32> {
+    if row.iter().any(|x| x.is_nan()) {
+        return Err(CoreError::Numeric("NaN in next-token logits".into()));
+    }
+    let dist = sampling_distribution(row, cfg.temperature, cfg.top_k, cfg.top_p);
+    let u: f32 = rng.random();
+    let mut acc = 0f32;
+    for &(tok, p) in &dist {
+        acc += p;
+        if u < acc {
+            return Ok(tok);
+        }
+    }
+    Ok(dist.last().map(|x| x.0).unwrap_or(0))
+}
+
+/// Tracks which sequences are finished.
+struct Outputs<'a> {
+    out: Vec<Vec<u32>>,
+    done: Vec<bool>,
+    cfg: &'a GenerationConfig,
+}
+
+impl Outputs<'_> {
+    /// Appends each unfinished sequence's token; true when all are finished.
+    fn push(&mut self, next: &[u32]) -> bool {
+        for (k, &t) in next.iter().enumerate() {
+            if !self.done[k] {
+                self.out[k].push(t);
+                self.done[k] = self.cfg.stop_tokens.contains(&t)
+                    || self.cfg.stop.as_ref().is_some_and(|f| f(&self.out[k]));
+            }
+        }
+        self.done.iter().all(|&d| d)
+    }
+}
+
+/// Continues each prompt (a left-padded batch) by up to `cfg.max_new_tokens` tokens.
+pub fn generate(
+    model: &Decoder,
+    prompts: &[Vec<u32>],
+    cfg: &GenerationConfig,
+    device: &Device,
+) -> Result<Vec<Vec<u32>>> {
+    cfg.validate()?;
+    let mut outs = Outputs {
+        out: vec![Vec::new(); prompts.len()],
+        done: vec![false; prompts.len()],
+        cfg,
+    };
+    if cfg.max_new_tokens == 0 {
+        return Ok(outs.out);
+    }
+    let mut sampler = Sampler {
+        rng: StdRng::seed_from_u64(cfg.seed),
+    };
+    if !cfg.use_cache {
+        let mut seqs: Vec<Vec<u32>> = prompts.to_vec();
+        for _ in 0..cfg.max_new_tokens {
+            let batch = Batch::left_padded(&seqs, cfg.pad_id, device)?;
+            let next = sampler.pick(cfg, model.forward(&batch, None, false).logits)?;
+            for (k, &t) in next.iter().enumerate() {
+                seqs[k].push(t);
+            }
+            if outs.push(&next) {
+                break;
+            }
+        }
+        return Ok(outs.out);
+    }
+    let mut cache = KvCache::new(model.layers.len());
+    let batch = Batch::left_padded(prompts, cfg.pad_id, device)?;
+    let mut next = sampler.pick(cfg, model.forward(&batch, Some(&mut cache), false).logits)?;
+    let b = prompts.len();
+    for step in 0..cfg.max_new_tokens {
+        if outs.push(&next) || step + 1 == cfg.max_new_tokens {
+            break;
+        }
+        let positions = cache
+            .next_position
+            .clone()
+            .ok_or_else(|| CoreError::Numeric("cache has no positions after prefill".into()))?;
+        let ids: Vec<i64> = next.iter().map(|&t| i64::from(t)).collect();
+        let step_batch = Batch {
+            ids: Tensor::from_data(TensorData::new(ids, [b, 1]), device),
+            pad: Tensor::from_data(TensorData::new(vec![false; b], [b, 1]), device),
+            positions,
+        };
+        next = sampler.pick(
+            cfg,
+            model.forward(&step_batch, Some(&mut cache), false).logits,
+        )?;
+    }
+    Ok(outs.out)
 }
 
 /// Greedy continuation of each prompt by up to `max_new_tokens` tokens (left-padded batch). A
@@ -29,53 +279,62 @@ pub fn greedy(
     use_cache: bool,
     device: &Device,
 ) -> Result<Vec<Vec<u32>>> {
-    let mut out: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
-    let mut done = vec![false; prompts.len()];
-    let mut push = |next: &[u32], out: &mut Vec<Vec<u32>>| {
-        for (k, &t) in next.iter().enumerate() {
-            if !done[k] {
-                out[k].push(t);
-                done[k] = stop.contains(&t);
-            }
-        }
-        done.iter().all(|&d| d)
+    let cfg = GenerationConfig {
+        max_new_tokens,
+        pad_id,
+        stop_tokens: stop.to_vec(),
+        use_cache,
+        ..GenerationConfig::default()
     };
-    if max_new_tokens == 0 {
-        return Ok(out);
-    }
-    if !use_cache {
-        let mut seqs: Vec<Vec<u32>> = prompts.to_vec();
-        for _ in 0..max_new_tokens {
-            let batch = Batch::left_padded(&seqs, pad_id, device)?;
-            let next = argmax_last(model.forward(&batch, None, false).logits)?;
-            for (k, &t) in next.iter().enumerate() {
-                seqs[k].push(t);
-            }
-            if push(&next, &mut out) {
-                break;
-            }
+    generate(model, prompts, &cfg, device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_and_top_p_follow_hf_order() {
+        // Probabilities at T=1: softmax([ln 0.5, ln 0.3, ln 0.15, ln 0.05]).
+        let logits = [0.5f32.ln(), 0.3f32.ln(), 0.15f32.ln(), 0.05f32.ln()];
+        let d = sampling_distribution(&logits, 1.0, 0, 1.0);
+        let p: Vec<f32> = d.iter().map(|x| x.1).collect();
+        for (a, b) in p.iter().zip([0.5, 0.3, 0.15, 0.05]) {
+            assert!((a - b).abs() < 1e-6);
         }
-        return Ok(out);
+        // top-p 0.75: the tail 0.05 + 0.15 ≤ 0.25 goes → two tokens, renormalised.
+        let d = sampling_distribution(&logits, 1.0, 0, 0.75);
+        assert_eq!(d.len(), 2);
+        assert!((d[0].1 - 0.625).abs() < 1e-6 && (d[1].1 - 0.375).abs() < 1e-6);
+        // top-p 0.85 drops only the 0.05 token.
+        assert_eq!(sampling_distribution(&logits, 1.0, 0, 0.85).len(), 3);
+        // top-k 1 is greedy whatever the temperature.
+        let d = sampling_distribution(&logits, 5.0, 1, 1.0);
+        assert_eq!(d, vec![(0, 1.0)]);
+        // Temperature 0.5 squares the odds: 0.5² : 0.3² ...
+        let d = sampling_distribution(&logits, 0.5, 2, 1.0);
+        assert!((d[0].1 - 0.25 / 0.34).abs() < 1e-5);
     }
-    let mut cache = KvCache::new(model.layers.len());
-    let batch = Batch::left_padded(prompts, pad_id, device)?;
-    let mut next = argmax_last(model.forward(&batch, Some(&mut cache), false).logits)?;
-    let b = prompts.len();
-    for step in 0..max_new_tokens {
-        if push(&next, &mut out) || step + 1 == max_new_tokens {
-            break;
-        }
-        let positions = cache
-            .next_position
-            .clone()
-            .ok_or_else(|| CoreError::Numeric("cache has no positions after prefill".into()))?;
-        let ids: Vec<i64> = next.iter().map(|&t| i64::from(t)).collect();
-        let step_batch = Batch {
-            ids: Tensor::from_data(TensorData::new(ids, [b, 1]), device),
-            pad: Tensor::from_data(TensorData::new(vec![false; b], [b, 1]), device),
-            positions,
+
+    #[test]
+    fn sampling_is_seeded_and_matches_its_distribution() {
+        let logits = [0.5f32.ln(), 0.3f32.ln(), 0.2f32.ln()];
+        let cfg = GenerationConfig {
+            temperature: 1.0,
+            ..GenerationConfig::default()
         };
-        next = argmax_last(model.forward(&step_batch, Some(&mut cache), false).logits)?;
+        let draw = |seed| {
+            let mut rng = StdRng::seed_from_u64(seed);
+            (0..20_000)
+                .map(|_| sample_row(&logits, &cfg, &mut rng).unwrap())
+                .collect::<Vec<_>>()
+        };
+        let a = draw(7);
+        assert_eq!(a, draw(7));
+        assert_ne!(a, draw(8));
+        for (tok, p) in [(0u32, 0.5f64), (1, 0.3), (2, 0.2)] {
+            let f = a.iter().filter(|&&t| t == tok).count() as f64 / a.len() as f64;
+            assert!((f - p).abs() < 0.015, "token {tok}: {f} vs {p}");
+        }
     }
-    Ok(out)
 }

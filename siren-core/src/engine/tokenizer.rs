@@ -192,6 +192,26 @@ impl TextTokenizer {
             .map_err(|e| tok_err("decode", e))
     }
 
+    /// A stop predicate for [`super::GenerationConfig::stop`]: true once the decoded tail of
+    /// the generated tokens contains one of `strings` (HF `stop_strings`; only the last few
+    /// tokens are decoded, so the check stays cheap on long outputs).
+    pub fn stop_strings(&self, strings: &[String]) -> Option<super::StopFn> {
+        let strings: Vec<String> = strings.iter().filter(|s| !s.is_empty()).cloned().collect();
+        if strings.is_empty() {
+            return None;
+        }
+        let inner = self.inner.clone();
+        // A token is at least one byte, so the longest string fits in that many tokens (+1
+        // for a token that straddles its start).
+        let window = strings.iter().map(String::len).max().unwrap_or(1) + 1;
+        Some(std::sync::Arc::new(move |ids: &[u32]| {
+            let tail = &ids[ids.len().saturating_sub(window)..];
+            inner
+                .decode(tail, false)
+                .is_ok_and(|text| strings.iter().any(|s| text.contains(s.as_str())))
+        }))
+    }
+
     /// The id of a token string.
     pub fn token_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
