@@ -1,5 +1,5 @@
 //! GGUF files (llama.cpp): metadata, tensors dequantised to f32 (F32, F16, BF16, Q8_0, Q4_0,
-//! Q4_1), mapped to HF Llama tensor names. Q/K projections are un-permuted back to HF's
+//! Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K), mapped to HF Llama tensor names. Q/K projections are un-permuted back to HF's
 //! `rotate_half` layout. Errors name the file, the tensor and the unsupported type; a
 //! truncated file is an error, never a panic.
 
@@ -170,7 +170,12 @@ fn block(kind: u32) -> Option<(usize, usize, &'static str)> {
         1 => (1, 2, "F16"),
         2 => (32, 18, "Q4_0"),
         3 => (32, 20, "Q4_1"),
+        6 => (32, 22, "Q5_0"),
+        7 => (32, 24, "Q5_1"),
         8 => (32, 34, "Q8_0"),
+        12 => (256, 144, "Q4_K"),
+        13 => (256, 176, "Q5_K"),
+        14 => (256, 210, "Q6_K"),
         30 => (1, 2, "BF16"),
         _ => return None,
     })
@@ -208,16 +213,97 @@ fn dequantize(kind: u32, raw: &[u8], n: usize) -> Vec<f32> {
                 out.extend(qs.iter().map(|q| f32::from(q >> 4) * d + m));
             }
         }
+        6 | 7 => {
+            // Q5_0: d, qh (u32), 16 bytes of low nibbles; q - 16. Q5_1: d, m, qh, qs; q·d + m.
+            let bytes = if kind == 6 { 22 } else { 24 };
+            for blk in raw.chunks_exact(bytes) {
+                let (d, m, rest) = if kind == 6 {
+                    (f16(&blk[..2]), -16.0 * f16(&blk[..2]), &blk[2..])
+                } else {
+                    (f16(&blk[..2]), f16(&blk[2..4]), &blk[4..])
+                };
+                let qh = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+                let qs = &rest[4..];
+                let lo = (0..16).map(|j| u32::from(qs[j] & 0x0f) | (((qh >> j) << 4) & 0x10));
+                let hi = (0..16).map(|j| u32::from(qs[j] >> 4) | ((qh >> (j + 12)) & 0x10));
+                out.extend(lo.map(|q| q as f32 * d + m));
+                out.extend(hi.map(|q| q as f32 * d + m));
+            }
+        }
         8 => {
             for blk in raw.chunks_exact(34) {
                 let d = f16(&blk[..2]);
                 out.extend(blk[2..].iter().map(|&q| f32::from(q as i8) * d));
             }
         }
+        12 | 13 => {
+            // Q4_K / Q5_K super-blocks: d, dmin, 12 bytes of packed 6-bit scales and mins for
+            // 8 sub-blocks of 32; Q5_K adds 32 bytes of fifth bits.
+            let bytes = if kind == 12 { 144 } else { 176 };
+            for blk in raw.chunks_exact(bytes) {
+                let (d, dmin) = (f16(&blk[..2]), f16(&blk[2..4]));
+                let scales = &blk[4..16];
+                let (qh, qs) = if kind == 12 {
+                    (None, &blk[16..])
+                } else {
+                    (Some(&blk[16..48]), &blk[48..])
+                };
+                for j in 0..4 {
+                    let q = &qs[j * 32..(j + 1) * 32];
+                    for (half, shift) in [(0usize, 0u8), (1, 4)] {
+                        let (sc, mn) = scale_min_k4(2 * j + half, scales);
+                        let (d1, m1) = (d * f32::from(sc), dmin * f32::from(mn));
+                        let bit = 1u8 << (2 * j + half);
+                        out.extend((0..32).map(|l| {
+                            let high = qh.map_or(0, |h| if h[l] & bit != 0 { 16 } else { 0 });
+                            d1 * f32::from(((q[l] >> shift) & 0x0f) + high) - m1
+                        }));
+                    }
+                }
+            }
+        }
+        14 => {
+            // Q6_K: 128 bytes of low nibbles, 64 of high 2-bit pairs, 16 i8 scales, d.
+            for blk in raw.chunks_exact(210) {
+                let d = f16(&blk[208..210]);
+                let mut y = [0f32; 256];
+                for n in 0..2 {
+                    let ql = &blk[n * 64..n * 64 + 64];
+                    let qh = &blk[128 + n * 32..128 + n * 32 + 32];
+                    let sc = &blk[192 + n * 8..192 + n * 8 + 8];
+                    for l in 0..32 {
+                        let is = l / 16;
+                        let q = [
+                            (ql[l] & 0x0f) | ((qh[l] & 3) << 4),
+                            (ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4),
+                            (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4),
+                            (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4),
+                        ];
+                        for (k, &qk) in q.iter().enumerate() {
+                            let s = f32::from(sc[is + 2 * k] as i8);
+                            y[n * 128 + l + 32 * k] = d * s * (f32::from(qk) - 32.0);
+                        }
+                    }
+                }
+                out.extend(y);
+            }
+        }
         _ => {}
     }
     out.truncate(n);
     out
+}
+
+/// The 6-bit scale and min of sub-block `j` in a K-quant's 12 packed bytes.
+fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        (
+            (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
+    }
 }
 
 impl Gguf {
@@ -361,7 +447,7 @@ impl Gguf {
             gguf_err(
                 &self.path,
                 format!(
-                    "tensor `{name}` uses GGML type {}; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1",
+                    "tensor `{name}` uses GGML type {}; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K",
                     info.kind
                 ),
             )
@@ -492,6 +578,48 @@ mod tests {
         blk.extend(half::f16::from_f32(0.25).to_le_bytes());
         blk.extend([(-3i8) as u8; 32]);
         assert!(dequantize(8, &blk, 32).iter().all(|&v| v == -0.75));
+    }
+
+    /// Every block type against gguf-py's dequantisation (`tests/fixtures/gguf`, made by
+    /// `scripts/make-gguf-quant-fixtures.py`).
+    #[test]
+    fn block_types_match_gguf_py() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/gguf/quants.safetensors"
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        for (kind, name) in [
+            (2u32, "Q4_0"),
+            (3, "Q4_1"),
+            (6, "Q5_0"),
+            (7, "Q5_1"),
+            (8, "Q8_0"),
+            (12, "Q4_K"),
+            (13, "Q5_K"),
+            (14, "Q6_K"),
+        ] {
+            let raw = st.tensor(&format!("{name}.raw")).unwrap();
+            let want: Vec<f32> = st
+                .tensor(&format!("{name}.f32"))
+                .unwrap()
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            let (per, bytes, label) = block(kind).unwrap();
+            assert_eq!(label, name);
+            assert_eq!(raw.data().len() / bytes * per, want.len(), "{name}");
+            let got = dequantize(kind, raw.data(), want.len());
+            assert_eq!(got.len(), want.len(), "{name}");
+            let d = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(d <= 1e-6, "{name}: max abs diff {d} vs gguf-py");
+        }
     }
 
     #[test]
