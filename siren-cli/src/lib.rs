@@ -78,6 +78,10 @@ enum Command {
         /// A PEFT LoRA adapter folder to apply (adapter_config.json + adapter_model.safetensors).
         #[arg(long)]
         adapter: Option<PathBuf>,
+        /// Float type of the weights and activations: f32, bf16 or f16 (where the device
+        /// computes in it).
+        #[arg(long, default_value = "f32")]
+        dtype: String,
     },
     /// Fit the configured rating baselines and evaluate them (writes runs/<name>/metrics.json).
     Baselines {
@@ -154,6 +158,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             stop,
             adapter,
+            dtype,
         } => commands::generate::run(&commands::generate::Options {
             model: &model,
             backbone: backbone.as_deref(),
@@ -168,6 +173,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             stop: &stop,
             adapter: adapter.as_deref(),
+            dtype: &dtype,
         })
         .map(|_| ()),
         Command::Baselines { config, set } => commands::baselines::run(&config, &set).map(|_| ()),

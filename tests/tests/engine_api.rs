@@ -289,3 +289,48 @@ fn sampling_is_seeded_and_top_k_one_is_greedy() {
         assert!(e.to_string().contains("top_p"), "{e}");
     }
 }
+
+/// Reduced precision where the device computes in it: logits close to transformers' f32 ones
+/// (bf16 keeps 8 bits of mantissa, f16 11) and the greedy tokens mostly unchanged.
+#[test]
+fn reduced_precision_tracks_f32() {
+    use siren_core::burn::tensor::{DType, FloatDType};
+    let exp = expected("llama");
+    let vocab = exp.logits.0[2];
+    for (dev_name, device) in devices() {
+        for (dtype, tol) in [(FloatDType::BF16, 0.03f32), (FloatDType::F16, 0.01)] {
+            if !device.supports_dtype(dtype) {
+                eprintln!("{dev_name}: no {dtype:?} arithmetic, skipped");
+                continue;
+            }
+            let model = load_hf_dir(&fixture("llama"), None, &device)
+                .unwrap()
+                .to_float_dtype(dtype)
+                .unwrap();
+            assert_eq!(model.float_dtype(), DType::from(dtype));
+            let batch = Batch::left_padded(&exp.prompts, 0, &device).unwrap();
+            let real = real_tokens(&batch);
+            let out = model.forward(&batch, None, true);
+            assert_eq!(out.hidden_states[1].dtype(), DType::from(dtype));
+            let got = host(out.logits);
+            let d = max_diff_real(&got, &exp.logits.1, vocab, &real);
+            let scale = exp.logits.1.iter().fold(0f32, |m, x| m.max(x.abs()));
+            eprintln!("{dev_name}/{dtype:?}: logits max abs diff {d:.3e} (max |logit| {scale:.2})");
+            assert!(
+                d <= tol * scale,
+                "{dev_name}/{dtype:?}: logits differ by {d}"
+            );
+            // Greedy decoding agrees for the first tokens (this random model has near-ties
+            // later on, where bf16 rounding may pick the other token).
+            let cfg = GenerationConfig::greedy(5);
+            let toks = generate(
+                &model,
+                std::slice::from_ref(&exp.greedy_prompt),
+                &cfg,
+                &device,
+            )
+            .unwrap();
+            assert_eq!(toks[0], exp.greedy_tokens[..5], "{dev_name}/{dtype:?}");
+        }
+    }
+}

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
+use siren_core::burn::tensor::FloatDType;
 use siren_core::engine::{self, Message, TextTokenizer};
 
 /// Options of `siren generate`.
@@ -36,6 +37,8 @@ pub struct Options<'a> {
     pub stop: &'a [String],
     /// PEFT adapter folder.
     pub adapter: Option<&'a Path>,
+    /// Float type: `f32`, `bf16` or `f16`.
+    pub dtype: &'a str,
 }
 
 impl<'a> Options<'a> {
@@ -60,6 +63,7 @@ impl<'a> Options<'a> {
             seed: 0,
             stop: &[],
             adapter: None,
+            dtype: "f32",
         }
     }
 }
@@ -92,6 +96,15 @@ pub fn run(o: &Options<'_>) -> anyhow::Result<String> {
             spec.alpha
         );
         model = m.merge_lora();
+    }
+    let dtype = match o.dtype {
+        "f32" => FloatDType::F32,
+        "bf16" => FloatDType::BF16,
+        "f16" => FloatDType::F16,
+        other => anyhow::bail!("--dtype `{other}`: expected f32, bf16 or f16"),
+    };
+    if dtype != FloatDType::F32 {
+        model = model.to_float_dtype(dtype)?;
     }
     let ids = if o.chat {
         let mut messages = Vec::new();

@@ -3,7 +3,7 @@
 use burn::module::Module;
 use burn::nn::RmsNorm;
 use burn::tensor::activation::softmax;
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::{Bool, DType, Tensor};
 
 use super::lora::LoraLinear;
 use super::rope;
@@ -82,11 +82,14 @@ impl Attention {
         let t = k.dims()[2];
         let k = repeat_kv(k, nh / nkv);
         let v = repeat_kv(v, nh / nkv);
+        let dtype = q.dtype();
+        // Scores and softmax in f32 whatever the model's float type (HF does the same).
         let scores = q
             .matmul(k.swap_dims(2, 3))
+            .cast(DType::F32)
             .mul_scalar(1.0 / (hd as f64).sqrt());
         let scores = scores.mask_fill(mask.clone().expand([b, nh, s, t]), MASKED);
-        let out = softmax(scores, 3).matmul(v); // [b, nh, s, hd]
+        let out = softmax(scores, 3).cast(dtype).matmul(v); // [b, nh, s, hd]
         self.o_proj
             .forward(out.swap_dims(1, 2).reshape([b, s, nh * hd]))
     }

@@ -1,9 +1,9 @@
 //! The decoder module: embeddings, layers, final norm, `lm_head`.
 
-use burn::module::{Module, Param};
+use burn::module::{Module, ModuleMapper, Param};
 use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::tensor::activation::silu;
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, DType, Device, FloatDType, Int, Tensor, TensorData};
 
 use super::attention::Attention;
 use super::cache::KvCache;
@@ -250,6 +250,32 @@ impl Decoder {
         })
     }
 
+    /// The float type of the parameters (and of activations and hidden states).
+    pub fn float_dtype(&self) -> DType {
+        self.embed_tokens.weight.val().dtype()
+    }
+
+    /// Casts every parameter to `dtype` (`F32`, `BF16`, `F16`): activations and hidden states
+    /// follow; attention softmax and RMSNorm statistics stay in f32 and logits are returned
+    /// in f32 (as HF transformers does). A device without arithmetic in `dtype` is an error.
+    pub fn to_float_dtype(self, dtype: FloatDType) -> Result<Self> {
+        let device = self.embed_tokens.weight.val().device();
+        if !device.supports_dtype(dtype) {
+            return Err(CoreError::Device {
+                name: format!("{device:?}"),
+                reason: format!("no {dtype:?} arithmetic on this device; use f32"),
+            });
+        }
+        struct Cast(FloatDType);
+        impl ModuleMapper for Cast {
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                let to = self.0;
+                param.map(|t| t.cast(to))
+            }
+        }
+        Ok(self.map(&mut Cast(dtype)))
+    }
+
     /// Runs the model on `batch`. With a cache, the batch continues the cached tokens (its
     /// positions must continue theirs) and the cache is extended.
     pub fn forward(
@@ -271,9 +297,10 @@ impl Decoder {
             .reshape([1, 1, s, t])
             .expand([b, 1, s, t]);
         let mask = causal.bool_or(pad.clone().reshape([b, 1, 1, t]).expand([b, 1, s, t]));
-        let (cos, sin) = rope::tables(&self.inv_freq, batch.positions.clone(), &device);
-
         let mut x = self.embed_tokens.forward(batch.ids.clone());
+        let dtype = x.dtype();
+        let (cos, sin) = rope::tables(&self.inv_freq, batch.positions.clone(), &device);
+        let (cos, sin) = (cos.cast(dtype), sin.cast(dtype));
         let mut hidden_states = Vec::new();
         if hidden {
             hidden_states.push(x.clone());
@@ -307,7 +334,8 @@ impl Decoder {
         let logits = match &self.lm_head {
             Some(head) => head.forward(x),
             None => x.matmul(self.embed_tokens.weight.val().transpose().unsqueeze::<3>()),
-        };
+        }
+        .cast(DType::F32);
         if let Some(c) = cache {
             c.pad = Some(pad);
             c.next_position = Some(batch.positions.clone().narrow(1, s - 1, 1).add_scalar(1));
