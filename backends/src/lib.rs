@@ -21,7 +21,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
 
 use siren_core::burn::tensor::{Device, Tensor};
-use siren_core::config::Params;
 use siren_core::registry;
 use siren_core::traits::ComputeDevice;
 use siren_core::{CoreError, Result};
@@ -101,31 +100,7 @@ pub(crate) fn verified(name: &str, make: impl FnOnce() -> Device) -> Result<Devi
     })
 }
 
-/// Parses a device spec `name` or `name:INDEX` into the registry name and its params.
-pub fn parse_spec(spec: &str) -> Result<(String, Params)> {
-    let spec = spec.trim();
-    let mut params = Params::new();
-    let name = match spec.split_once(':') {
-        Some((n, idx)) => {
-            let i: i64 = idx.parse().map_err(|_| {
-                CoreError::config("device", format!("`{spec}`: expected NAME or NAME:INDEX"))
-            })?;
-            params.insert("index".into(), i.into());
-            n
-        }
-        None => spec,
-    };
-    Ok((name.to_string(), params))
-}
-
-/// Opens the device named by `spec` (e.g. `auto`, `flex`, `tch-cuda:1`) and returns it with
-/// its label.
-pub fn open(spec: &str) -> Result<(Device, String)> {
-    let (name, params) = parse_spec(spec)?;
-    let plugin = registry::build::<dyn ComputeDevice>(&name, &params)?;
-    let device = plugin.open()?;
-    Ok((device, plugin.label()))
-}
+pub use siren_core::traits::device::{open, parse_spec};
 
 /// Every device compiled into this build (for contract tests), by registry name.
 pub fn all_names() -> Result<Vec<String>> {

@@ -63,3 +63,44 @@ fn smollm2_stop_strings_and_sampling() {
     };
     assert_eq!(sample(1), sample(1));
 }
+
+#[test]
+#[ignore = "needs assets/all-MiniLM-L6-v2 (scripts/fetch-assets.sh); run with --ignored"]
+fn minilm_similarity_matches_sentence_transformers() {
+    use siren_core::traits::TextEncoder;
+    let dir = assets_dir().join("all-MiniLM-L6-v2");
+    for device in ["flex", "tch-cpu"] {
+        let enc = siren_encoders::bert::Bert::new(&dir, device).unwrap();
+        let e = enc
+            .encode(&[
+                "A man is eating food.".into(),
+                "A man is eating a piece of bread.".into(),
+                "A man is riding a horse.".into(),
+            ])
+            .unwrap();
+        let cos =
+            |a: usize, b: usize| -> f32 { e.row(a).iter().zip(e.row(b)).map(|(x, y)| x * y).sum() };
+        eprintln!(
+            "{device}: cos(food, bread) = {:.4}, cos(food, horse) = {:.4}",
+            cos(0, 1),
+            cos(0, 2)
+        );
+        assert!(
+            (cos(0, 1) - 0.755).abs() <= 0.005,
+            "{device}: {}",
+            cos(0, 1)
+        );
+        assert!(cos(0, 2) < cos(0, 1));
+        // Long text is truncated, not an error; the same text gives the same row in any batch.
+        let long = "movie ".repeat(2000);
+        let one = enc.encode(std::slice::from_ref(&long)).unwrap();
+        let two = enc.encode(&["short".into(), long]).unwrap();
+        let d = one
+            .row(0)
+            .iter()
+            .zip(two.row(1))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(d < 1e-5, "{device}: batch changes the embedding by {d}");
+    }
+}

@@ -4,12 +4,14 @@
 
 pub use siren_backbones;
 pub use siren_baselines;
+pub use siren_encoders;
 
 /// Names that every build must resolve, by slot: the guard against a plugin crate that is
 /// silently not linked.
 pub const BUILT_IN: &[(&str, &[&str])] = &[
     ("backbone", &["llama", "qwen3"]),
     ("dataset", &["amazon2023", "movielens", "siren-jsonl"]),
+    ("text-encoder", &["bert", "hashing"]),
     (
         "rating-baseline",
         &["global-mean", "item-avg", "mf", "user-avg"],

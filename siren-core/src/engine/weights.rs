@@ -13,6 +13,8 @@ use crate::{CoreError, Result};
 #[derive(Debug, Default)]
 pub struct Weights {
     tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    /// Integer and boolean tensors (buffers such as BERT's `position_ids`), by dtype; not loaded.
+    skipped: HashMap<String, String>,
     origin: String,
 }
 
@@ -69,6 +71,21 @@ impl Weights {
             )
         })?;
         for (name, view) in st.tensors() {
+            if matches!(
+                view.dtype(),
+                Dtype::BOOL
+                    | Dtype::U8
+                    | Dtype::I8
+                    | Dtype::I16
+                    | Dtype::U16
+                    | Dtype::I32
+                    | Dtype::U32
+                    | Dtype::I64
+                    | Dtype::U64
+            ) {
+                self.skipped.insert(name, format!("{:?}", view.dtype()));
+                continue;
+            }
             let data = to_f32(path, &name, view.dtype(), view.data())?;
             self.tensors.insert(name, (view.shape().to_vec(), data));
         }
@@ -142,7 +159,13 @@ impl Weights {
         device: &Device,
     ) -> Result<Tensor<D>> {
         let (found, data) = self.tensors.remove(name).ok_or_else(|| {
-            CoreError::Data(format!("{}: tensor `{name}` is missing", self.origin))
+            CoreError::Data(match self.skipped.get(name) {
+                Some(dtype) => format!(
+                    "{}: tensor `{name}` has dtype {dtype}; expected a float tensor",
+                    self.origin
+                ),
+                None => format!("{}: tensor `{name}` is missing", self.origin),
+            })
         })?;
         if found != shape {
             return Err(CoreError::Data(format!(

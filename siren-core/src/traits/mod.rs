@@ -22,7 +22,8 @@ mod backbone;
 mod baseline;
 mod clusterer;
 mod dataset;
-mod device;
+/// The `device` slot and opening a device by spec.
+pub mod device;
 mod encoder;
 mod internalizer;
 mod lora;
