@@ -83,6 +83,15 @@ enum Command {
         #[arg(long, default_value = "f32")]
         dtype: String,
     },
+    /// Build interest sketches: encode items, cluster into topics, name them, sketch every user
+    /// (writes runs/<name>/topics.json, sketches.jsonl, prompts.sample.txt, metrics.json).
+    Sketch {
+        /// The run config (TOML).
+        config: PathBuf,
+        /// Override a config key: `--set clusterer.kind=hnsw` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
     /// Fit the configured rating baselines and evaluate them (writes runs/<name>/metrics.json).
     Baselines {
         /// The run config (TOML).
@@ -176,6 +185,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             dtype: &dtype,
         })
         .map(|_| ()),
+        Command::Sketch { config, set } => commands::sketch::run(&config, &set).map(|_| ()),
         Command::Baselines { config, set } => commands::baselines::run(&config, &set).map(|_| ()),
     }
 }

@@ -83,6 +83,39 @@ fn default_runs_dir() -> PathBuf {
     PathBuf::from("runs")
 }
 
+/// Topic model settings (`[topics]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicsConfig {
+    /// Number of topics K (paper: 20).
+    pub k: usize,
+    /// Items nearest each center given to the namer (paper M = 100).
+    pub nearest: usize,
+    /// Users whose sketch prompts go to `prompts.sample.txt`.
+    pub sample_prompts: usize,
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        Self {
+            k: 20,
+            nearest: 100,
+            sample_prompts: 5,
+        }
+    }
+}
+
+/// The decoder the LLM stages use (`[model]`): a GGUF file or a HF folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// A `.gguf` file or a HF model folder.
+    pub path: PathBuf,
+    /// Backbone kind for HF folders (default: the folder's `model_type`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone: Option<String>,
+}
+
 /// A whole run. Relative paths are relative to the working directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,6 +139,15 @@ pub struct RunConfig {
     /// Slot `rating-baseline`, any number of them.
     #[serde(default)]
     pub baselines: Vec<SlotConfig>,
+    /// The decoder (token accounting, topic naming, training).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelConfig>,
+    /// Topic model settings.
+    #[serde(default)]
+    pub topics: TopicsConfig,
+    /// Prompt settings.
+    #[serde(default)]
+    pub prompt: crate::prompt::PromptConfig,
     /// Slot `text-encoder`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoder: Option<SlotConfig>,
@@ -195,6 +237,13 @@ impl RunConfig {
         check!(trainer, PolicyTrainer);
         check!(internalizer, Internalizer);
         check!(alignment, AlignmentLoss);
+        self.prompt.validate()?;
+        if self.topics.k == 0 || self.topics.nearest == 0 {
+            return Err(CoreError::config(
+                "topics",
+                "k and nearest must be at least 1",
+            ));
+        }
         Ok(())
     }
 }

@@ -13,8 +13,10 @@ pub mod engine;
 mod error;
 pub mod metrics;
 pub mod progress;
+pub mod prompt;
 pub mod registry;
 pub mod run;
+pub mod stages;
 pub mod testkit;
 pub mod traits;
 

@@ -120,6 +120,26 @@ impl RunDir {
         write_atomic(&path, text.as_bytes())
     }
 
+    /// Sets section `name` of `metrics.json` (kept with the method rows of the same dataset
+    /// and split).
+    pub fn record_section(
+        &self,
+        dataset: &str,
+        split: &str,
+        n: usize,
+        name: &str,
+        value: serde_json::Value,
+    ) -> Result<Metrics> {
+        let path = self.file("metrics.json");
+        let mut m = match Metrics::read(&path) {
+            Ok(m) if m.dataset == dataset && m.split == split && m.n == n => m,
+            _ => Metrics::new(dataset, split, n),
+        };
+        m.sections.insert(name.to_string(), value);
+        self.write_json("metrics.json", &m)?;
+        Ok(m)
+    }
+
     /// Adds `results` to `metrics.json` (rows of the same method are replaced). An existing file
     /// for another dataset or split is started afresh.
     pub fn record_metrics(

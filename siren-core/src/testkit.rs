@@ -124,3 +124,161 @@ pub fn device_contract(device: &dyn ComputeDevice) -> Result<()> {
     }
     Ok(())
 }
+
+/// `n_blobs` well-separated Gaussian-like blobs of `per_blob` points in `dim` dimensions
+/// (deterministic), with the blob of each point.
+pub fn blobs(
+    n_blobs: usize,
+    per_blob: usize,
+    dim: usize,
+    seed: u64,
+) -> (crate::traits::Embeddings, Vec<usize>) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let centers: Vec<Vec<f32>> = (0..n_blobs)
+        .map(|_| (0..dim).map(|_| rng.random_range(-10.0..10.0)).collect())
+        .collect();
+    let mut data = Vec::with_capacity(n_blobs * per_blob * dim);
+    let mut label = Vec::with_capacity(n_blobs * per_blob);
+    for k in 0..per_blob * n_blobs {
+        let b = k % n_blobs;
+        for c in &centers[b] {
+            data.push(c + rng.random_range(-0.5..0.5));
+        }
+        label.push(b);
+    }
+    (
+        crate::traits::Embeddings {
+            n: n_blobs * per_blob,
+            dim,
+            data,
+        },
+        label,
+    )
+}
+
+/// Checks the `topic-clusterer` contract on separated blobs: `k` centers, every item assigned,
+/// each blob in one topic, `nearest` lists of at most `m` items sorted by distance to the
+/// center, the same result for the same seed, and an error (not a panic) for k > n.
+pub fn clusterer_contract(c: &dyn crate::traits::TopicClusterer) -> Result<()> {
+    let (items, label) = blobs(4, 25, 8, 7);
+    let (k, m) = (4, 6);
+    let t = c.fit(&items, k, m, 1)?;
+    if t.centers.n != k || t.centers.dim != items.dim {
+        return Err(fail(format!(
+            "{} × {} centers for k = {k}",
+            t.centers.n, t.centers.dim
+        )));
+    }
+    if t.assignment.len() != items.n || t.assignment.iter().any(|&a| a >= k) {
+        return Err(fail("every item needs a topic index below k"));
+    }
+    let mut topic_of_blob = [usize::MAX; 4];
+    for (i, &a) in t.assignment.iter().enumerate() {
+        let slot = &mut topic_of_blob[label[i]];
+        if *slot == usize::MAX {
+            *slot = a;
+        } else if *slot != a {
+            return Err(fail(format!(
+                "blob {} split across topics {} and {a}",
+                label[i], *slot
+            )));
+        }
+    }
+    if t.nearest.len() != k {
+        return Err(fail(format!(
+            "{} nearest lists for k = {k}",
+            t.nearest.len()
+        )));
+    }
+    for (topic, list) in t.nearest.iter().enumerate() {
+        if list.is_empty() || list.len() > m {
+            return Err(fail(format!(
+                "topic {topic}: {} nearest items (1..={m})",
+                list.len()
+            )));
+        }
+        let d: Vec<f32> = list
+            .iter()
+            .map(|&i| {
+                items
+                    .row(i)
+                    .iter()
+                    .zip(t.centers.row(topic))
+                    .map(|(a, b)| (a - b) * (a - b))
+                    .sum()
+            })
+            .collect();
+        if d.windows(2).any(|w| w[0] > w[1] + 1e-4) {
+            return Err(fail(format!(
+                "topic {topic}: nearest items not sorted by distance"
+            )));
+        }
+    }
+    if c.fit(&items, k, m, 1)? != t {
+        return Err(fail("two fits with the same seed differ"));
+    }
+    let few = crate::traits::Embeddings {
+        n: 2,
+        dim: 8,
+        data: items.data[..16].to_vec(),
+    };
+    if c.fit(&few, 3, m, 1).is_ok() {
+        return Err(fail("3 topics from 2 items must be an error"));
+    }
+    Ok(())
+}
+
+/// Checks the `sketch-builder` contract on random histories: no topic both liked and
+/// disliked, topics without items absent, supports and means right, deterministic.
+pub fn sketch_contract(b: &dyn crate::traits::SketchBuilder) -> Result<()> {
+    use crate::traits::TopicRating;
+    use rand::{Rng, SeedableRng};
+    let names: Vec<String> = (0..6).map(|t| format!("T{t}")).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    for _ in 0..50 {
+        let n = rng.random_range(0..20);
+        let h: Vec<TopicRating> = (0..n)
+            .map(|_| TopicRating {
+                topic: rng.random_range(0..5), // topic 5 never has items
+                rating: rng.random_range(1..=5) as f32,
+            })
+            .collect();
+        let s = b.build(&h, &names)?;
+        if s != b.build(&h, &names)? {
+            return Err(fail("same history, different sketches"));
+        }
+        for like in &s.likes {
+            if s.dislikes.iter().any(|d| d.topic == like.topic) {
+                return Err(fail(format!(
+                    "topic {} both liked and disliked",
+                    like.topic
+                )));
+            }
+        }
+        for st in s.likes.iter().chain(&s.dislikes) {
+            let r: Vec<f32> = h
+                .iter()
+                .filter(|x| x.topic == st.topic)
+                .map(|x| x.rating)
+                .collect();
+            if r.is_empty() || st.topic == 5 {
+                return Err(fail(format!(
+                    "topic {} has no items but is in the sketch",
+                    st.topic
+                )));
+            }
+            let mean = r.iter().sum::<f32>() / r.len() as f32;
+            if st.support != r.len()
+                || (st.mean_rating - mean).abs() > 1e-5
+                || st.name != names[st.topic]
+            {
+                return Err(fail(format!(
+                    "topic {}: wrong support, mean or name",
+                    st.topic
+                )));
+            }
+        }
+    }
+    Ok(())
+}

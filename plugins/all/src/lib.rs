@@ -4,7 +4,9 @@
 
 pub use siren_backbones;
 pub use siren_baselines;
+pub use siren_clusterers;
 pub use siren_encoders;
+pub use siren_sketch;
 
 /// Names that every build must resolve, by slot: the guard against a plugin crate that is
 /// silently not linked.
@@ -12,6 +14,9 @@ pub const BUILT_IN: &[(&str, &[&str])] = &[
     ("backbone", &["llama", "qwen3"]),
     ("dataset", &["amazon2023", "movielens", "siren-jsonl"]),
     ("text-encoder", &["bert", "hashing"]),
+    ("topic-clusterer", &["hnsw", "kmeans"]),
+    ("topic-namer", &["keywords", "llm"]),
+    ("sketch-builder", &["majority", "paper"]),
     (
         "rating-baseline",
         &["global-mean", "item-avg", "mf", "user-avg"],

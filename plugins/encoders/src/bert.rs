@@ -109,7 +109,7 @@ impl BertSpec {
                 .unwrap_or(0) as u32,
             model_type,
         };
-        if spec.num_heads == 0 || spec.hidden_size % spec.num_heads != 0 {
+        if spec.num_heads == 0 || !spec.hidden_size.is_multiple_of(spec.num_heads) {
             return Err(err(
                 "num_attention_heads",
                 format!(

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use siren_core::burn::tensor::FloatDType;
-use siren_core::engine::{self, Message, TextTokenizer};
+use siren_core::engine::{self, Message};
 
 /// Options of `siren generate`.
 #[derive(Debug, Clone)]
@@ -72,12 +72,7 @@ impl<'a> Options<'a> {
 pub fn run(o: &Options<'_>) -> anyhow::Result<String> {
     let (device, label) = siren_backends::open(o.device)?;
     let t = Instant::now();
-    let (mut model, tokenizer) = if o.model.is_dir() {
-        let m = engine::load_hf_dir(o.model, o.backbone, &device)?;
-        (m, TextTokenizer::from_hf_dir(o.model)?)
-    } else {
-        engine::load_gguf(o.model, &device)?
-    };
+    let (mut model, tokenizer) = engine::load_model(o.model, o.backbone, &device)?;
     tracing::info!(
         "loaded {} ({} layers, hidden {}) on {label} in {:.1}s",
         o.model.display(),

@@ -4,3 +4,4 @@ pub mod baselines;
 pub mod devices;
 pub mod generate;
 pub mod plugins;
+pub mod sketch;

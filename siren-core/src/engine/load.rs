@@ -60,3 +60,26 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<(Decoder, TextTokenizer
     let tokenizer = TextTokenizer::from_gguf(&g, &path.display().to_string())?;
     Ok((model, tokenizer))
 }
+
+/// Loads a decoder and its tokenizer from a GGUF file or a HF folder (`backbone` names the
+/// architecture of a folder when its `model_type` should not decide).
+pub fn load_model(
+    path: &Path,
+    backbone: Option<&str>,
+    device: &Device,
+) -> Result<(Decoder, TextTokenizer)> {
+    if path.is_dir() {
+        let m = load_hf_dir(path, backbone, device)?;
+        Ok((m, TextTokenizer::from_hf_dir(path)?))
+    } else if path.is_file() {
+        load_gguf(path, device)
+    } else {
+        Err(CoreError::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no such GGUF file or model folder",
+            ),
+        ))
+    }
+}

@@ -1,0 +1,404 @@
+//! Rating prompts (paper Table 12) and the user-modelling strategies of Table 3.
+//!
+//! A prompt is a system message (the task and the `<think>`/`<answer>` format) and a user
+//! message built from, depending on the [`Strategy`]:
+//! - `recent`: the N most recent interactions (`Title, Genres, Rating` lines);
+//! - `sketch`: the long-term interest sketch, then the N most recent interactions (SIREN);
+//! - `more-history`: the recent interactions extended with older ones, as many as fit the
+//!   token budget of the sketch prompt (same input length, raw history instead of a sketch);
+//! - `full-history` (for token accounting): every past interaction.
+//!
+//! The category word ("movie", "book") comes from the config.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Dataset, Interaction};
+use crate::traits::Sketch;
+use crate::{CoreError, Result};
+
+/// How the user is described to the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// N most recent interactions only.
+    Recent,
+    /// Sketch + N most recent interactions (SIREN).
+    Sketch,
+    /// Recent interactions extended with older ones up to the sketch prompt's length.
+    MoreHistory,
+    /// Every past interaction.
+    FullHistory,
+}
+
+impl Strategy {
+    /// Kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Recent => "recent",
+            Self::Sketch => "sketch",
+            Self::MoreHistory => "more-history",
+            Self::FullHistory => "full-history",
+        }
+    }
+}
+
+/// Prompt settings (`[prompt]` in a run config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromptConfig {
+    /// The item category word, singular ("movie", "book").
+    pub category: String,
+    /// Number of recent interactions listed (paper: 10 for Movies, 30 for Books).
+    pub recent: usize,
+    /// The user-modelling strategy.
+    pub strategy: Strategy,
+    /// Rating threshold quoted in the sketch headers ("ratings ≥ 4").
+    pub like_threshold: f32,
+}
+
+impl Default for PromptConfig {
+    fn default() -> Self {
+        Self {
+            category: "movie".into(),
+            recent: 10,
+            strategy: Strategy::Sketch,
+            like_threshold: 4.0,
+        }
+    }
+}
+
+impl PromptConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<()> {
+        if self.category.trim().is_empty() {
+            return Err(CoreError::config("prompt.category", "must not be empty"));
+        }
+        if self.recent == 0 {
+            return Err(CoreError::config("prompt.recent", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// A chat prompt: system and user messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prompt {
+    /// System message.
+    pub system: String,
+    /// User message.
+    pub user: String,
+}
+
+/// The Table 12 system prompt.
+pub fn system_prompt(category: &str) -> String {
+    format!(
+        "You are an intelligent recommender system assistant. Your task is to predict the rating \
+         (from 1.0 to 5.0) that a user will give to a candidate {category}, based on the user's \
+         past behavior and preferences. You should first reason about how well the candidate item \
+         aligns with the user's historical preferences, and then output a predicted rating. Your \
+         reasoning and the final rating must be wrapped with <think> </think> and <answer> \
+         </answer> tags, respectively. The final rating must be a numeric value between 1.0 and \
+         5.0. Do not include any extra explanation after the <answer> tag."
+    )
+}
+
+/// The sketch as text (the authors' format): liked topics, then disliked topics, one per line.
+/// An empty sketch says so.
+pub fn sketch_text(sketch: &Sketch, cfg: &PromptConfig) -> String {
+    let mut parts = Vec::new();
+    let cat = &cfg.category;
+    let th = cfg.like_threshold;
+    if !sketch.likes.is_empty() {
+        let lines: Vec<String> = sketch
+            .likes
+            .iter()
+            .map(|t| format!("- {}", t.name))
+            .collect();
+        parts.push(format!(
+            "The user shows preference for the following {cat} topics (ratings ≥ {th}):\n{}",
+            lines.join("\n")
+        ));
+    }
+    if !sketch.dislikes.is_empty() {
+        let lines: Vec<String> = sketch
+            .dislikes
+            .iter()
+            .map(|t| format!("- {}", t.name))
+            .collect();
+        parts.push(format!(
+            "The user shows dislike for the following {cat} topics (ratings < {th}):\n{}",
+            lines.join("\n")
+        ));
+    }
+    if parts.is_empty() {
+        return format!("No clear {cat} topic preference is known for this user.");
+    }
+    parts.join("\n\n")
+}
+
+/// `Title, Genres` of an item (genres joined by `|`).
+pub fn item_text(ds: &Dataset, item: u32) -> String {
+    let it = &ds.items[item as usize];
+    if it.categories.is_empty() {
+        it.title.clone()
+    } else {
+        format!("{}, {}", it.title, it.categories.join("|"))
+    }
+}
+
+/// The text the encoder embeds for an item (the authors' format, without empty fields):
+/// `Title: ….\nCategory: a|b.\nFeature: f1###f2.`
+pub fn encoder_text(ds: &Dataset, item: u32) -> String {
+    let it = &ds.items[item as usize];
+    let mut s = format!("Title: {}.", it.title);
+    if !it.categories.is_empty() {
+        s.push_str(&format!("\nCategory: {}.", it.categories.join("|")));
+    }
+    if !it.features.is_empty() {
+        s.push_str(&format!("\nFeature: {}.", it.features.join("###")));
+    }
+    if !it.description.is_empty() {
+        s.push_str(&format!("\nDescription: {}.", it.description));
+    }
+    s
+}
+
+/// One `Title, Genres, Rating` line (rating with one decimal, the same in every split).
+pub fn interaction_line(ds: &Dataset, x: &Interaction) -> String {
+    format!("{}, {:.1}", item_text(ds, x.item), x.rating)
+}
+
+/// Builds prompts for one dataset.
+#[derive(Debug, Clone)]
+pub struct PromptBuilder {
+    /// Settings.
+    pub cfg: PromptConfig,
+}
+
+impl PromptBuilder {
+    /// A builder with checked settings.
+    pub fn new(cfg: PromptConfig) -> Result<Self> {
+        cfg.validate()?;
+        Ok(Self { cfg })
+    }
+
+    fn user_message(&self, sketch: Option<&str>, lines: &[String], candidate: &str) -> String {
+        let cat = &self.cfg.category;
+        let mut s = String::new();
+        if let Some(sk) = sketch {
+            s.push_str("The user's long-term interest sketch is:\n");
+            s.push_str(sk);
+            s.push_str("\n\n");
+        }
+        s.push_str(&format!(
+            "Below are the user's recent {cat} ratings in the format: Title, Genres, Rating. \
+             Ratings range from 1.0 to 5.0.\n"
+        ));
+        s.push_str(&lines.join("\n"));
+        s.push_str(&format!(
+            "\n\nThe candidate {cat} is described as: {candidate}\n\
+             Based on the above information, what rating will the user give?"
+        ));
+        s
+    }
+
+    /// The prompt for predicting `target` given the user's `past` interactions (oldest first)
+    /// and sketch. `count_tokens` measures text for the `more-history` budget.
+    pub fn build(
+        &self,
+        ds: &Dataset,
+        past: &[Interaction],
+        sketch: &Sketch,
+        target: &Interaction,
+        strategy: Strategy,
+        count_tokens: &dyn Fn(&str) -> usize,
+    ) -> Prompt {
+        let n = self.cfg.recent;
+        let lines: Vec<String> = past.iter().map(|x| interaction_line(ds, x)).collect();
+        let recent = &lines[lines.len().saturating_sub(n)..];
+        let candidate = item_text(ds, target.item);
+        let system = system_prompt(&self.cfg.category);
+        let user = match strategy {
+            Strategy::Recent => self.user_message(None, recent, &candidate),
+            Strategy::Sketch => {
+                self.user_message(Some(&sketch_text(sketch, &self.cfg)), recent, &candidate)
+            }
+            Strategy::FullHistory => self.user_message(None, &lines, &candidate),
+            Strategy::MoreHistory => {
+                let budget = count_tokens(&self.user_message(
+                    Some(&sketch_text(sketch, &self.cfg)),
+                    recent,
+                    &candidate,
+                ));
+                // Add older lines (newest first) while the prompt stays within the budget.
+                let mut start = lines.len().saturating_sub(n);
+                let mut used = count_tokens(&self.user_message(None, recent, &candidate));
+                while start > 0 {
+                    let extra = count_tokens(&lines[start - 1]) + 1;
+                    if used + extra > budget {
+                        break;
+                    }
+                    used += extra;
+                    start -= 1;
+                }
+                self.user_message(None, &lines[start..], &candidate)
+            }
+        };
+        Prompt { system, user }
+    }
+}
+
+/// Each user's interactions in time order: `history`, then (for test) the valid target.
+pub fn timelines(ds: &Dataset, include_valid: bool) -> Vec<Vec<Interaction>> {
+    let mut t: Vec<Vec<Interaction>> = vec![Vec::new(); ds.users.len()];
+    for x in &ds.history {
+        t[x.user as usize].push(*x);
+    }
+    if include_valid {
+        for x in &ds.valid {
+            t[x.user as usize].push(*x);
+        }
+    }
+    t
+}
+
+/// The interactions of `target.user` before `target` in `timeline`: everything before the
+/// target's own entry when it is part of the timeline (train targets), else the whole
+/// timeline (valid and test targets come after it).
+pub fn past_of<'a>(timeline: &'a [Interaction], target: &Interaction) -> &'a [Interaction] {
+    match timeline
+        .iter()
+        .position(|x| x.item == target.item && x.timestamp == target.timestamp)
+    {
+        Some(i) => &timeline[..i],
+        None => timeline,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Item;
+    use crate::traits::SketchTopic;
+
+    fn toy() -> (Dataset, Vec<Interaction>) {
+        let mut ds = Dataset::new("toy");
+        for k in 0..30 {
+            let i = ds.intern_item(&format!("i{k}"));
+            ds.items[i as usize] = Item {
+                id: format!("i{k}"),
+                title: format!("Film {k}"),
+                categories: vec!["Drama".into(), "War".into()],
+                ..Item::default()
+            };
+        }
+        ds.intern_user("u");
+        let past: Vec<Interaction> = (0..25)
+            .map(|k| Interaction {
+                user: 0,
+                item: k,
+                rating: (k % 5 + 1) as f32,
+                timestamp: k as i64,
+            })
+            .collect();
+        (ds, past)
+    }
+
+    fn sketch() -> Sketch {
+        let t = |name: &str| SketchTopic {
+            topic: 0,
+            name: name.into(),
+            support: 3,
+            mean_rating: 4.5,
+        };
+        Sketch {
+            likes: vec![t("War epics"), t("Quiet dramas")],
+            dislikes: vec![t("Slapstick")],
+        }
+    }
+
+    #[test]
+    fn strategies_follow_table_12() {
+        let (ds, past) = toy();
+        let b = PromptBuilder::new(PromptConfig::default()).unwrap();
+        let target = Interaction {
+            user: 0,
+            item: 29,
+            rating: 4.0,
+            timestamp: 99,
+        };
+        let words = |s: &str| s.split_whitespace().count();
+        let p = b.build(&ds, &past, &sketch(), &target, Strategy::Sketch, &words);
+        assert!(p.system.contains("candidate movie") && p.system.contains("<answer>"));
+        assert!(p.user.starts_with("The user's long-term interest sketch is:\nThe user shows preference for the following movie topics (ratings ≥ 4):\n- War epics\n- Quiet dramas"));
+        assert!(
+            p.user
+                .contains("dislike for the following movie topics (ratings < 4):\n- Slapstick")
+        );
+        assert!(p.user.contains("Film 24, Drama|War, 5.0"));
+        assert!(p.user.contains("Film 15, Drama|War, 1.0") && !p.user.contains("Film 14,"));
+        assert!(
+            p.user
+                .contains("The candidate movie is described as: Film 29, Drama|War\n")
+        );
+        let r = b.build(&ds, &past, &sketch(), &target, Strategy::Recent, &words);
+        assert!(!r.user.contains("sketch") && r.user.contains("Film 15,"));
+        let full = b.build(
+            &ds,
+            &past,
+            &sketch(),
+            &target,
+            Strategy::FullHistory,
+            &words,
+        );
+        assert!(full.user.contains("Film 0, Drama|War, 1.0"));
+        // more-history: as long as the sketch prompt at most, longer than recent.
+        let m = b.build(
+            &ds,
+            &past,
+            &sketch(),
+            &target,
+            Strategy::MoreHistory,
+            &words,
+        );
+        assert!(
+            words(&m.user) <= words(&p.user),
+            "{} > {}",
+            words(&m.user),
+            words(&p.user)
+        );
+        assert!(m.user.contains("Film 14,") && !m.user.contains("sketch"));
+        // The category word comes from the config.
+        let books = PromptBuilder::new(PromptConfig {
+            category: "book".into(),
+            ..PromptConfig::default()
+        })
+        .unwrap();
+        let q = books.build(
+            &ds,
+            &past,
+            &Sketch::default(),
+            &target,
+            Strategy::Sketch,
+            &words,
+        );
+        assert!(
+            q.user.contains("No clear book topic preference")
+                && q.system.contains("candidate book")
+        );
+        assert!(!q.user.contains("movie"));
+    }
+
+    #[test]
+    fn past_stops_before_a_train_target() {
+        let (_, past) = toy();
+        assert_eq!(past_of(&past, &past[5]).len(), 5);
+        let later = Interaction {
+            user: 0,
+            item: 29,
+            rating: 3.0,
+            timestamp: 100,
+        };
+        assert_eq!(past_of(&past, &later).len(), 25);
+    }
+}
