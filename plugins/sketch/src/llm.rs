@@ -1,7 +1,8 @@
 //! `llm`: topic names written by a decoder (paper Table 13): the texts of each topic's items
 //! nearest its center go into the taxonomy-editor prompt, the model answers
-//! `Theme: <≤ 10 words>`. Unparsable answers fall back to the `keywords` name, with a warning;
-//! duplicate names get a suffix.
+//! `Theme: <≤ 10 words>` (by default the answer is started with `Theme:` for the model to
+//! complete, which keeps small models in the format). Unparsable answers fall back to the
+//! `keywords` name, with a warning; duplicate names get a suffix.
 
 use std::path::PathBuf;
 
@@ -30,6 +31,9 @@ pub struct LlmNamerParams {
     pub max_new_tokens: usize,
     /// Sampling temperature (0 = greedy, the default).
     pub temperature: f32,
+    /// Start the assistant's answer with `Theme:` so that small models answer in the format
+    /// (default true).
+    pub prefill: bool,
 }
 
 impl Default for LlmNamerParams {
@@ -43,6 +47,7 @@ impl Default for LlmNamerParams {
             max_item_chars: 200,
             max_new_tokens: 32,
             temperature: 0.0,
+            prefill: true,
         }
     }
 }
@@ -147,19 +152,25 @@ impl TopicNamer for LlmNamer {
                     &format!("Nearest-to-center items:\n{}", items.join("\n")),
                 ),
             ];
-            let text = tok.apply_chat_template(&messages, true)?;
+            let mut text = tok.apply_chat_template(&messages, true)?;
+            if p.prefill {
+                text.push_str("Theme:");
+            }
             let ids = tok.encode(&text, false)?;
             let cfg = GenerationConfig {
                 max_new_tokens: p.max_new_tokens,
                 temperature: p.temperature,
                 seed: seed.wrapping_add(t as u64),
                 stop_tokens: tok.eos.into_iter().collect(),
-                stop: tok.stop_strings(&["\n\n".to_string()]),
+                stop: tok.stop_strings(&[if p.prefill { "\n" } else { "\n\n" }.to_string()]),
                 pad_id: tok.pad.or(tok.eos).unwrap_or(0),
                 ..GenerationConfig::default()
             };
             let out = engine::generate(&model, &[ids], &cfg, &device)?;
-            let answer = tok.decode(&out[0], true)?;
+            let mut answer = tok.decode(&out[0], true)?;
+            if p.prefill {
+                answer.insert_str(0, "Theme:");
+            }
             let name = match parse_theme(&answer) {
                 Some(n) => n,
                 None => {
