@@ -177,6 +177,32 @@ fn bad_checkpoints_are_clear_errors() {
     .unwrap();
     let e = Weights::from_hf_dir(tmp.path()).unwrap_err().to_string();
     assert!(e.contains("not a valid safetensors file"), "{e}");
+    // A checkpoint with one tensor renamed: the model names the tensor it misses.
+    let st_bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&st_bytes).unwrap();
+    let renamed: Vec<(String, safetensors::tensor::TensorView<'_>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| {
+            let n = n.replace("layers.1.mlp.up_proj", "layers.1.mlp.upproj");
+            (n, v)
+        })
+        .collect();
+    let tmp2 = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.join("config.json"), tmp2.path().join("config.json")).unwrap();
+    safetensors::serialize_to_file(renamed, None, &tmp2.path().join("model.safetensors")).unwrap();
+    let e = siren_core::engine::load_hf_dir(tmp2.path(), None, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("model.safetensors") || e.contains(&tmp2.path().display().to_string()),
+        "{e}"
+    );
+    assert!(
+        e.contains("`model.layers.1.mlp.up_proj.weight` is missing"),
+        "{e}"
+    );
     // Unsupported options are rejected naming the key.
     let mut cfg: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(fixture("qwen3").join("config.json")).unwrap(),

@@ -104,3 +104,22 @@ fn minilm_similarity_matches_sentence_transformers() {
         assert!(d < 1e-5, "{device}: batch changes the embedding by {d}");
     }
 }
+
+#[test]
+#[ignore = "needs assets/smollm2 (scripts/fetch-assets.sh); run with --ignored"]
+fn truncated_gguf_is_a_clear_error() {
+    let model = assets_dir().join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let bytes = std::fs::read(&model).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let cut = tmp.path().join("cut.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let device = siren_core::burn::tensor::Device::flex();
+    let e = siren_core::engine::load_gguf(&cut, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("cut.gguf") && e.contains("truncated file: tensor `"),
+        "{e}"
+    );
+}

@@ -1,6 +1,8 @@
-//! Time of the `kmeans` and `hnsw` topic clusterers on a synthetic corpus (default 200,000
-//! points, 64 dimensions, 20 Gaussian blobs, L2-normalised like text embeddings), with the
-//! agreement of each with the generating blobs (purity).
+//! Time of the `kmeans` and `hnsw` topic clusterers on a synthetic corpus shaped like text
+//! embeddings (default 200,000 points in 64 dimensions, L2-normalised): 20 topics, each a
+//! Gaussian blob spread over its own random 8-dimensional subspace (embeddings have low
+//! intrinsic dimension) plus small isotropic noise; with the agreement of each clusterer with
+//! the generating topics (purity).
 //!
 //! ```text
 //! cluster-scaling [n=200000] [dim=64] [k=20] [clusterers=kmeans,hnsw]
@@ -8,11 +10,12 @@
 
 use std::time::Instant;
 
+use siren_backends as _;
 use siren_core::registry::build;
 use siren_core::traits::{Embeddings, TopicClusterer};
 use siren_plugins as _;
 
-/// Blobs with noise comparable to their spread, so that the problem is not trivial.
+/// Topics with spread comparable to their separation, so that the problem is not trivial.
 fn corpus(n: usize, dim: usize, k: usize) -> (Embeddings, Vec<usize>) {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
@@ -25,14 +28,29 @@ fn corpus(n: usize, dim: usize, k: usize) -> (Embeddings, Vec<usize>) {
         let (u, v) = (next().max(1e-12), next());
         ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
     };
+    const SUB: usize = 8;
     let centers: Vec<Vec<f32>> = (0..k)
         .map(|_| (0..dim).map(|_| gauss()).collect())
+        .collect();
+    // Each topic's own subspace: SUB random directions.
+    let bases: Vec<Vec<Vec<f32>>> = (0..k)
+        .map(|_| {
+            (0..SUB)
+                .map(|_| (0..dim).map(|_| gauss() / (dim as f32).sqrt()).collect())
+                .collect()
+        })
         .collect();
     let mut data = Vec::with_capacity(n * dim);
     let mut label = Vec::with_capacity(n);
     for i in 0..n {
         let c = i % k;
-        let row: Vec<f32> = centers[c].iter().map(|x| x + 0.35 * gauss()).collect();
+        let coef: Vec<f32> = (0..SUB).map(|_| 2.5 * gauss()).collect();
+        let row: Vec<f32> = (0..dim)
+            .map(|d| {
+                let along: f32 = (0..SUB).map(|b| coef[b] * bases[c][b][d]).sum();
+                centers[c][d] + along + 0.05 * gauss()
+            })
+            .collect();
         let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
         data.extend(row.iter().map(|x| x / norm));
         label.push(c);
@@ -53,6 +71,13 @@ fn purity(assign: &[usize], label: &[usize], k: usize) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).map_or(Ok(200_000), |s| s.parse())?;
     let dim: usize = args.get(2).map_or(Ok(64), |s| s.parse())?;

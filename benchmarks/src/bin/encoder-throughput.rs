@@ -13,6 +13,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
+use siren_backends as _;
 use siren_core::registry::build;
 use siren_core::traits::{DatasetLoader, TextEncoder};
 use siren_encoders::bert::Bert;

@@ -349,7 +349,8 @@ impl Gguf {
                 dims.push(r.len()?);
             }
             let kind = r.u32()?;
-            let offset = r.len()?;
+            // Checked against the file size when the tensor is read ("truncated file").
+            let offset = usize::try_from(r.u64()?).unwrap_or(usize::MAX);
             tensors.insert(name, TensorInfo { dims, kind, offset });
         }
         let align = metadata
@@ -454,7 +455,7 @@ impl Gguf {
         })?;
         let n: usize = info.dims.iter().product();
         let nbytes = n.div_ceil(per_block) * block_bytes;
-        let start = self.data_start + info.offset;
+        let start = self.data_start.saturating_add(info.offset);
         let raw = self
             .bytes
             .get(start..start.saturating_add(nbytes))
