@@ -7,6 +7,7 @@
 //! is unknown.
 #![warn(missing_docs)]
 
+pub mod answer;
 pub mod config;
 pub mod data;
 pub mod engine;

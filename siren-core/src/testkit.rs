@@ -282,3 +282,42 @@ pub fn sketch_contract(b: &dyn crate::traits::SketchBuilder) -> Result<()> {
     }
     Ok(())
 }
+
+/// Checks the `reward` contract: finite, deterministic scores for well-formed, malformed and
+/// hostile completions (unicode, huge numbers, nested tags), and a well-formed exact answer
+/// scoring at least as much as a malformed or wrong one.
+pub fn reward_contract(r: &dyn crate::traits::Reward) -> Result<()> {
+    let cases = [
+        "<think>ok</think><answer>4</answer>",
+        "<think>ok</think><answer>1</answer>",
+        "<answer>4</answer>",
+        "",
+        "<think></think><answer></answer>",
+        "<think>é漢字🙂</think><answer>4</answer>",
+        "<answer>1e40</answer>",
+        "<answer>-1e40</answer>",
+        "<answer><answer>4</answer></answer>",
+        "</answer><answer>",
+        "<think>unclosed",
+        "<answer>   3.7   </answer>",
+    ];
+    for c in cases {
+        for truth in [1.0, 3.0, 5.0] {
+            let p = r.score(c, truth);
+            if !p.total().is_finite() || p != r.score(c, truth) {
+                return Err(fail(format!(
+                    "score of {c:?} is not finite or not deterministic"
+                )));
+            }
+        }
+    }
+    let good = r.score(cases[0], 4.0).total();
+    for bad in [cases[1], cases[2], cases[3]] {
+        if r.score(bad, 4.0).total() > good {
+            return Err(fail(format!(
+                "{bad:?} scores above a well-formed exact answer"
+            )));
+        }
+    }
+    Ok(())
+}

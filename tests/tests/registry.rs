@@ -104,3 +104,12 @@ fn device_specs_take_an_index() {
     let e = siren_backends::open("flex:1").err().unwrap().to_string();
     assert!(e.contains("unknown field `index`"), "{e}");
 }
+
+#[test]
+fn rewards_meet_the_contract() {
+    use siren_core::traits::Reward;
+    for name in ["regression", "binary"] {
+        let r = siren_core::registry::build::<dyn Reward>(name, &Default::default()).unwrap();
+        siren_core::testkit::reward_contract(r.as_ref()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}

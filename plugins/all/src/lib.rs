@@ -6,6 +6,7 @@ pub use siren_backbones;
 pub use siren_baselines;
 pub use siren_clusterers;
 pub use siren_encoders;
+pub use siren_rewards;
 pub use siren_sketch;
 
 /// Names that every build must resolve, by slot: the guard against a plugin crate that is
@@ -17,6 +18,7 @@ pub const BUILT_IN: &[(&str, &[&str])] = &[
     ("topic-clusterer", &["hnsw", "kmeans"]),
     ("topic-namer", &["keywords", "llm"]),
     ("sketch-builder", &["majority", "paper"]),
+    ("reward", &["binary", "regression"]),
     (
         "rating-baseline",
         &["global-mean", "item-avg", "mf", "user-avg"],
