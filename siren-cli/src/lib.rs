@@ -123,9 +123,11 @@ pub fn main() {
 }
 
 fn init_logging(verbose: u8) {
+    // cubecl logs each failed GPU probe of `device = "auto"` as a warning; the device
+    // module already reports why a device was passed over (`siren devices`, -v).
     let default = match verbose {
-        0 => "info",
-        1 => "debug",
+        0 => "info,cubecl_common=error",
+        1 => "debug,cubecl_common=error",
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
