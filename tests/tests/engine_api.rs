@@ -390,3 +390,46 @@ fn lora_trains_with_adamw_and_leaves_the_base_frozen() {
         );
     }
 }
+
+/// The `lora-targets` plugins drive `add_lora`, and the PEFT config names their modules.
+#[test]
+fn lora_target_plugins_select_sites() {
+    use siren_core::traits::LoraTargets;
+    let device = siren_core::burn::tensor::Device::flex();
+    let base = load_hf_dir(&fixture("llama"), None, &device).unwrap();
+    let spec = LoraSpec {
+        r: 2,
+        alpha: 4.0,
+        dropout: 0.05,
+    };
+    for (name, sites, modules) in [
+        ("kv", 4, vec!["k_proj", "v_proj"]),
+        ("qkv", 6, vec!["k_proj", "q_proj", "v_proj"]),
+        ("ffn", 6, vec!["down_proj", "gate_proj", "up_proj"]),
+        (
+            "all-linear",
+            14,
+            vec![
+                "down_proj",
+                "gate_proj",
+                "k_proj",
+                "o_proj",
+                "q_proj",
+                "up_proj",
+                "v_proj",
+            ],
+        ),
+    ] {
+        let t = siren_core::registry::build::<dyn LoraTargets>(name, &Default::default()).unwrap();
+        let (m, n) = base.clone().add_lora(&spec, |s| t.select(s), 1).unwrap();
+        assert_eq!((n, m.lora_sites()), (sites, sites), "{name}");
+        let tmp = tempfile::tempdir().unwrap();
+        m.save_peft(tmp.path(), &spec, None).unwrap();
+        let cfg: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(tmp.path().join("adapter_config.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(cfg["target_modules"], serde_json::json!(modules), "{name}");
+        assert_eq!(cfg["r"], 2);
+    }
+}

@@ -6,6 +6,7 @@ pub use siren_backbones;
 pub use siren_baselines;
 pub use siren_clusterers;
 pub use siren_encoders;
+pub use siren_lora;
 pub use siren_rewards;
 pub use siren_sketch;
 
@@ -19,6 +20,7 @@ pub const BUILT_IN: &[(&str, &[&str])] = &[
     ("topic-namer", &["keywords", "llm"]),
     ("sketch-builder", &["majority", "paper"]),
     ("reward", &["binary", "regression"]),
+    ("lora-targets", &["all-linear", "ffn", "kv", "qkv", "qv"]),
     (
         "rating-baseline",
         &["global-mean", "item-avg", "mf", "user-avg"],
