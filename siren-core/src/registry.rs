@@ -27,6 +27,9 @@ pub trait Plugin: Sized {
     type Params: DeserializeOwned;
     /// One line for `siren plugins`.
     const SUMMARY: &'static str;
+    /// True when `Params` has a `device` field (a device spec such as `tch-cpu`). Stages then
+    /// fill it with the run's `device` unless the config sets it (see [`build_on`]).
+    const DEVICE_PARAM: bool = false;
     /// Validates the parameters and builds the plugin. Invalid values fail here, before any
     /// work starts.
     fn from_params(params: Self::Params) -> Result<Self>;
@@ -61,6 +64,8 @@ pub struct Registration<T: ?Sized + 'static> {
     pub summary: &'static str,
     /// Source file that registered it (for duplicate reports).
     pub file: &'static str,
+    /// Whether its params take a `device` (see [`Plugin::DEVICE_PARAM`]).
+    pub device_param: bool,
     build: BuildFn<T>,
 }
 
@@ -70,12 +75,14 @@ impl<T: ?Sized + 'static> Registration<T> {
         name: &'static str,
         summary: &'static str,
         file: &'static str,
+        device_param: bool,
         build: BuildFn<T>,
     ) -> Self {
         Self {
             name,
             summary,
             file,
+            device_param,
             build,
         }
     }
@@ -141,6 +148,22 @@ pub fn lookup<T: ?Sized + Collected>(name: &str) -> Result<&'static Registration
 /// Resolves `name` in slot `T` and builds it from `params`.
 pub fn build<T: ?Sized + Collected>(name: &str, params: &Params) -> Result<Box<T>> {
     (lookup::<T>(name)?.build)(params)
+}
+
+/// As [`build`], for a stage running on `device`: a plugin whose params take a `device`
+/// ([`Plugin::DEVICE_PARAM`]) gets the run's device unless its params name one.
+pub fn build_on<T: ?Sized + Collected>(
+    name: &str,
+    params: &Params,
+    device: &str,
+) -> Result<Box<T>> {
+    let reg = lookup::<T>(name)?;
+    if reg.device_param && !params.contains_key("device") {
+        let mut p = params.clone();
+        p.insert("device".into(), device.into());
+        return (reg.build)(&p);
+    }
+    (reg.build)(params)
 }
 
 /// Name and summary of one registered plugin.
@@ -256,6 +279,7 @@ macro_rules! __register {
                     $name,
                     <$ty as $crate::Plugin>::SUMMARY,
                     file!(),
+                    <$ty as $crate::Plugin>::DEVICE_PARAM,
                     __siren_build,
                 )
             }

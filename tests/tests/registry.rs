@@ -113,3 +113,33 @@ fn rewards_meet_the_contract() {
         siren_core::testkit::reward_contract(r.as_ref()).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+#[test]
+fn stages_pass_the_run_device_to_plugins_that_take_one() {
+    use siren_core::registry::build_on;
+    use siren_core::traits::TextEncoder;
+    // The tiny BERT fixture has weights but no tokenizer: loading opens the device first.
+    let dir = siren_tests::repo_root().join("tests/fixtures/encoders/bert");
+    let mut params = siren_core::config::Params::new();
+    params.insert("model".into(), dir.display().to_string().into());
+    let encode = |p: &siren_core::config::Params, run_device: &str| {
+        build_on::<dyn TextEncoder>("bert", p, run_device)
+            .unwrap()
+            .encode(&["x".into()])
+            .unwrap_err()
+            .to_string()
+    };
+    // `bert` takes a device: it gets the run's...
+    let e = encode(&params, "no-such-device");
+    assert!(e.contains("no-such-device"), "{e}");
+    // ...unless its params name one.
+    params.insert("device".into(), "flex".into());
+    let e = encode(&params, "no-such-device");
+    assert!(
+        !e.contains("no-such-device") && e.contains("tokenizer.json"),
+        "{e}"
+    );
+    // `hashing` has no device param: nothing is added (it would be an unknown key).
+    let none = siren_core::config::Params::new();
+    build_on::<dyn TextEncoder>("hashing", &none, "flex").unwrap();
+}

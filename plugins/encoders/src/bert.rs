@@ -416,7 +416,7 @@ pub struct BertParams {
     pub max_length: Option<usize>,
     /// Texts per forward pass (default 64).
     pub batch_size: usize,
-    /// Compute device spec (default `auto`).
+    /// Compute device spec (default: the run's `device` in a stage, else `auto`).
     pub device: String,
 }
 
@@ -456,6 +456,7 @@ impl std::fmt::Debug for Bert {
 
 impl Plugin for Bert {
     type Params = BertParams;
+    const DEVICE_PARAM: bool = true;
     const SUMMARY: &'static str = "BERT-family sentence encoder from a HF folder (MiniLM; XLM-RoBERTa/BGE-M3), mean or CLS pooling";
     fn from_params(params: BertParams) -> Result<Self> {
         if params.batch_size == 0 {

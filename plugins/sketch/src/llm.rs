@@ -19,7 +19,7 @@ pub struct LlmNamerParams {
     pub model: PathBuf,
     /// Backbone kind for HF folders (default: the config's `model_type`).
     pub backbone: Option<String>,
-    /// Compute device spec (default `auto`).
+    /// Compute device spec (default: the run's `device` in a stage, else `auto`).
     pub device: String,
     /// The category word, plural form is "{category} entries" (default "movie").
     pub category: String,
@@ -60,6 +60,7 @@ pub struct LlmNamer {
 
 impl Plugin for LlmNamer {
     type Params = LlmNamerParams;
+    const DEVICE_PARAM: bool = true;
     const SUMMARY: &'static str =
         "a decoder names each topic from its central items (Table 13 prompt)";
     fn from_params(p: LlmNamerParams) -> Result<Self> {

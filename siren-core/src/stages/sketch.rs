@@ -22,7 +22,7 @@ use crate::config::RunConfig;
 use crate::data::{Dataset, SplitName};
 use crate::engine::{Message, TextTokenizer};
 use crate::prompt::{self, PromptBuilder, Strategy};
-use crate::registry::build;
+use crate::registry::{build, build_on};
 use crate::run::RunDir;
 use crate::traits::{
     Embeddings, Sketch, SketchBuilder, TextEncoder, TopicClusterer, TopicNamer, TopicRating,
@@ -188,9 +188,9 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir) -> Result<SketchOutpu
     let clu_cfg = slot(&config.clusterer, "clusterer")?;
     let nam_cfg = slot(&config.namer, "namer")?;
     let sk_cfg = slot(&config.sketch, "sketch")?;
-    let encoder = build::<dyn TextEncoder>(&enc_cfg.kind, &enc_cfg.params)?;
+    let encoder = build_on::<dyn TextEncoder>(&enc_cfg.kind, &enc_cfg.params, &config.device)?;
     let clusterer = build::<dyn TopicClusterer>(&clu_cfg.kind, &clu_cfg.params)?;
-    let namer = build::<dyn TopicNamer>(&nam_cfg.kind, &nam_cfg.params)?;
+    let namer = build_on::<dyn TopicNamer>(&nam_cfg.kind, &nam_cfg.params, &config.device)?;
     let builder = build::<dyn SketchBuilder>(&sk_cfg.kind, &sk_cfg.params)?;
     let pb = PromptBuilder::new(config.prompt.clone())?;
     let (k, m) = (config.topics.k, config.topics.nearest);
