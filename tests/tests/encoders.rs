@@ -15,19 +15,8 @@ fn check(arch: &str) {
         .join("tests/fixtures/encoders")
         .join(arch);
     let exp = dir.join("expected.safetensors");
-    let bytes = std::fs::read(&exp).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let ints = |name: &str| -> (Vec<usize>, Vec<i64>) {
-        let t = st.tensor(name).unwrap();
-        let v = t
-            .data()
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-            .collect();
-        (t.shape().to_vec(), v)
-    };
-    let (shape, ids) = ints("input_ids");
-    let (_, mask) = ints("attention_mask");
+    let (shape, ids) = read_i64(&exp, "input_ids");
+    let (_, mask) = read_i64(&exp, "attention_mask");
     let (b, s) = (shape[0], shape[1]);
     let seqs: Vec<Vec<u32>> = (0..b)
         .map(|i| {

@@ -202,15 +202,6 @@ pub struct BertModel {
     pub spec: BertSpec,
 }
 
-fn linear(w: &mut Weights, name: &str, out: usize, inp: usize, device: &Device) -> Result<Linear> {
-    let weight: Tensor<2> = w.take(&format!("{name}.weight"), [out, inp], device)?;
-    let bias = w.take(&format!("{name}.bias"), [out], device)?;
-    Ok(Linear {
-        weight: Param::from_tensor(weight.transpose()),
-        bias: Some(Param::from_tensor(bias)),
-    })
-}
-
 fn layer_norm(
     w: &mut Weights,
     name: &str,
@@ -280,10 +271,10 @@ impl BertModel {
         for i in 0..spec.num_layers {
             let p = format!("{prefix}encoder.layer.{i}");
             layers.push(BertLayer {
-                query: linear(w, &format!("{p}.attention.self.query"), h, h, device)?,
-                key: linear(w, &format!("{p}.attention.self.key"), h, h, device)?,
-                value: linear(w, &format!("{p}.attention.self.value"), h, h, device)?,
-                attn_out: linear(w, &format!("{p}.attention.output.dense"), h, h, device)?,
+                query: w.linear(&format!("{p}.attention.self.query"), h, h, true, device)?,
+                key: w.linear(&format!("{p}.attention.self.key"), h, h, true, device)?,
+                value: w.linear(&format!("{p}.attention.self.value"), h, h, true, device)?,
+                attn_out: w.linear(&format!("{p}.attention.output.dense"), h, h, true, device)?,
                 attn_norm: layer_norm(
                     w,
                     &format!("{p}.attention.output.LayerNorm"),
@@ -291,8 +282,8 @@ impl BertModel {
                     eps,
                     device,
                 )?,
-                intermediate: linear(w, &format!("{p}.intermediate.dense"), ff, h, device)?,
-                output: linear(w, &format!("{p}.output.dense"), h, ff, device)?,
+                intermediate: w.linear(&format!("{p}.intermediate.dense"), ff, h, true, device)?,
+                output: w.linear(&format!("{p}.output.dense"), h, ff, true, device)?,
                 out_norm: layer_norm(w, &format!("{p}.output.LayerNorm"), h, eps, device)?,
                 num_heads: spec.num_heads,
             });

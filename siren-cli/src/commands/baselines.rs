@@ -10,7 +10,7 @@ use siren_core::config::RunConfig;
 use siren_core::metrics::{MethodResult, Metrics};
 use siren_core::registry::build;
 use siren_core::run::RunDir;
-use siren_core::traits::{DatasetLoader, RatingBaseline};
+use siren_core::traits::RatingBaseline;
 
 pub fn run(config_path: &Path, overrides: &[String]) -> anyhow::Result<Metrics> {
     let config = RunConfig::load(config_path, overrides)?;
@@ -26,23 +26,9 @@ pub fn run(config_path: &Path, overrides: &[String]) -> anyhow::Result<Metrics> 
         &format!("{} (unused: baselines run on the CPU)", config.device),
     )?;
 
-    let loader = build::<dyn DatasetLoader>(&config.dataset.kind, &config.dataset.params)?;
-    let spinner = siren_core::progress::spinner(format!("loading {}", config.dataset.kind));
-    let t = Instant::now();
-    let ds = loader.load();
-    spinner.finish_and_clear();
-    let ds = ds?;
-    tracing::info!("{} ({:.1}s)", ds.summary(), t.elapsed().as_secs_f64());
-
+    let ds = siren_core::stages::load_dataset(&config)?;
     let split = config.eval.split;
     let targets = ds.split(split);
-    if targets.is_empty() {
-        anyhow::bail!(
-            "the {} split of `{}` is empty (for test, give the test file in [dataset.params])",
-            split.as_str(),
-            ds.name
-        );
-    }
     let fit = ds.fit_set(split);
     let truth: Vec<f32> = targets.iter().map(|x| x.rating).collect();
 

@@ -140,31 +140,7 @@ fn lora_linear(
     bias: bool,
     device: &Device,
 ) -> Result<LoraLinear> {
-    Ok(LoraLinear::new(linear(w, name, out, inp, bias, device)?))
-}
-
-fn linear(
-    w: &mut Weights,
-    name: &str,
-    out: usize,
-    inp: usize,
-    bias: bool,
-    device: &Device,
-) -> Result<Linear> {
-    let weight = w.take(&format!("{name}.weight"), [out, inp], device)?;
-    let bias = if bias {
-        Some(Param::from_tensor(w.take(
-            &format!("{name}.bias"),
-            [out],
-            device,
-        )?))
-    } else {
-        None
-    };
-    Ok(Linear {
-        weight: Param::from_tensor(weight.transpose()),
-        bias,
-    })
+    Ok(LoraLinear::new(w.linear(name, out, inp, bias, device)?))
 }
 
 fn rms(w: &mut Weights, name: &str, dim: usize, eps: f64, device: &Device) -> Result<RmsNorm> {
@@ -236,7 +212,7 @@ impl Decoder {
         let lm_head = if spec.tie_word_embeddings {
             None
         } else {
-            Some(linear(w, "lm_head", spec.vocab_size, h, false, device)?)
+            Some(w.linear("lm_head", spec.vocab_size, h, false, device)?)
         };
         Ok(Self {
             embed_tokens: Embedding {

@@ -65,8 +65,8 @@ impl LoraLinear {
                 let low = a
                     .dropout
                     .forward(x.clone())
-                    .matmul(unsqueeze(a.lora_a.val()));
-                let delta = low.matmul(unsqueeze(a.lora_b.val())).mul_scalar(a.scale);
+                    .matmul(a.lora_a.val().unsqueeze());
+                let delta = low.matmul(a.lora_b.val().unsqueeze()).mul_scalar(a.scale);
                 self.base.forward(x).add(delta)
             }
             _ => self.base.forward(x),
@@ -90,10 +90,6 @@ impl LoraLinear {
             self.base.weight = Param::from_tensor(w.detach()).set_require_grad(false);
         }
     }
-}
-
-fn unsqueeze<const D: usize>(t: Tensor<2>) -> Tensor<D> {
-    t.unsqueeze::<D>()
 }
 
 /// LoRA hyper-parameters (PEFT's `LoraConfig` subset).

@@ -3,6 +3,7 @@
 //! (minijinja), as HF `apply_chat_template` does.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use tokenizers::models::bpe::{BPE, Vocab};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
@@ -43,7 +44,13 @@ pub struct TextTokenizer {
     pub pad: Option<u32>,
     /// Jinja chat template.
     pub chat_template: Option<String>,
+    /// The compiled template, with the source it was compiled from (recompiled when
+    /// `chat_template` changes).
+    compiled: Mutex<Option<(String, Arc<minijinja::Environment<'static>>)>>,
 }
+
+/// Name of the chat template inside its environment.
+const CHAT: &str = "chat";
 
 fn tok_err(origin: &str, e: impl std::fmt::Display) -> CoreError {
     CoreError::Data(format!("tokenizer {origin}: {e}"))
@@ -148,6 +155,7 @@ impl TextTokenizer {
                 .get("tokenizer.chat_template")
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            compiled: Mutex::new(None),
         })
     }
 
@@ -172,6 +180,7 @@ impl TextTokenizer {
             pad: token("pad_token"),
             chat_template: cfg["chat_template"].as_str().map(str::to_string),
             inner,
+            compiled: Mutex::new(None),
         })
     }
 
@@ -217,16 +226,14 @@ impl TextTokenizer {
         self.inner.token_to_id(token)
     }
 
-    /// Renders the chat template (HF `apply_chat_template` with `tokenize=False`).
-    pub fn apply_chat_template(
-        &self,
-        messages: &[Message],
-        add_generation_prompt: bool,
-    ) -> Result<String> {
-        let template = self
-            .chat_template
-            .as_deref()
-            .ok_or_else(|| tok_err("chat", "the model has no chat template"))?;
+    /// The environment holding `template` compiled, built once per template source.
+    fn compiled_template(&self, template: &str) -> Result<Arc<minijinja::Environment<'static>>> {
+        let mut slot = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((src, env)) = slot.as_ref()
+            && src == template
+        {
+            return Ok(env.clone());
+        }
         let mut env = minijinja::Environment::new();
         env.add_function(
             "raise_exception",
@@ -237,8 +244,26 @@ impl TextTokenizer {
                 ))
             },
         );
+        env.add_template_owned(CHAT, template.to_string())
+            .map_err(|e| tok_err("chat template", e))?;
+        let env = Arc::new(env);
+        *slot = Some((template.to_string(), env.clone()));
+        Ok(env)
+    }
+
+    /// Renders the chat template (HF `apply_chat_template` with `tokenize=False`).
+    pub fn apply_chat_template(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        let template = self
+            .chat_template
+            .as_deref()
+            .ok_or_else(|| tok_err("chat", "the model has no chat template"))?;
+        let env = self.compiled_template(template)?;
         let tpl = env
-            .template_from_str(template)
+            .get_template(CHAT)
             .map_err(|e| tok_err("chat template", e))?;
         let name = |id: Option<u32>| {
             id.and_then(|i| self.inner.id_to_token(i))

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use burn::module::Param;
+use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
@@ -139,6 +141,11 @@ impl Weights {
         self.tensors.insert(name.into(), (shape, data));
     }
 
+    /// Takes tensor `name` whatever its shape: `(shape, values)`.
+    pub fn take_raw(&mut self, name: &str) -> Option<(Vec<usize>, Vec<f32>)> {
+        self.tensors.remove(name)
+    }
+
     /// Whether `name` is present.
     pub fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
@@ -174,5 +181,31 @@ impl Weights {
             )));
         }
         Ok(Tensor::from_data(TensorData::new(data, shape), device))
+    }
+
+    /// Takes the HF linear layer `name` (`{name}.weight` `[out, in]`, and `{name}.bias`
+    /// `[out]` when `bias`) as a burn `Linear` (weight stored `[in, out]`).
+    pub fn linear(
+        &mut self,
+        name: &str,
+        out: usize,
+        inp: usize,
+        bias: bool,
+        device: &Device,
+    ) -> Result<Linear> {
+        let weight: Tensor<2> = self.take(&format!("{name}.weight"), [out, inp], device)?;
+        let bias = if bias {
+            Some(Param::from_tensor(self.take(
+                &format!("{name}.bias"),
+                [out],
+                device,
+            )?))
+        } else {
+            None
+        };
+        Ok(Linear {
+            weight: Param::from_tensor(weight.transpose()),
+            bias,
+        })
     }
 }

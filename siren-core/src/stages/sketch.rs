@@ -69,19 +69,10 @@ fn slot<'a>(
 
 /// Reads cached embeddings, if a valid file exists.
 fn read_cache(path: &Path, n: usize) -> Option<Embeddings> {
-    let bytes = std::fs::read(path).ok()?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).ok()?;
-    let t = st.tensor("embeddings").ok()?;
-    let shape = t.shape();
-    if shape.len() != 2 || shape[0] != n || t.dtype() != safetensors::Dtype::F32 {
-        return None;
-    }
-    let data = t
-        .data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Some(Embeddings {
+    let (shape, data) = crate::engine::Weights::from_safetensors(path)
+        .ok()?
+        .take_raw("embeddings")?;
+    (shape.len() == 2 && shape[0] == n).then(|| Embeddings {
         n,
         dim: shape[1],
         data,

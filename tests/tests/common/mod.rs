@@ -47,18 +47,7 @@ pub fn expected(arch: &str) -> Expected {
             .map(|x| x.as_u64().unwrap() as u32)
             .collect()
     };
-    let bytes = std::fs::read(dir.join("expected.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let f32s = |name: &str| {
-        let t = st.tensor(name).unwrap();
-        let data = t
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        (t.shape().to_vec(), data)
-    };
-    let pos = st.tensor("position_ids").unwrap();
+    let st = dir.join("expected.safetensors");
     Expected {
         prompts: json["prompts"]
             .as_array()
@@ -68,13 +57,9 @@ pub fn expected(arch: &str) -> Expected {
             .collect(),
         greedy_prompt: to_u32(&json["greedy_prompt"]),
         greedy_tokens: to_u32(&json["greedy_tokens"]),
-        position_ids: pos
-            .data()
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-            .collect(),
-        logits: f32s("logits"),
-        hidden: f32s("hidden_states"),
+        position_ids: read_i64(&st, "position_ids").1,
+        logits: read_f32(&st, "logits"),
+        hidden: read_f32(&st, "hidden_states"),
     }
 }
 
@@ -116,6 +101,19 @@ pub fn read_f32(path: &std::path::Path, name: &str) -> (Vec<usize>, Vec<f32>) {
         .data()
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    (t.shape().to_vec(), data)
+}
+
+/// i64 tensor `name` of a safetensors file: (shape, values).
+pub fn read_i64(path: &std::path::Path, name: &str) -> (Vec<usize>, Vec<i64>) {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor(name).unwrap();
+    let data = t
+        .data()
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
         .collect();
     (t.shape().to_vec(), data)
 }
