@@ -92,6 +92,40 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+    /// Stage 1: train the [model] with the trainer named in [trainer] (ao-sft, grpo) on
+    /// training prompts; checkpoints, metrics.jsonl and training.svg go to
+    /// runs/<name>/stage1/, the trained adapter to runs/<name>/stage1/policy/.
+    Train {
+        /// The run config (TOML).
+        config: PathBuf,
+        /// Override a config key: `--set training.lr=1e-5` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Continue from the newest checkpoint of this run.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Evaluate the decoder with reasoning (CoT, greedy) and answer-only decoding next to the
+    /// baselines, on [eval] split (or a sample of [eval] sample rows); rows go to metrics.json.
+    Eval {
+        /// The run config (TOML).
+        config: PathBuf,
+        /// Override a config key: `--set eval.sample=200` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Evaluate the base model even when the run has trained weights.
+        #[arg(long)]
+        base: bool,
+        /// Evaluate with this PEFT adapter folder.
+        #[arg(long)]
+        adapter: Option<PathBuf>,
+        /// Skip the reasoning (CoT) rows.
+        #[arg(long)]
+        no_cot: bool,
+        /// Skip the answer-only rows.
+        #[arg(long)]
+        no_ao: bool,
+    },
     /// Fit the configured rating baselines and evaluate them (writes runs/<name>/metrics.json).
     Baselines {
         /// The run config (TOML).
@@ -188,6 +222,29 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         })
         .map(|_| ()),
         Command::Sketch { config, set } => commands::sketch::run(&config, &set).map(|_| ()),
+        Command::Train {
+            config,
+            set,
+            resume,
+        } => commands::train::run(&config, &set, resume).map(|_| ()),
+        Command::Eval {
+            config,
+            set,
+            base,
+            adapter,
+            no_cot,
+            no_ao,
+        } => commands::eval::run(
+            &config,
+            &set,
+            base,
+            adapter,
+            siren_core::stages::eval::Modes {
+                cot: !no_cot,
+                ao: !no_ao,
+            },
+        )
+        .map(|_| ()),
         Command::Baselines { config, set } => commands::baselines::run(&config, &set).map(|_| ()),
     }
 }

@@ -10,6 +10,34 @@
 /// The four tags, in order.
 pub const TAGS: [&str; 4] = ["<think>", "</think>", "<answer>", "</answer>"];
 
+/// What follows the prompt for an answer-only (one-token) prediction: an empty reasoning block
+/// and an open answer tag (the authors' student input, METHOD.md stage 2).
+pub const AO_SUFFIX: &str = "\n<think>\n</think>\n<answer>";
+
+/// A rating as an answer: `4` for whole ratings, `4.5` otherwise.
+pub fn rating_text(rating: f32) -> String {
+    if rating.fract() == 0.0 {
+        format!("{rating:.0}")
+    } else {
+        format!("{rating}")
+    }
+}
+
+/// The rating at the start of an answer-only continuation (`4</answer>`, ` 4.5`, `5`): the
+/// leading number, if there is one.
+pub fn leading_rating(text: &str) -> Option<f32> {
+    let t = text.trim_start();
+    let end = t
+        .char_indices()
+        .find(|(_, c)| !(c.is_ascii_digit() || *c == '.'))
+        .map_or(t.len(), |(i, _)| i);
+    t[..end]
+        .trim_end_matches('.')
+        .parse::<f32>()
+        .ok()
+        .filter(|x| x.is_finite())
+}
+
 /// Whether `completion` follows the format strictly (see the module docs).
 pub fn format_ok(completion: &str) -> bool {
     let mut pos = Vec::with_capacity(4);
@@ -52,6 +80,17 @@ pub fn parse_rating(completion: &str) -> Option<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answer_only_helpers() {
+        assert_eq!(rating_text(4.0), "4");
+        assert_eq!(rating_text(4.5), "4.5");
+        assert_eq!(leading_rating("4</answer>"), Some(4.0));
+        assert_eq!(leading_rating(" 4.5 </answer>"), Some(4.5));
+        assert_eq!(leading_rating("5."), Some(5.0));
+        assert_eq!(leading_rating("five"), None);
+        assert_eq!(leading_rating(""), None);
+    }
 
     #[test]
     fn format_is_strict() {

@@ -60,12 +60,31 @@ pub struct EvalConfig {
     /// `valid` (default) or `test` (needs the dataset's test file).
     #[serde(default = "default_split")]
     pub split: SplitName,
+    /// LLM evaluation (`siren eval`) on a seeded sample of this many rows (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<usize>,
+    /// Prompts per generation batch in LLM evaluation.
+    #[serde(default = "default_eval_batch")]
+    pub batch_size: usize,
+    /// Most tokens a reasoning (CoT) answer may take.
+    #[serde(default = "default_eval_tokens")]
+    pub max_new_tokens: usize,
+}
+
+fn default_eval_batch() -> usize {
+    8
+}
+fn default_eval_tokens() -> usize {
+    512
 }
 
 impl Default for EvalConfig {
     fn default() -> Self {
         Self {
             split: default_split(),
+            sample: None,
+            batch_size: default_eval_batch(),
+            max_new_tokens: default_eval_tokens(),
         }
     }
 }
@@ -169,6 +188,9 @@ pub struct RunConfig {
     /// Slot `reward`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reward: Option<SlotConfig>,
+    /// Settings shared by every trainer.
+    #[serde(default)]
+    pub training: crate::train::TrainingConfig,
     /// Slot `policy-trainer`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trainer: Option<SlotConfig>,
@@ -238,6 +260,13 @@ impl RunConfig {
         check!(internalizer, Internalizer);
         check!(alignment, AlignmentLoss);
         self.prompt.validate()?;
+        self.training.validate()?;
+        if self.eval.batch_size == 0 || self.eval.max_new_tokens == 0 {
+            return Err(CoreError::config(
+                "eval",
+                "batch_size and max_new_tokens must be at least 1",
+            ));
+        }
         if self.topics.k == 0 || self.topics.nearest == 0 {
             return Err(CoreError::config(
                 "topics",

@@ -13,12 +13,14 @@ pub mod data;
 pub mod engine;
 mod error;
 pub mod metrics;
+pub mod plot;
 pub mod progress;
 pub mod prompt;
 pub mod registry;
 pub mod run;
 pub mod stages;
 pub mod testkit;
+pub mod train;
 pub mod traits;
 
 pub use error::{CoreError, Result};

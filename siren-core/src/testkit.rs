@@ -321,3 +321,110 @@ pub fn reward_contract(r: &dyn crate::traits::Reward) -> Result<()> {
     }
     Ok(())
 }
+
+/// The words of [`tiny_tokenizer`], in id order.
+pub const TINY_VOCAB: [&str; 13] = [
+    "<pad>",
+    "<eos>",
+    "<think>",
+    "</think>",
+    "<answer>",
+    "</answer>",
+    "rate",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "<unk>",
+];
+
+/// A word-level tokenizer over [`TINY_VOCAB`] (whitespace-separated words; the four answer
+/// tags are whole tokens; `<eos>` ends and `<pad>` pads), for tests and examples that train a
+/// tiny decoder on synthetic rating tasks such as "rate 4" → `<answer> 4 </answer>`.
+pub fn tiny_tokenizer() -> Result<crate::engine::TextTokenizer> {
+    let vocab: serde_json::Map<String, serde_json::Value> = TINY_VOCAB
+        .iter()
+        .enumerate()
+        .map(|(i, w)| ((*w).to_string(), serde_json::json!(i)))
+        .collect();
+    let added: Vec<serde_json::Value> = TINY_VOCAB[..6]
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            serde_json::json!({"id": i, "content": w, "single_word": false, "lstrip": false,
+                "rstrip": false, "normalized": false, "special": i < 2})
+        })
+        .collect();
+    let json = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
+        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
+    });
+    crate::engine::TextTokenizer::from_json(
+        &json.to_string(),
+        &serde_json::json!({"eos_token": "<eos>", "pad_token": "<pad>"}),
+    )
+}
+
+/// A randomly initialised tiny Llama-shaped decoder (2 layers, width 32, vocabulary of
+/// [`TINY_VOCAB`]; weights normal with std 0.02 as HF initialises them, norms 1), seeded.
+/// `lm_head` gets std 0.3: with std 0.02 the logits of a width-32 model cannot exceed ~0.6,
+/// so adapters alone could never make the model confident.
+pub fn tiny_decoder(seed: u64, device: &burn::tensor::Device) -> Result<crate::engine::Decoder> {
+    use rand::{Rng, SeedableRng};
+    let spec = crate::engine::DecoderSpec {
+        vocab_size: TINY_VOCAB.len(),
+        hidden_size: 32,
+        intermediate_size: 64,
+        num_layers: 2,
+        num_heads: 4,
+        num_kv_heads: 2,
+        head_dim: 8,
+        rms_norm_eps: 1e-6,
+        rope_theta: 10_000.0,
+        rope_scaling: None,
+        max_position_embeddings: 256,
+        tie_word_embeddings: false,
+        attention_bias: false,
+        mlp_bias: false,
+        qk_norm: false,
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut w = crate::engine::Weights::default();
+    let mut normal = |shape: Vec<usize>, std: f32| -> (Vec<usize>, Vec<f32>) {
+        let n: usize = shape.iter().product();
+        // Box-Muller.
+        let data = (0..n)
+            .map(|_| {
+                let (u1, u2): (f32, f32) = (rng.random_range(1e-7..1.0), rng.random());
+                std * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+            })
+            .collect();
+        (shape, data)
+    };
+    let (h, f, v, kv) = (32, 64, TINY_VOCAB.len(), 2 * 8);
+    let mut put = |name: String, shape: Vec<usize>, w: &mut crate::engine::Weights| {
+        let std = if name == "lm_head.weight" { 0.3 } else { 0.02 };
+        let (s, d) = normal(shape, std);
+        w.insert(name, s, d);
+    };
+    put("model.embed_tokens.weight".into(), vec![v, h], &mut w);
+    put("lm_head.weight".into(), vec![v, h], &mut w);
+    for i in 0..2 {
+        let p = format!("model.layers.{i}");
+        put(format!("{p}.self_attn.q_proj.weight"), vec![h, h], &mut w);
+        put(format!("{p}.self_attn.k_proj.weight"), vec![kv, h], &mut w);
+        put(format!("{p}.self_attn.v_proj.weight"), vec![kv, h], &mut w);
+        put(format!("{p}.self_attn.o_proj.weight"), vec![h, h], &mut w);
+        put(format!("{p}.mlp.gate_proj.weight"), vec![f, h], &mut w);
+        put(format!("{p}.mlp.up_proj.weight"), vec![f, h], &mut w);
+        put(format!("{p}.mlp.down_proj.weight"), vec![h, f], &mut w);
+        for n in ["input_layernorm", "post_attention_layernorm"] {
+            w.insert(format!("{p}.{n}.weight"), vec![h], vec![1.0; h]);
+        }
+    }
+    w.insert("model.norm.weight", vec![h], vec![1.0; h]);
+    crate::engine::Decoder::from_weights(spec, &mut w, device)
+}

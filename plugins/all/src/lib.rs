@@ -9,6 +9,7 @@ pub use siren_encoders;
 pub use siren_lora;
 pub use siren_rewards;
 pub use siren_sketch;
+pub use siren_trainers;
 
 /// Names that every build must resolve, by slot: the guard against a plugin crate that is
 /// silently not linked.
@@ -21,6 +22,7 @@ pub const BUILT_IN: &[(&str, &[&str])] = &[
     ("sketch-builder", &["majority", "paper"]),
     ("reward", &["binary", "regression"]),
     ("lora-targets", &["all-linear", "ffn", "kv", "qkv", "qv"]),
+    ("policy-trainer", &["ao-sft", "grpo"]),
     (
         "rating-baseline",
         &["global-mean", "item-avg", "mf", "user-avg"],

@@ -2,6 +2,8 @@
 
 pub mod baselines;
 pub mod devices;
+pub mod eval;
 pub mod generate;
 pub mod plugins;
 pub mod sketch;
+pub mod train;

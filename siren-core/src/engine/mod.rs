@@ -20,6 +20,7 @@ pub mod gguf;
 mod infer;
 mod load;
 mod lora;
+mod params;
 mod rope;
 mod tokenizer;
 mod weights;
@@ -32,5 +33,6 @@ pub use infer::{CompletionScores, PositionStates, completion_logprobs, states_at
 pub use load::{load_gguf, load_hf_dir, load_model};
 pub(crate) use lora::serialize_f32;
 pub use lora::{Adapter, LoraLinear, LoraSpec};
+pub use params::TensorMap;
 pub use tokenizer::{Message, TextTokenizer};
 pub use weights::Weights;

@@ -169,19 +169,32 @@ impl TextTokenizer {
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default();
+        Ok(Self::with_config(inner, &cfg))
+    }
+
+    /// A tokenizer from the text of a `tokenizer.json` and a `tokenizer_config.json` value
+    /// (special tokens and chat template).
+    pub fn from_json(tokenizer_json: &str, config: &serde_json::Value) -> Result<Self> {
+        let inner: Tokenizer = tokenizer_json
+            .parse()
+            .map_err(|e| tok_err("tokenizer.json", e))?;
+        Ok(Self::with_config(inner, config))
+    }
+
+    fn with_config(inner: Tokenizer, cfg: &serde_json::Value) -> Self {
         let token = |key: &str| -> Option<u32> {
             let v = &cfg[key];
             let s = v.as_str().or_else(|| v["content"].as_str())?;
             inner.token_to_id(s)
         };
-        Ok(Self {
+        Self {
             bos: token("bos_token"),
             eos: token("eos_token"),
             pad: token("pad_token"),
             chat_template: cfg["chat_template"].as_str().map(str::to_string),
             inner,
             compiled: Mutex::new(None),
-        })
+        }
     }
 
     /// Token ids of `text` (`special`: add the tokenizer's BOS/EOS post-processing, if any).

@@ -2,14 +2,23 @@
 //! its artifacts into the run folder. The CLI commands (`siren sketch`, ...) are thin wrappers,
 //! and the pipeline runner chains them.
 
+pub mod eval;
 pub mod sketch;
+pub mod train;
 
 use std::time::Instant;
 
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+
 use crate::config::RunConfig;
-use crate::data::Dataset;
+use crate::data::{Dataset, Interaction, SplitName};
+use crate::engine::{Message, TextTokenizer};
+use crate::prompt::{PromptBuilder, Strategy};
 use crate::registry::build;
+use crate::run::RunDir;
 use crate::traits::DatasetLoader;
+use crate::traits::{Example, Sketch};
 use crate::{CoreError, Result};
 
 /// Loads the configured dataset (with a spinner and a summary log line).
@@ -41,4 +50,69 @@ pub(crate) fn fnv1a<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
         h = (h ^ 0xff).wrapping_mul(0x0100_0000_01b3);
     }
     h
+}
+
+/// The text a decoder reads for a prompt: the chat template (system + user, generation
+/// prompt added) when the tokenizer has one, else the two messages on separate lines.
+pub fn render_prompt(tok: &TextTokenizer, p: &crate::prompt::Prompt) -> Result<String> {
+    if tok.chat_template.is_some() {
+        tok.apply_chat_template(
+            &[
+                Message::new("system", &p.system),
+                Message::new("user", &p.user),
+            ],
+            true,
+        )
+    } else {
+        Ok(format!("{}\n{}\n", p.system, p.user))
+    }
+}
+
+/// A seeded sample of `n` rows (all rows, in order, when `n` is `None` or not smaller).
+pub fn sample_rows(rows: &[Interaction], n: Option<usize>, seed: u64) -> Vec<Interaction> {
+    match n {
+        Some(n) if n < rows.len() => {
+            let mut idx: Vec<usize> = (0..rows.len()).collect();
+            idx.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+            let mut keep: Vec<usize> = idx[..n].to_vec();
+            keep.sort_unstable();
+            keep.into_iter().map(|i| rows[i]).collect()
+        }
+        _ => rows.to_vec(),
+    }
+}
+
+/// Every user's sketch when the configured prompt strategy uses one (runs the sketch stage,
+/// whose item embeddings are cached), else empty sketches.
+pub fn sketches_for(config: &RunConfig, ds: &Dataset, run: &RunDir) -> Result<Vec<Sketch>> {
+    match config.prompt.strategy {
+        Strategy::Sketch | Strategy::MoreHistory => Ok(sketch::run(config, ds, run)?.sketches),
+        _ => Ok(vec![Sketch::default(); ds.users.len()]),
+    }
+}
+
+/// Rendered prompts for `rows` (each row's past is the user's history before it; for the
+/// test split the valid item counts as history).
+pub fn examples(
+    config: &RunConfig,
+    ds: &Dataset,
+    rows: &[Interaction],
+    sketches: &[Sketch],
+    tok: &TextTokenizer,
+) -> Result<Vec<Example>> {
+    let pb = PromptBuilder::new(config.prompt.clone())?;
+    let timelines = crate::prompt::timelines(ds, config.eval.split == SplitName::Test);
+    let count = |s: &str| tok.encode(s, false).map(|v| v.len()).unwrap_or(0);
+    rows.iter()
+        .map(|x| {
+            let u = x.user as usize;
+            let past = crate::prompt::past_of(&timelines[u], x);
+            let p = pb.build(ds, past, &sketches[u], x, pb.cfg.strategy, &count);
+            Ok(Example {
+                id: format!("{}:{}", ds.users[u], ds.items[x.item as usize].id),
+                prompt: render_prompt(tok, &p)?,
+                rating: x.rating,
+            })
+        })
+        .collect()
 }

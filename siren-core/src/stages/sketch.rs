@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::config::RunConfig;
 use crate::data::{Dataset, SplitName};
-use crate::engine::{Message, TextTokenizer};
+use crate::engine::TextTokenizer;
 use crate::prompt::{self, PromptBuilder, Strategy};
 use crate::registry::{build, build_on};
 use crate::run::RunDir;
@@ -159,18 +159,7 @@ pub fn model_tokenizer(config: &RunConfig) -> Result<Option<TextTokenizer>> {
 
 /// Counts the tokens of a prompt as the model sees it (chat template when it has one).
 fn prompt_tokens(tok: &TextTokenizer, p: &prompt::Prompt) -> Result<usize> {
-    let text = if tok.chat_template.is_some() {
-        tok.apply_chat_template(
-            &[
-                Message::new("system", &p.system),
-                Message::new("user", &p.user),
-            ],
-            true,
-        )?
-    } else {
-        format!("{}\n{}", p.system, p.user)
-    };
-    Ok(tok.encode(&text, false)?.len())
+    Ok(tok.encode(&super::render_prompt(tok, p)?, false)?.len())
 }
 
 /// Runs the stage; see the module docs for what it writes.

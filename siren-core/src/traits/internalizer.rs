@@ -1,5 +1,6 @@
-use super::{Example, Policy, RunCtx, TrainReport};
+use super::{Example, RunCtx, TrainReport};
 use crate::Result;
+use crate::train::Policy;
 
 /// A training example whose CoT answer matched the label, with the teacher's reasoning.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -18,7 +19,7 @@ pub trait Internalizer: Send + Sync {
     /// Trains `policy` on `examples`.
     fn internalize(
         &self,
-        policy: &mut dyn Policy,
+        policy: &mut Policy,
         examples: &[CotExample],
         ctx: &RunCtx,
     ) -> Result<TrainReport>;

@@ -44,7 +44,7 @@ pub use lora::LoraTargets;
 pub use namer::TopicNamer;
 pub use reward::{Reward, RewardParts};
 pub use sketch::{Sketch, SketchBuilder, SketchTopic, TopicRating};
-pub use trainer::{Example, GenerateOptions, Policy, PolicyTrainer, RunCtx, TrainReport};
+pub use trainer::{Example, PolicyTrainer, RunCtx, TrainReport};
 
 crate::__declare_slot!(
     crate::traits::ComputeDevice,

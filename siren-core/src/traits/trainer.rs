@@ -1,10 +1,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use burn::tensor::Tensor;
-
 use super::Reward;
 use crate::Result;
+use crate::train::{Policy, TrainingConfig};
 
 /// One training prompt with its true rating.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -17,30 +16,6 @@ pub struct Example {
     pub rating: f32,
 }
 
-/// Sampling options for [`Policy::generate`].
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct GenerateOptions {
-    /// Maximum new tokens.
-    pub max_new_tokens: usize,
-    /// 0 means greedy.
-    pub temperature: f32,
-    /// Nucleus mass.
-    pub top_p: f32,
-    /// Random seed.
-    pub seed: u64,
-}
-
-/// What a trainer needs from a language-model policy; implemented by the decoder engine.
-pub trait Policy: Send {
-    /// Generates one completion per prompt.
-    fn generate(&mut self, prompts: &[String], options: &GenerateOptions) -> Result<Vec<String>>;
-    /// Per-token log-probabilities `[batch, completion_len]` of `completions` given `prompts`,
-    /// differentiable with respect to the trainable parameters.
-    fn log_probs(&self, prompts: &[String], completions: &[String]) -> Result<Tensor<2>>;
-    /// Hidden states `[layers, batch, hidden]` of layers `1..=L` at the last token of each text.
-    fn last_hidden_states(&self, texts: &[String]) -> Result<Tensor<3>>;
-}
-
 /// Where and how a stage runs.
 #[derive(Debug, Clone)]
 pub struct RunCtx {
@@ -48,8 +23,13 @@ pub struct RunCtx {
     pub run_dir: PathBuf,
     /// Seed for every random choice.
     pub seed: u64,
-    /// Tensor device.
+    /// Tensor device (plain; trainers move the policy to its autodiff twin).
     pub device: burn::tensor::Device,
+    /// Settings shared by every trainer (`[training]`).
+    pub training: TrainingConfig,
+    /// Continue from the newest checkpoint under `run_dir` (else a folder that already holds
+    /// checkpoints is an error, so that no training is overwritten).
+    pub resume: bool,
 }
 
 /// Summary of a training stage.
@@ -69,7 +49,7 @@ pub trait PolicyTrainer: Send + Sync {
     /// Trains `policy` on `examples`, scoring samples with `reward` where the method samples.
     fn train(
         &self,
-        policy: &mut dyn Policy,
+        policy: &mut Policy,
         examples: &[Example],
         reward: &dyn Reward,
         ctx: &RunCtx,

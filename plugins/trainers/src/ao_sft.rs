@@ -1,0 +1,99 @@
+//! `ao-sft`: answer-only supervised fine-tuning. The input is the prompt followed by an empty
+//! reasoning block and an open answer tag ([`siren_core::answer::AO_SUFFIX`]); the loss is the
+//! token-mean cross-entropy of the rating (`4`, `4.5`) and, by default, the closing
+//! `</answer>` tag.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use siren_core::answer::{AO_SUFFIX, rating_text};
+use siren_core::train::{Policy, run_loop};
+use siren_core::traits::{Example, PolicyTrainer, Reward, RunCtx, TrainReport};
+use siren_core::{Plugin, Result};
+
+/// Parameters of `ao-sft`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AoSftParams {
+    /// Also learn the closing `</answer>` tag (default true), so that generation stops there.
+    pub close_tag: bool,
+}
+
+impl Default for AoSftParams {
+    fn default() -> Self {
+        Self { close_tag: true }
+    }
+}
+
+/// The `ao-sft` trainer.
+#[derive(Debug, Clone)]
+pub struct AoSft {
+    p: AoSftParams,
+}
+
+impl Plugin for AoSft {
+    type Params = AoSftParams;
+    const SUMMARY: &'static str =
+        "answer-only SFT: cross-entropy of the rating after an empty <think></think>";
+    fn from_params(p: AoSftParams) -> Result<Self> {
+        Ok(Self { p })
+    }
+}
+
+siren_core::register_trainer!("ao-sft", AoSft);
+
+impl PolicyTrainer for AoSft {
+    fn train(
+        &self,
+        policy: &mut Policy,
+        examples: &[Example],
+        _reward: &dyn Reward,
+        ctx: &RunCtx,
+    ) -> Result<TrainReport> {
+        let max = ctx.training.max_prompt_tokens;
+        let mut data = Vec::with_capacity(examples.len());
+        let mut cut = 0;
+        for e in examples {
+            let (p, c) = crate::encode_prompt(policy, &format!("{}{AO_SUFFIX}", e.prompt), max)?;
+            cut += usize::from(c);
+            let mut target = rating_text(e.rating);
+            if self.p.close_tag {
+                target.push_str("</answer>");
+            }
+            data.push((p, policy.encode(&target)?));
+        }
+        crate::warn_cut("ao-sft", cut, examples.len(), max);
+        let hash = crate::settings_hash(&self.p, ctx, examples)?;
+        let micro = ctx.training.micro_batch;
+        run_loop(
+            "ao-sft",
+            policy,
+            data.len(),
+            hash,
+            ctx,
+            &mut |policy, optim, input| {
+                let chunks: Vec<&[usize]> = input.indices.chunks(micro).collect();
+                let tokens: usize = input.indices.iter().map(|&i| data[i].1.len()).sum();
+                let loss = crate::accumulated_step(
+                    policy,
+                    optim,
+                    input.lr,
+                    input.step,
+                    chunks.len(),
+                    &mut |policy, k| {
+                        let prompts: Vec<Vec<u32>> =
+                            chunks[k].iter().map(|&i| data[i].0.clone()).collect();
+                        let comps: Vec<Vec<u32>> =
+                            chunks[k].iter().map(|&i| data[i].1.clone()).collect();
+                        let sc = policy.scores(&prompts, &comps)?;
+                        Ok(sc.logprobs.sum().neg().div_scalar(tokens as f64))
+                    },
+                )?;
+                Ok(BTreeMap::from([
+                    ("loss".to_string(), loss),
+                    ("answer_tokens".to_string(), tokens as f64),
+                ]))
+            },
+        )
+    }
+}

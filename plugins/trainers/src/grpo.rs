@@ -1,0 +1,491 @@
+//! `grpo`: Group Relative Policy Optimization (paper §3.2 stage 1, appendix C; METHOD.md).
+//!
+//! Per step, for each of the step's prompts:
+//! 1. sample `group_size` completions with the current weights (`temperature`, `top_k`,
+//!    `top_p`, at most `max_response_tokens`, ending at EOS or `</answer>`);
+//! 2. score each with the `reward` slot; advantage `A = (R − mean) / (std + 1e-6)` within the
+//!    group (`std` unbiased, as `torch.std`). A group whose rewards are all equal has `A = 0`
+//!    everywhere: it gives no policy gradient and is counted as `zero_std_groups`;
+//! 3. with `ρ = exp(log π − log π_old)` per token (`π_old` = the weights that sampled), the
+//!    token loss is `−min(ρA, clip(ρ, 1 − ε, 1 + ε_high)·A) + β·k3`, where
+//!    `k3 = exp(log π_ref − log π) − (log π_ref − log π) − 1` (VERL's `low_var_kl`, clamped to
+//!    ±10) and `π_ref` is the model with adapters disabled (LoRA) or the starting weights (full
+//!    fine-tuning);
+//! 4. `loss_agg = "seq-mean-token-mean"` (default) averages tokens within each completion and
+//!    then completions; `"token-mean"` averages every token of the step;
+//! 5. `inner_steps` optimizer updates on the same samples (each over all of them, with
+//!    gradient accumulation over `[training] micro_batch` sequences).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use siren_core::burn::tensor::{Tensor, TensorData};
+use siren_core::engine::{GenerationConfig, completion_logprobs};
+use siren_core::train::{Policy, run_loop};
+use siren_core::traits::{Example, PolicyTrainer, Reward, RunCtx, TrainReport};
+use siren_core::{CoreError, Plugin, Result};
+
+/// How token losses become the step loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossAgg {
+    /// Mean over each completion's tokens, then over completions (the paper's setting).
+    SeqMeanTokenMean,
+    /// Mean over every token of the step.
+    TokenMean,
+}
+
+/// Parameters of `grpo` (defaults: the paper's appendix C where it gives them).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpoParams {
+    /// Samples per prompt G (paper 8).
+    pub group_size: usize,
+    /// Sampling temperature.
+    pub temperature: f32,
+    /// Top-k filter (0 = off).
+    pub top_k: usize,
+    /// Nucleus mass (1 = off).
+    pub top_p: f32,
+    /// Most tokens per completion (paper 512).
+    pub max_response_tokens: usize,
+    /// Clip range ε of the importance ratio (paper 0.2).
+    pub clip_eps: f64,
+    /// Upper clip range (default: `clip_eps`).
+    pub clip_eps_high: Option<f64>,
+    /// KL coefficient β (paper 0.001); 0 skips the reference pass.
+    pub kl_coef: f64,
+    /// Optimizer updates per batch of samples.
+    pub inner_steps: usize,
+    /// Token-loss aggregation.
+    pub loss_agg: LossAgg,
+    /// Sequences per generation call.
+    pub generation_batch: usize,
+}
+
+impl Default for GrpoParams {
+    fn default() -> Self {
+        Self {
+            group_size: 8,
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            max_response_tokens: 512,
+            clip_eps: 0.2,
+            clip_eps_high: None,
+            kl_coef: 0.001,
+            inner_steps: 1,
+            loss_agg: LossAgg::SeqMeanTokenMean,
+            generation_batch: 64,
+        }
+    }
+}
+
+/// The `grpo` trainer.
+#[derive(Debug, Clone)]
+pub struct Grpo {
+    p: GrpoParams,
+}
+
+impl Plugin for Grpo {
+    type Params = GrpoParams;
+    const SUMMARY: &'static str =
+        "GRPO: group-normalised advantages, clipped ratio, k3 KL to the reference policy";
+    fn from_params(p: GrpoParams) -> Result<Self> {
+        let bad = |k: &str, m: &str| Err(CoreError::config(format!("grpo {k}"), m));
+        if p.group_size < 2 {
+            return bad("group_size", "needs at least 2 samples per prompt");
+        }
+        if !(p.temperature > 0.0 && p.temperature.is_finite()) {
+            return bad("temperature", "GRPO samples: must be > 0");
+        }
+        if !(p.top_p > 0.0 && p.top_p <= 1.0) {
+            return bad("top_p", "must be in (0, 1]");
+        }
+        if p.max_response_tokens == 0 || p.inner_steps == 0 || p.generation_batch == 0 {
+            return bad(
+                "max_response_tokens",
+                "max_response_tokens, inner_steps and generation_batch must be at least 1",
+            );
+        }
+        if !(p.clip_eps > 0.0 && p.clip_eps < 1.0) || p.clip_eps_high.is_some_and(|e| !(e > 0.0)) {
+            return bad("clip_eps", "must be in (0, 1) (clip_eps_high > 0)");
+        }
+        if !(p.kl_coef >= 0.0 && p.kl_coef.is_finite()) {
+            return bad("kl_coef", "must be ≥ 0");
+        }
+        Ok(Self { p })
+    }
+}
+
+siren_core::register_trainer!("grpo", Grpo);
+
+/// Group-normalised advantages: `(r − mean) / (std + eps)` per consecutive group of `g`
+/// rewards, `std` unbiased. Returns the advantages and the number of groups whose rewards
+/// are all equal.
+pub fn group_advantages(rewards: &[f32], g: usize, eps: f32) -> (Vec<f32>, usize) {
+    let mut adv = Vec::with_capacity(rewards.len());
+    let mut flat = 0;
+    for grp in rewards.chunks(g) {
+        let n = grp.len() as f32;
+        let mean = grp.iter().sum::<f32>() / n;
+        let var = if grp.len() > 1 {
+            grp.iter().map(|r| (r - mean).powi(2)).sum::<f32>() / (n - 1.0)
+        } else {
+            0.0
+        };
+        let std = var.sqrt();
+        if grp.iter().all(|&r| r == grp[0]) {
+            flat += 1;
+            adv.extend(std::iter::repeat_n(0.0, grp.len()));
+        } else {
+            adv.extend(grp.iter().map(|r| (r - mean) / (std + eps)));
+        }
+    }
+    (adv, flat)
+}
+
+/// Per-token GRPO terms on host values, the reference the tensor loss is tested against:
+/// `(policy-gradient term, k3)` of one token.
+pub fn token_terms(logp: f32, old: f32, reference: f32, adv: f32, lo: f32, hi: f32) -> (f32, f32) {
+    let ratio = (logp - old).exp();
+    let pg = -(ratio * adv).min(ratio.clamp(lo, hi) * adv);
+    let d = reference - logp;
+    let k3 = (d.exp() - d - 1.0).clamp(-10.0, 10.0);
+    (pg, k3)
+}
+
+/// Token-level GRPO terms as tensors `[batch, tokens]`.
+pub struct TokenTerms {
+    /// `−min(ρA, clip(ρ)·A) + β·k3` (before masking).
+    pub loss: Tensor<2>,
+    /// The importance ratio ρ.
+    pub ratio: Tensor<2>,
+    /// k3 per token, when a reference was given.
+    pub k3: Option<Tensor<2>>,
+}
+
+/// The token loss of GRPO from the policy's log-probs (with graph), the sampling weights'
+/// log-probs, the reference's log-probs (none: no KL term) and per-sequence advantages
+/// `[batch, 1]`; `clip = (1 − ε, 1 + ε_high)`, `beta` the KL coefficient.
+pub fn token_loss(
+    logp: Tensor<2>,
+    old: Tensor<2>,
+    reference: Option<Tensor<2>>,
+    adv: Tensor<2>,
+    clip: (f64, f64),
+    beta: f64,
+) -> TokenTerms {
+    let ratio = logp.clone().sub(old).exp();
+    let s1 = ratio.clone().mul(adv.clone());
+    let s2 = ratio.clone().clamp(clip.0, clip.1).mul(adv);
+    let mut loss = s1.min_pair(s2).neg();
+    let k3 = reference.map(|r| {
+        let d = r.sub(logp);
+        d.clone().exp().sub(d).sub_scalar(1.0).clamp(-10.0, 10.0)
+    });
+    if let Some(k) = &k3 {
+        loss = loss.add(k.clone().mul_scalar(beta));
+    }
+    TokenTerms { loss, ratio, k3 }
+}
+
+struct Sample {
+    prompt: usize,
+    ids: Vec<u32>,
+}
+
+impl PolicyTrainer for Grpo {
+    fn train(
+        &self,
+        policy: &mut Policy,
+        examples: &[Example],
+        reward: &dyn Reward,
+        ctx: &RunCtx,
+    ) -> Result<TrainReport> {
+        let p = &self.p;
+        let max = ctx.training.max_prompt_tokens;
+        let mut prompts = Vec::with_capacity(examples.len());
+        let mut cut = 0;
+        for e in examples {
+            let (ids, c) = crate::encode_prompt(policy, &e.prompt, max)?;
+            cut += usize::from(c);
+            prompts.push(ids);
+        }
+        crate::warn_cut("grpo", cut, examples.len(), max);
+        let hash = crate::settings_hash(p, ctx, examples)?;
+        let micro = ctx.training.micro_batch;
+        let g = p.group_size;
+        let (lo, hi) = (
+            1.0 - p.clip_eps,
+            1.0 + p.clip_eps_high.unwrap_or(p.clip_eps),
+        );
+        let stop = policy.tokenizer.stop_strings(&["</answer>".to_string()]);
+        let stop_tokens: Vec<u32> = policy.tokenizer.eos.into_iter().collect();
+        run_loop(
+            "grpo",
+            policy,
+            examples.len(),
+            hash,
+            ctx,
+            &mut |policy, optim, input| {
+                // 1. Sample G completions per prompt with the current weights.
+                let t_gen = Instant::now();
+                let mut samples: Vec<Sample> = Vec::with_capacity(input.indices.len() * g);
+                let queue: Vec<usize> = input
+                    .indices
+                    .iter()
+                    .flat_map(|&i| std::iter::repeat_n(i, g))
+                    .collect();
+                let pad = policy.pad_id();
+                for (k, chunk) in queue.chunks(p.generation_batch).enumerate() {
+                    let cfg = GenerationConfig {
+                        max_new_tokens: p.max_response_tokens,
+                        temperature: p.temperature,
+                        top_k: p.top_k,
+                        top_p: p.top_p,
+                        seed: input.seed.wrapping_add(k as u64),
+                        stop_tokens: stop_tokens.clone(),
+                        stop: stop.clone(),
+                        pad_id: pad,
+                        use_cache: true,
+                    };
+                    let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| prompts[i].clone()).collect();
+                    for (ids, &i) in policy.generate(&batch, &cfg)?.into_iter().zip(chunk) {
+                        samples.push(Sample { prompt: i, ids });
+                    }
+                }
+                let gen_s = t_gen.elapsed().as_secs_f64();
+                let gen_tokens: usize = samples.iter().map(|s| s.ids.len()).sum();
+
+                // 2. Rewards and advantages.
+                let mut rewards = Vec::with_capacity(samples.len());
+                let (mut fmt, mut parsed, mut abs_err) = (0usize, 0usize, 0f64);
+                for s in &samples {
+                    let text = policy.decode_completion(&s.ids)?;
+                    let truth = examples[s.prompt].rating;
+                    let parts = reward.score(&text, truth);
+                    if !parts.total().is_finite() {
+                        return Err(CoreError::Numeric(format!(
+                            "reward returned {} for example `{}`",
+                            parts.total(),
+                            examples[s.prompt].id
+                        )));
+                    }
+                    rewards.push(parts.total());
+                    fmt += usize::from(siren_core::answer::format_ok(&text));
+                    if let Some(r) = parts.predicted {
+                        parsed += 1;
+                        abs_err += f64::from((r.clamp(1.0, 5.0) - truth).abs());
+                    }
+                }
+                let (adv, flat) = group_advantages(&rewards, g, 1e-6);
+                let n = samples.len();
+                let mean_r = rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / n as f64;
+                let std_r = (rewards
+                    .iter()
+                    .map(|&r| (f64::from(r) - mean_r).powi(2))
+                    .sum::<f64>()
+                    / n as f64)
+                    .sqrt();
+
+                // 3. Log-probs of the sampling weights and of the reference, per micro-batch.
+                let chunks: Vec<Vec<usize>> = (0..n)
+                    .collect::<Vec<_>>()
+                    .chunks(micro)
+                    .map(<[usize]>::to_vec)
+                    .collect();
+                let inputs = |c: &[usize]| -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
+                    (
+                        c.iter()
+                            .map(|&j| prompts[samples[j].prompt].clone())
+                            .collect(),
+                        c.iter().map(|&j| samples[j].ids.clone()).collect(),
+                    )
+                };
+                let device = policy.inference_device();
+                let old_model = policy.inference_model();
+                let ref_model = (p.kl_coef > 0.0).then(|| policy.reference_model());
+                let mut old = Vec::with_capacity(chunks.len());
+                let mut refs = Vec::with_capacity(chunks.len());
+                for c in &chunks {
+                    let (pr, co) = inputs(c);
+                    old.push(crate::host(
+                        completion_logprobs(&old_model, &pr, &co, pad, &device)?.logprobs,
+                    )?);
+                    refs.push(match &ref_model {
+                        Some(m) => {
+                            crate::host(completion_logprobs(m, &pr, &co, pad, &device)?.logprobs)?
+                        }
+                        None => Vec::new(),
+                    });
+                }
+                drop(old_model);
+                drop(ref_model);
+
+                // 4. Inner optimizer updates.
+                let total_tokens: usize = gen_tokens;
+                let (mut loss, mut kl_sum, mut clipped, mut tok_count) = (0.0, 0.0, 0usize, 0usize);
+                for inner in 0..p.inner_steps {
+                    let last = inner + 1 == p.inner_steps;
+                    loss = crate::accumulated_step(
+                        policy,
+                        optim,
+                        input.lr,
+                        input.step,
+                        chunks.len(),
+                        &mut |policy, k| {
+                            let c = &chunks[k];
+                            let (pr, co) = inputs(c);
+                            let sc = policy.scores(&pr, &co)?;
+                            let [m, width] = sc.logprobs.dims();
+                            let dev = &policy.device;
+                            let t = |v: Vec<f32>, shape: [usize; 2]| {
+                                Tensor::<2>::from_data(TensorData::new(v, shape), dev)
+                            };
+                            let old_t = t(old[k].clone(), [m, width]);
+                            let a: Vec<f32> = c.iter().map(|&j| adv[j]).collect();
+                            let reference = refs
+                                .get(k)
+                                .filter(|r| !r.is_empty())
+                                .map(|r| t(r.clone(), [m, width]));
+                            let terms = token_loss(
+                                sc.logprobs.clone(),
+                                old_t,
+                                reference,
+                                t(a, [m, 1]),
+                                (lo, hi),
+                                p.kl_coef,
+                            );
+                            let (tok, ratio) = (terms.loss, terms.ratio);
+                            if last && let Some(k3) = terms.k3 {
+                                kl_sum += f64::from(crate::host(k3.mul(sc.mask.clone()).sum())?[0]);
+                            }
+                            let tok = tok.mul(sc.mask.clone());
+                            if last {
+                                let r = crate::host(ratio)?;
+                                let mk = crate::host(sc.mask.clone())?;
+                                for (x, w) in r.iter().zip(&mk) {
+                                    if *w > 0.0 {
+                                        tok_count += 1;
+                                        clipped += usize::from(*x < lo as f32 || *x > hi as f32);
+                                    }
+                                }
+                            }
+                            Ok(match p.loss_agg {
+                                LossAgg::SeqMeanTokenMean => {
+                                    let per_seq =
+                                        tok.sum_dim(1).div(sc.mask.sum_dim(1).clamp_min(1.0));
+                                    per_seq.sum().div_scalar(n as f64)
+                                }
+                                LossAgg::TokenMean => {
+                                    tok.sum().div_scalar(total_tokens.max(1) as f64)
+                                }
+                            })
+                        },
+                    )?;
+                }
+                let tok_count = tok_count.max(1) as f64;
+                let mut m = BTreeMap::new();
+                m.insert("loss".to_string(), loss);
+                m.insert("reward_mean".to_string(), mean_r);
+                m.insert("reward_std".to_string(), std_r);
+                m.insert("format_rate".to_string(), fmt as f64 / n as f64);
+                m.insert("parse_rate".to_string(), parsed as f64 / n as f64);
+                if parsed > 0 {
+                    m.insert("mae".to_string(), abs_err / parsed as f64);
+                }
+                m.insert("zero_std_groups".to_string(), flat as f64);
+                m.insert("response_tokens".to_string(), gen_tokens as f64 / n as f64);
+                m.insert(
+                    "gen_tokens_per_s".to_string(),
+                    gen_tokens as f64 / gen_s.max(1e-9),
+                );
+                m.insert("gen_seconds".to_string(), gen_s);
+                m.insert("clip_frac".to_string(), clipped as f64 / tok_count);
+                if p.kl_coef > 0.0 {
+                    m.insert("kl".to_string(), kl_sum / tok_count);
+                }
+                Ok(m)
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advantages_are_group_normalised_with_unbiased_std() {
+        let (a, flat) = group_advantages(&[1.0, 3.0, 2.0, 2.0, 0.0, 0.0], 2, 0.0);
+        // group 1: mean 2, unbiased std sqrt(2) → ∓1/√2.
+        let s = 1.0 / 2f32.sqrt();
+        assert!((a[0] + s).abs() < 1e-6 && (a[1] - s).abs() < 1e-6, "{a:?}");
+        assert_eq!(&a[2..], &[0.0; 4]);
+        assert_eq!(flat, 2);
+    }
+
+    #[test]
+    fn clipped_objective_and_k3_match_the_formulas() {
+        // ratio e^0.5 ≈ 1.65 > 1.2 with A > 0: clipped, −1.2·A.
+        let (pg, k3) = token_terms(-1.0, -1.5, -1.0, 2.0, 0.8, 1.2);
+        assert!((pg + 2.4).abs() < 1e-6, "{pg}");
+        assert!(k3.abs() < 1e-7, "same as reference: k3 = 0");
+        // A < 0: min picks the unclipped ratio·A when the ratio is above the range.
+        let (pg, _) = token_terms(-1.0, -1.5, -1.0, -1.0, 0.8, 1.2);
+        assert!((pg - 0.5f32.exp()).abs() < 1e-5, "{pg}");
+        // k3 = e^d − d − 1 ≥ 0.
+        let (_, k3) = token_terms(-2.0, -2.0, -1.0, 0.0, 0.8, 1.2);
+        assert!((k3 - (1f32.exp() - 2.0)).abs() < 1e-6, "{k3}");
+    }
+
+    #[test]
+    fn tensor_loss_matches_the_host_formula() {
+        use siren_core::burn::tensor::Device;
+        let dev = Device::default();
+        let logp = [-1.0f32, -0.3, -2.0, -0.7, -1.2, -0.1];
+        let old = [-1.5f32, -0.3, -1.0, -0.9, -1.2, -0.4];
+        let reference = [-1.0f32, -0.5, -2.5, -0.2, -1.0, -0.1];
+        let adv = [2.0f32, -1.0];
+        let t =
+            |v: &[f32], s: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v.to_vec(), s), &dev);
+        let terms = token_loss(
+            t(&logp, [2, 3]),
+            t(&old, [2, 3]),
+            Some(t(&reference, [2, 3])),
+            t(&adv, [2, 1]),
+            (0.8, 1.2),
+            0.1,
+        );
+        let got = crate::host(terms.loss).unwrap();
+        for i in 0..6 {
+            let (pg, k3) = token_terms(logp[i], old[i], reference[i], adv[i / 3], 0.8, 1.2);
+            assert!(
+                (got[i] - (pg + 0.1 * k3)).abs() < 1e-5,
+                "token {i}: {} vs {}",
+                got[i],
+                pg + 0.1 * k3
+            );
+        }
+    }
+
+    #[test]
+    fn bad_params_are_refused() {
+        assert!(
+            Grpo::from_params(GrpoParams {
+                group_size: 1,
+                ..GrpoParams::default()
+            })
+            .is_err()
+        );
+        assert!(
+            Grpo::from_params(GrpoParams {
+                temperature: 0.0,
+                ..GrpoParams::default()
+            })
+            .is_err()
+        );
+    }
+}

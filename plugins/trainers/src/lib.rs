@@ -1,0 +1,100 @@
+//! Stage-1 trainers, registered in the `policy-trainer` slot (paper §3.2 stage 1, appendix C):
+//!
+//! | name | what it optimises |
+//! |---|---|
+//! | [`ao_sft`] `ao-sft` | cross-entropy of the rating after an empty reasoning block (the AO-SFT rows of Tables 3 and 5) |
+//! | [`grpo`] `grpo` | GRPO: G samples per prompt scored by the `reward` slot, group-normalised advantages, clipped ratio, k3 KL to the reference policy |
+//!
+//! Both run on [`siren_core::train::run_loop`], which owns data order, checkpoints, `--resume`,
+//! metrics and the NaN stop; the settings shared by every trainer are `[training]`.
+#![warn(missing_docs)]
+
+pub mod ao_sft;
+pub mod grpo;
+
+use serde::Serialize;
+use siren_core::burn::tensor::Tensor;
+use siren_core::train::Policy;
+use siren_core::traits::{Example, RunCtx};
+use siren_core::{CoreError, Result};
+
+/// Token ids of `text`, keeping the last `max` tokens of longer texts. Returns whether it
+/// was cut.
+pub(crate) fn encode_prompt(policy: &Policy, text: &str, max: usize) -> Result<(Vec<u32>, bool)> {
+    let mut ids = policy.encode(text)?;
+    if ids.is_empty() {
+        return Err(CoreError::Data("a training prompt is empty".into()));
+    }
+    let cut = ids.len() > max;
+    if cut {
+        ids.drain(..ids.len() - max);
+    }
+    Ok((ids, cut))
+}
+
+/// The hash that ties a checkpoint to the settings that shaped it: the trainer's params, the
+/// shared training settings and the examples.
+pub(crate) fn settings_hash(
+    params: &impl Serialize,
+    ctx: &RunCtx,
+    examples: &[Example],
+) -> Result<u64> {
+    let p = serde_json::to_vec(params).map_err(|e| CoreError::Numeric(e.to_string()))?;
+    let t = serde_json::to_vec(&ctx.training).map_err(|e| CoreError::Numeric(e.to_string()))?;
+    let mut parts: Vec<Vec<u8>> = vec![p, t];
+    for e in examples {
+        parts.push(e.prompt.as_bytes().to_vec());
+        parts.push(e.rating.to_le_bytes().to_vec());
+    }
+    // FNV-1a.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in &parts {
+        for &b in part {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        h = (h ^ 0xff).wrapping_mul(0x0100_0000_01b3);
+    }
+    Ok(h)
+}
+
+/// Host values of a tensor.
+pub(crate) fn host<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.try_into_vec_as::<f32>()
+        .map_err(|e| CoreError::Numeric(format!("reading a tensor: {e:?}")))
+}
+
+/// Logs how many prompts were cut to `training.max_prompt_tokens`.
+pub(crate) fn warn_cut(name: &str, cut: usize, n: usize, max: usize) {
+    if cut > 0 {
+        tracing::warn!(
+            "{name}: {cut} of {n} prompts are longer than training.max_prompt_tokens = {max} \
+             and keep their last {max} tokens"
+        );
+    }
+}
+
+/// One optimizer update from `n_micro` micro-batches: `micro(policy, i)` returns micro-batch
+/// `i`'s share of the loss (shares sum to the step's loss); gradients are accumulated and the
+/// optimizer steps once. A non-finite share stops before the update. Returns the loss.
+pub(crate) fn accumulated_step(
+    policy: &mut Policy,
+    optim: &mut siren_core::burn::optim::ModuleOptimizer,
+    lr: f64,
+    step: usize,
+    n_micro: usize,
+    micro: &mut dyn FnMut(&Policy, usize) -> Result<Tensor<1>>,
+) -> Result<f64> {
+    use siren_core::burn::optim::{GradientsAccumulator, GradientsParams};
+    let mut acc = GradientsAccumulator::new();
+    let mut total = 0.0;
+    for i in 0..n_micro {
+        let loss = micro(policy, i)?;
+        let v = f64::from(host(loss.clone())?[0]);
+        siren_core::train::check_finite("the loss", v, step)?;
+        total += v;
+        let grads = GradientsParams::from_grads(loss.backward(), &policy.model);
+        acc.accumulate(&policy.model, grads);
+    }
+    policy.model = optim.step(lr, policy.model.clone(), acc.grads());
+    Ok(total)
+}

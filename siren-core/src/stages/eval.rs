@@ -1,0 +1,225 @@
+//! LLM evaluation (`siren eval`): on the evaluated split (or a seeded sample of
+//! `[eval] sample` rows), predicts each rating with the decoder — trained weights of stage 1
+//! when the run has them, else the base model — in two ways:
+//! - `<method>-cot`: greedy reasoning (`<think>…</think><answer>r</answer>`, at most
+//!   `[eval] max_new_tokens` tokens), rating parsed from the answer;
+//! - `<method>-ao`: answer-only, the prompt followed by an empty reasoning block and
+//!   `<answer>` ([`crate::answer::AO_SUFFIX`]), a few greedy tokens, the leading number.
+//!
+//! `<method>` is the stage-1 trainer's name, or `base` for the untrained model. An answer
+//! without a rating counts as the mean training rating (counted in `fallbacks`); predictions
+//! are clipped to the rating scale. Every configured baseline is fitted and scored on the same
+//! rows, so the table compares like with like. Each LLM row carries the format rate, parse
+//! rate, mean output tokens and mean latency per sample (batched, `[eval] batch_size`).
+//! Predictions with the generated text go to `eval/<method>.jsonl`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::answer;
+use crate::config::RunConfig;
+use crate::data::Dataset;
+use crate::engine::{Decoder, GenerationConfig, TextTokenizer, generate, load_model};
+use crate::metrics::{MethodResult, Metrics};
+use crate::registry::build;
+use crate::run::RunDir;
+use crate::traits::{Example, RatingBaseline};
+use crate::{CoreError, Result};
+
+/// Which weights to evaluate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Weights {
+    /// Stage 1's trained weights if the run has them, else the base model.
+    Auto,
+    /// The base model.
+    Base,
+    /// A PEFT adapter folder.
+    Adapter(PathBuf),
+}
+
+/// Which decodings to run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Modes {
+    /// Greedy reasoning.
+    pub cot: bool,
+    /// Answer-only.
+    pub ao: bool,
+}
+
+struct Decoded {
+    text: String,
+    tokens: usize,
+}
+
+fn decode_all(
+    model: &Decoder,
+    tok: &TextTokenizer,
+    prompts: &[Vec<u32>],
+    max_new: usize,
+    batch: usize,
+    device: &burn::tensor::Device,
+    label: &str,
+) -> Result<(Vec<Decoded>, f64)> {
+    let cfg = GenerationConfig {
+        max_new_tokens: max_new,
+        stop_tokens: tok.eos.into_iter().collect(),
+        stop: tok.stop_strings(&["</answer>".to_string()]),
+        pad_id: tok.pad.or(tok.eos).unwrap_or(0),
+        ..GenerationConfig::greedy(max_new)
+    };
+    let drop: Vec<u32> = [tok.eos, tok.pad].into_iter().flatten().collect();
+    let bar = crate::progress::bar(prompts.len() as u64, label.to_string());
+    let t = Instant::now();
+    let mut out = Vec::with_capacity(prompts.len());
+    for chunk in prompts.chunks(batch) {
+        for ids in generate(model, chunk, &cfg, device)? {
+            let kept: Vec<u32> = ids.iter().copied().filter(|t| !drop.contains(t)).collect();
+            out.push(Decoded {
+                text: tok.decode(&kept, false)?,
+                tokens: ids.len(),
+            });
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok((out, t.elapsed().as_secs_f64()))
+}
+
+fn write_jsonl(path: &Path, examples: &[Example], pred: &[f32], out: &[Decoded]) -> Result<()> {
+    let mut s = String::new();
+    for ((e, p), d) in examples.iter().zip(pred).zip(out) {
+        s.push_str(
+            &serde_json::json!({"id": e.id, "rating": e.rating, "pred": p, "tokens": d.tokens, "text": d.text})
+                .to_string(),
+        );
+        s.push('\n');
+    }
+    crate::run::write_atomic(path, s.as_bytes())
+}
+
+/// Runs the evaluation and records the rows in `metrics.json`.
+pub fn run(
+    config: &RunConfig,
+    ds: &Dataset,
+    run: &RunDir,
+    weights: &Weights,
+    modes: Modes,
+) -> Result<Metrics> {
+    let model_cfg = config
+        .model
+        .as_ref()
+        .ok_or_else(|| CoreError::config("model", "evaluation needs a [model] table"))?;
+    let split = config.eval.split;
+    let rows = super::sample_rows(ds.split(split), config.eval.sample, config.seed);
+    let truth: Vec<f32> = rows.iter().map(|x| x.rating).collect();
+    let fit = ds.fit_set(split);
+    let mean = fit.iter().map(|x| x.rating).sum::<f32>() / fit.len().max(1) as f32;
+    let mut results = Vec::new();
+    for b in &config.baselines {
+        let model = build::<dyn RatingBaseline>(&b.kind, &b.params)?.fit(ds, &fit, config.seed)?;
+        let pred: Vec<f32> = rows.iter().map(|x| model.predict(x.user, x.item)).collect();
+        results.push(MethodResult::evaluate(&b.kind, &pred, &truth)?);
+    }
+
+    let (device, label) = crate::traits::device::open(&config.device)?;
+    let (mut model, tok) = load_model(&model_cfg.path, model_cfg.backbone.as_deref(), &device)?;
+    let adapter = match weights {
+        Weights::Base => None,
+        Weights::Adapter(p) => Some(p.clone()),
+        Weights::Auto => {
+            let p = super::train::policy_dir(run);
+            p.join("adapter_config.json").is_file().then_some(p)
+        }
+    };
+    let method = match (&adapter, weights) {
+        (None, _) => "base".to_string(),
+        (Some(_), Weights::Adapter(_)) => "adapter".to_string(),
+        (Some(_), _) => config
+            .trainer
+            .as_ref()
+            .map_or("stage1".to_string(), |t| t.kind.clone()),
+    };
+    if let Some(dir) = &adapter {
+        model = model.load_peft(dir)?.0.merge_lora();
+        tracing::info!("evaluating with the adapter in {}", dir.display());
+    }
+    let sketches = super::sketches_for(config, ds, run)?;
+    let examples = super::examples(config, ds, &rows, &sketches, &tok)?;
+    let eval_dir = run.file("eval");
+    std::fs::create_dir_all(&eval_dir).map_err(|e| CoreError::io(&eval_dir, e))?;
+    let batch = config.eval.batch_size;
+    let n = examples.len();
+    tracing::info!(
+        "evaluating `{method}` on {n} {} rows, device {label}",
+        split.as_str()
+    );
+
+    let mut llm_rows = Vec::new();
+    for (mode, on) in [("cot", modes.cot), ("ao", modes.ao)] {
+        if !on {
+            continue;
+        }
+        let name = format!("{method}-{mode}");
+        let suffix = if mode == "ao" { answer::AO_SUFFIX } else { "" };
+        let prompts: Vec<Vec<u32>> = examples
+            .iter()
+            .map(|e| tok.encode(&format!("{}{suffix}", e.prompt), false))
+            .collect::<Result<_>>()?;
+        let max_new = if mode == "ao" {
+            4
+        } else {
+            config.eval.max_new_tokens
+        };
+        let (out, secs) = decode_all(&model, &tok, &prompts, max_new, batch, &device, &name)?;
+        let (mut fmt, mut parsed) = (0usize, 0usize);
+        let pred: Vec<f32> = out
+            .iter()
+            .map(|d| {
+                let r = if mode == "ao" {
+                    answer::leading_rating(&d.text)
+                } else {
+                    fmt += usize::from(answer::format_ok(&d.text));
+                    answer::parse_rating(&d.text)
+                };
+                parsed += usize::from(r.is_some());
+                r.unwrap_or(mean).clamp(1.0, 5.0)
+            })
+            .collect();
+        let mut r = MethodResult::evaluate(&name, &pred, &truth)?;
+        let tokens = out.iter().map(|d| d.tokens).sum::<usize>() as f64 / n as f64;
+        if mode == "cot" {
+            r.extra.insert(
+                "format_rate".into(),
+                serde_json::json!(fmt as f64 / n as f64),
+            );
+        }
+        r.extra.insert(
+            "parse_rate".into(),
+            serde_json::json!(parsed as f64 / n as f64),
+        );
+        r.extra
+            .insert("fallbacks".into(), serde_json::json!(n - parsed));
+        r.extra
+            .insert("mean_output_tokens".into(), serde_json::json!(tokens));
+        r.extra
+            .insert("latency_s".into(), serde_json::json!(secs / n as f64));
+        r.extra
+            .insert("batch_size".into(), serde_json::json!(batch));
+        r.extra.insert("device".into(), serde_json::json!(label));
+        tracing::info!(
+            "{name}: MAE {:.4} RMSE {:.4}, parsed {parsed}/{n}, {tokens:.1} output tokens, {:.3}s/sample",
+            r.mae,
+            r.rmse,
+            secs / n as f64
+        );
+        write_jsonl(
+            &eval_dir.join(format!("{name}.jsonl")),
+            &examples,
+            &pred,
+            &out,
+        )?;
+        llm_rows.push(r);
+    }
+    results.extend(llm_rows);
+    run.record_metrics(&ds.name, split.as_str(), n, results)
+}

@@ -1,0 +1,143 @@
+//! Stage 1 (paper §3.2): trains the configured decoder with the trainer named in `[trainer]`
+//! (`ao-sft`, `grpo`, ...) on prompts of the training split, scoring samples with `[reward]`
+//! (default `regression`).
+//!
+//! Writes into `runs/<name>/stage1/`: `checkpoints/`, `metrics.jsonl`, `training.svg`,
+//! `examples.sample.txt` and the trained weights in `policy/` (a PEFT adapter folder for LoRA,
+//! `model.safetensors` for full fine-tuning); section `train` of `metrics.json` holds the
+//! final step's metrics and timing.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::config::{RunConfig, SlotConfig};
+use crate::data::Dataset;
+use crate::engine::load_model;
+use crate::registry::build;
+use crate::run::RunDir;
+use crate::train::{Policy, Tuning};
+use crate::traits::{LoraTargets, PolicyTrainer, Reward, RunCtx, TrainReport};
+use crate::{CoreError, Result};
+
+/// The folder of stage 1 inside a run.
+pub fn stage_dir(run: &RunDir) -> PathBuf {
+    run.file("stage1")
+}
+
+/// The trained weights of stage 1 inside a run.
+pub fn policy_dir(run: &RunDir) -> PathBuf {
+    stage_dir(run).join("policy")
+}
+
+/// The `[reward]` slot, `regression` when absent.
+pub fn reward_slot(config: &RunConfig) -> SlotConfig {
+    config
+        .reward
+        .clone()
+        .unwrap_or_else(|| SlotConfig::named("regression"))
+}
+
+/// The `[lora]` slot, `all-linear` when absent.
+pub fn lora_slot(config: &RunConfig) -> SlotConfig {
+    config
+        .lora
+        .clone()
+        .unwrap_or_else(|| SlotConfig::named("all-linear"))
+}
+
+/// Runs stage 1; `resume` continues from the newest checkpoint.
+pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Result<TrainReport> {
+    let tr_cfg = config.trainer.as_ref().ok_or_else(|| {
+        CoreError::config(
+            "trainer",
+            "stage 1 needs a [trainer] table (kind = \"ao-sft\" or \"grpo\")",
+        )
+    })?;
+    let model_cfg = config
+        .model
+        .as_ref()
+        .ok_or_else(|| CoreError::config("model", "stage 1 needs a [model] table (path = ...)"))?;
+    let trainer = build::<dyn PolicyTrainer>(&tr_cfg.kind, &tr_cfg.params)?;
+    let rw = reward_slot(config);
+    let reward = build::<dyn Reward>(&rw.kind, &rw.params)?;
+    let lora = lora_slot(config);
+    let targets = build::<dyn LoraTargets>(&lora.kind, &lora.params)?;
+    let t = Instant::now();
+
+    let (device, label) = crate::traits::device::open(&config.device)?;
+    let sketches = super::sketches_for(config, ds, run)?;
+    let rows = super::sample_rows(&ds.train, config.training.max_examples, config.seed);
+    let (model, tok) = load_model(
+        &model_cfg.path,
+        model_cfg.backbone.as_deref(),
+        &device.clone().autodiff(),
+    )?;
+    let examples = super::examples(config, ds, &rows, &sketches, &tok)?;
+    let stage = stage_dir(run);
+    std::fs::create_dir_all(&stage).map_err(|e| CoreError::io(&stage, e))?;
+    let sample: String = examples
+        .iter()
+        .take(3)
+        .map(|e| format!("=== {} · rating {} ===\n{}\n\n", e.id, e.rating, e.prompt))
+        .collect();
+    crate::run::write_atomic(&stage.join("examples.sample.txt"), sample.as_bytes())?;
+
+    let tuning = config.training.tuning();
+    let mut policy = Policy::new(
+        model,
+        tok,
+        tuning.clone(),
+        &|s| targets.select(s),
+        config.seed,
+        model_cfg.path.display().to_string(),
+    )?;
+    tracing::info!(
+        "stage 1: `{}` on {} training prompts, {} ({} trainable parameters{}), device {label}",
+        tr_cfg.kind,
+        examples.len(),
+        model_cfg.path.display(),
+        policy.trainable_count()?,
+        match &tuning {
+            Tuning::Lora(s) => format!(
+                ", LoRA `{}` r={} α={} on {} sites",
+                lora.kind,
+                s.r,
+                s.alpha,
+                policy.model.lora_sites()
+            ),
+            Tuning::Full => ", full fine-tuning".into(),
+        }
+    );
+    let ctx = RunCtx {
+        run_dir: stage.clone(),
+        seed: config.seed,
+        device,
+        training: config.training.clone(),
+        resume,
+    };
+    let report = trainer.train(&mut policy, &examples, reward.as_ref(), &ctx)?;
+    let out = policy_dir(run);
+    policy.export(&out)?;
+    let seconds = t.elapsed().as_secs_f64();
+    tracing::info!(
+        "stage 1 done: {} steps, weights in {} ({seconds:.0}s)",
+        report.steps,
+        out.display()
+    );
+    run.record_section(
+        &ds.name,
+        config.eval.split.as_str(),
+        ds.split(config.eval.split).len(),
+        "train",
+        serde_json::json!({
+            "trainer": tr_cfg.kind,
+            "reward": rw.kind,
+            "examples": examples.len(),
+            "steps": report.steps,
+            "final": report.metrics,
+            "seconds": seconds,
+            "device": label,
+        }),
+    )?;
+    Ok(report)
+}

@@ -1,0 +1,195 @@
+//! The policy a trainer updates: a decoder on an autodiff device with its tokenizer, trained
+//! through LoRA adapters (base frozen) or in full.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use burn::module::Module;
+use burn::tensor::Device;
+
+use crate::engine::{
+    CompletionScores, Decoder, GenerationConfig, LoraSpec, TensorMap, TextTokenizer,
+    completion_logprobs, generate,
+};
+use crate::{CoreError, Result};
+
+/// What trains.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tuning {
+    /// LoRA adapters on the selected sites; the base is frozen and the reference policy is
+    /// the same model with adapters disabled.
+    Lora(LoraSpec),
+    /// Every parameter; the reference policy is a frozen copy of the starting weights.
+    Full,
+}
+
+/// A decoder being trained, with its tokenizer.
+pub struct Policy {
+    /// The model, on an autodiff device.
+    pub model: Decoder,
+    /// Its tokenizer.
+    pub tokenizer: Arc<TextTokenizer>,
+    /// The autodiff device the model lives on.
+    pub device: Device,
+    /// What trains.
+    pub tuning: Tuning,
+    /// Where the base weights came from (written into adapter configs).
+    pub source: String,
+    /// Frozen starting weights (full fine-tuning only).
+    reference: Option<Decoder>,
+}
+
+impl Policy {
+    /// Wraps `model` (loaded on an autodiff device). For [`Tuning::Lora`], `select` picks the
+    /// linear sites that get fresh adapters (seeded by `seed`); a model that already carries
+    /// adapters (e.g. loaded from a PEFT folder) keeps them and `select` is not used.
+    pub fn new(
+        model: Decoder,
+        tokenizer: TextTokenizer,
+        tuning: Tuning,
+        select: &dyn Fn(&str) -> bool,
+        seed: u64,
+        source: impl Into<String>,
+    ) -> Result<Self> {
+        let device = model.embed_tokens.weight.val().device();
+        if !device.is_autodiff() {
+            return Err(CoreError::Device {
+                name: format!("{device:?}"),
+                reason: "training needs the model on an autodiff device (`device.autodiff()`)"
+                    .into(),
+            });
+        }
+        let (model, reference) = match &tuning {
+            Tuning::Lora(spec) => {
+                let model = if model.lora_sites() > 0 {
+                    model
+                } else {
+                    model.add_lora(spec, select, seed)?.0
+                };
+                (model, None)
+            }
+            Tuning::Full => {
+                let reference = model.valid();
+                (model, Some(reference))
+            }
+        };
+        Ok(Self {
+            model: model.with_stable_param_ids(),
+            tokenizer: Arc::new(tokenizer),
+            device,
+            tuning,
+            source: source.into(),
+            reference,
+        })
+    }
+
+    /// The device inference runs on (the training device without autodiff).
+    pub fn inference_device(&self) -> Device {
+        self.device.clone().without_autodiff()
+    }
+
+    /// The current weights for inference: no autodiff graph, dropout off.
+    pub fn inference_model(&self) -> Decoder {
+        self.model.valid()
+    }
+
+    /// The reference policy for KL terms: the model with adapters disabled (LoRA) or the frozen
+    /// starting weights (full fine-tuning).
+    pub fn reference_model(&self) -> Decoder {
+        match &self.reference {
+            Some(r) => r.clone(),
+            None => {
+                let mut m = self.model.valid();
+                m.set_lora_enabled(false);
+                m
+            }
+        }
+    }
+
+    /// Token ids of `text` (no BOS/EOS added: chat templates write their own).
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        self.tokenizer.encode(text, false)
+    }
+
+    /// Text of generated ids, special tokens kept (tags may be special tokens) but end and
+    /// padding tokens dropped.
+    pub fn decode_completion(&self, ids: &[u32]) -> Result<String> {
+        let drop: Vec<u32> = [self.tokenizer.eos, self.tokenizer.pad]
+            .into_iter()
+            .flatten()
+            .collect();
+        let kept: Vec<u32> = ids.iter().copied().filter(|t| !drop.contains(t)).collect();
+        self.tokenizer.decode(&kept, false)
+    }
+
+    /// Padding id for batches (the tokenizer's pad, else its EOS, else 0).
+    pub fn pad_id(&self) -> u32 {
+        self.tokenizer.pad.or(self.tokenizer.eos).unwrap_or(0)
+    }
+
+    /// Continues `prompts` with the current weights (no gradient).
+    pub fn generate(&self, prompts: &[Vec<u32>], cfg: &GenerationConfig) -> Result<Vec<Vec<u32>>> {
+        generate(
+            &self.inference_model(),
+            prompts,
+            cfg,
+            &self.inference_device(),
+        )
+    }
+
+    /// Per-token log-probabilities of `completions` after `prompts`, with the autodiff graph.
+    pub fn scores(
+        &self,
+        prompts: &[Vec<u32>],
+        completions: &[Vec<u32>],
+    ) -> Result<CompletionScores> {
+        completion_logprobs(
+            &self.model,
+            prompts,
+            completions,
+            self.pad_id(),
+            &self.device,
+        )
+    }
+
+    /// The trainable tensors by path (a checkpoint's weights).
+    pub fn trainable(&self) -> Result<TensorMap> {
+        self.model.tensors_by_path(true)
+    }
+
+    /// Number of trainable scalars.
+    pub fn trainable_count(&self) -> Result<usize> {
+        Ok(self
+            .trainable()?
+            .values()
+            .map(|(s, _)| s.iter().product::<usize>())
+            .sum())
+    }
+
+    /// Restores trainable tensors saved by [`Policy::trainable`].
+    pub fn restore(&mut self, tensors: TensorMap) -> Result<()> {
+        let want = self.trainable()?;
+        if let Some(k) = want.keys().find(|k| !tensors.contains_key(*k)) {
+            return Err(CoreError::Data(format!(
+                "trainable tensor `{k}` is missing ({} saved, {} expected)",
+                tensors.len(),
+                want.len()
+            )));
+        }
+        self.model = self.model.clone().with_tensors_by_path(tensors)?;
+        Ok(())
+    }
+
+    /// Writes the trained weights for use outside training: a PEFT adapter folder (LoRA) or
+    /// `model.safetensors` with every parameter by path (full fine-tuning).
+    pub fn export(&self, dir: &Path) -> Result<()> {
+        match &self.tuning {
+            Tuning::Lora(spec) => self.model.save_peft(dir, spec, Some(&self.source)),
+            Tuning::Full => {
+                std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
+                let bytes = crate::engine::serialize_f32(&self.model.tensors_by_path(false)?)?;
+                crate::run::write_atomic(&dir.join("model.safetensors"), &bytes)
+            }
+        }
+    }
+}
