@@ -192,7 +192,7 @@ fn grpo_raises_reward_and_lowers_mae_on_a_synthetic_task() {
 
 /// The run the resume test kills and the one it compares with: warm start, then 12 GRPO steps
 /// with checkpoints every 2, LoRA dropout on (so the per-step seeds matter).
-fn resumable_run(dir: &Path, resume: bool) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+fn resumable_run(dir: &Path, resume: bool) {
     let mut policy = warm_policy(0.1);
     grpo()
         .train(
@@ -202,40 +202,66 @@ fn resumable_run(dir: &Path, resume: bool) -> BTreeMap<String, (Vec<usize>, Vec<
             &ctx(dir, 12, resume),
         )
         .unwrap();
-    policy.trainable().unwrap()
 }
 
-/// Child side of the SIGKILL test: trains into `SIREN_RESUME_CHILD_DIR` until killed.
+/// Child side of the resume test: trains into `SIREN_RESUME_CHILD_DIR` (resuming when
+/// `SIREN_RESUME_CHILD_RESUME` is set). Runs in its own process: the backend's random
+/// generator (dropout) is per process, so tests running beside it in one process would draw
+/// from it too.
 #[test]
 #[ignore = "run by resume_after_sigkill_matches_an_uninterrupted_run"]
 fn resume_child() {
     if let Ok(dir) = std::env::var("SIREN_RESUME_CHILD_DIR") {
-        resumable_run(Path::new(&dir), false);
+        resumable_run(
+            Path::new(&dir),
+            std::env::var("SIREN_RESUME_CHILD_RESUME").is_ok(),
+        );
     }
+}
+
+fn child(dir: &Path, resume: bool) -> std::process::Child {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args(["--exact", "resume_child", "--ignored", "--nocapture"])
+        .env("SIREN_RESUME_CHILD_DIR", dir);
+    if resume {
+        c.env("SIREN_RESUME_CHILD_RESUME", "1");
+    }
+    c.spawn().unwrap()
+}
+
+fn final_weights(dir: &Path) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+    let mut w = siren_core::engine::Weights::from_safetensors(
+        &dir.join("checkpoints/step-000012/weights.safetensors"),
+    )
+    .unwrap();
+    w.remaining()
+        .into_iter()
+        .map(|n| {
+            let t = w.take_raw(&n).unwrap();
+            (n, t)
+        })
+        .collect()
 }
 
 #[test]
 fn resume_after_sigkill_matches_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let whole = resumable_run(&a, false);
+    assert!(child(&a, false).wait().unwrap().success());
+    let whole = final_weights(&a);
 
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "resume_child", "--ignored", "--nocapture"])
-        .env("SIREN_RESUME_CHILD_DIR", &b)
-        .spawn()
-        .unwrap();
+    let mut killed = child(&b, false);
     let latest = b.join("checkpoints/latest");
     let t = Instant::now();
     let killed_at = loop {
         if let Ok(s) = std::fs::read_to_string(&latest)
             && s.trim() >= "step-000004"
         {
-            child.kill().unwrap(); // SIGKILL
+            killed.kill().unwrap(); // SIGKILL
             break s;
         }
         assert!(
-            child.try_wait().unwrap().is_none(),
+            killed.try_wait().unwrap().is_none(),
             "the child finished before it could be killed"
         );
         assert!(
@@ -244,12 +270,13 @@ fn resume_after_sigkill_matches_an_uninterrupted_run() {
         );
         std::thread::sleep(Duration::from_millis(5));
     };
-    child.wait().unwrap();
+    killed.wait().unwrap();
     assert!(
         killed_at.trim() < "step-000012",
         "killed after the end: {killed_at}"
     );
-    let resumed = resumable_run(&b, true);
+    assert!(child(&b, true).wait().unwrap().success());
+    let resumed = final_weights(&b);
     let mut worst = 0f32;
     assert_eq!(
         whole.keys().collect::<Vec<_>>(),

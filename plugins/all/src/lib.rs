@@ -22,7 +22,7 @@ pub const BUILT_IN: &[(&str, &[&str])] = &[
     ("sketch-builder", &["majority", "paper"]),
     ("reward", &["binary", "regression"]),
     ("lora-targets", &["all-linear", "ffn", "kv", "qkv", "qv"]),
-    ("policy-trainer", &["ao-sft", "grpo"]),
+    ("policy-trainer", &["ao-sft", "cot-sft", "grpo"]),
     (
         "rating-baseline",
         &["global-mean", "item-avg", "mf", "user-avg"],

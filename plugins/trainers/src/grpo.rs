@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use siren_core::burn::tensor::{Tensor, TensorData};
-use siren_core::engine::{GenerationConfig, completion_logprobs};
+use siren_core::engine::completion_logprobs;
 use siren_core::train::{Policy, run_loop};
 use siren_core::traits::{Example, PolicyTrainer, Reward, RunCtx, TrainReport};
 use siren_core::{CoreError, Plugin, Result};
@@ -191,11 +191,6 @@ pub fn token_loss(
     TokenTerms { loss, ratio, k3 }
 }
 
-struct Sample {
-    prompt: usize,
-    ids: Vec<u32>,
-}
-
 impl PolicyTrainer for Grpo {
     fn train(
         &self,
@@ -221,8 +216,14 @@ impl PolicyTrainer for Grpo {
             1.0 - p.clip_eps,
             1.0 + p.clip_eps_high.unwrap_or(p.clip_eps),
         );
-        let stop = policy.tokenizer.stop_strings(&["</answer>".to_string()]);
-        let stop_tokens: Vec<u32> = policy.tokenizer.eos.into_iter().collect();
+        let sampling = crate::Sampling {
+            group_size: g,
+            temperature: p.temperature,
+            top_k: p.top_k,
+            top_p: p.top_p,
+            max_response_tokens: p.max_response_tokens,
+            generation_batch: p.generation_batch,
+        };
         run_loop(
             "grpo",
             policy,
@@ -232,30 +233,9 @@ impl PolicyTrainer for Grpo {
             &mut |policy, optim, input| {
                 // 1. Sample G completions per prompt with the current weights.
                 let t_gen = Instant::now();
-                let mut samples: Vec<Sample> = Vec::with_capacity(input.indices.len() * g);
-                let queue: Vec<usize> = input
-                    .indices
-                    .iter()
-                    .flat_map(|&i| std::iter::repeat_n(i, g))
-                    .collect();
                 let pad = policy.pad_id();
-                for (k, chunk) in queue.chunks(p.generation_batch).enumerate() {
-                    let cfg = GenerationConfig {
-                        max_new_tokens: p.max_response_tokens,
-                        temperature: p.temperature,
-                        top_k: p.top_k,
-                        top_p: p.top_p,
-                        seed: input.seed.wrapping_add(k as u64),
-                        stop_tokens: stop_tokens.clone(),
-                        stop: stop.clone(),
-                        pad_id: pad,
-                        use_cache: true,
-                    };
-                    let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| prompts[i].clone()).collect();
-                    for (ids, &i) in policy.generate(&batch, &cfg)?.into_iter().zip(chunk) {
-                        samples.push(Sample { prompt: i, ids });
-                    }
-                }
+                let samples =
+                    crate::sample_groups(policy, &prompts, &input.indices, &sampling, input.seed)?;
                 let gen_s = t_gen.elapsed().as_secs_f64();
                 let gen_tokens: usize = samples.iter().map(|s| s.ids.len()).sum();
 
@@ -290,7 +270,8 @@ impl PolicyTrainer for Grpo {
                     / n as f64)
                     .sqrt();
 
-                // 3. Log-probs of the sampling weights and of the reference, per micro-batch.
+                // 3. Log-probs of the reference, per micro-batch. Those of the sampling weights
+                // are the first inner update's own (detached): the weights have not moved yet.
                 let chunks: Vec<Vec<usize>> = (0..n)
                     .collect::<Vec<_>>()
                     .chunks(micro)
@@ -304,25 +285,18 @@ impl PolicyTrainer for Grpo {
                         c.iter().map(|&j| samples[j].ids.clone()).collect(),
                     )
                 };
-                let device = policy.inference_device();
-                let old_model = policy.inference_model();
-                let ref_model = (p.kl_coef > 0.0).then(|| policy.reference_model());
-                let mut old = Vec::with_capacity(chunks.len());
                 let mut refs = Vec::with_capacity(chunks.len());
-                for c in &chunks {
-                    let (pr, co) = inputs(c);
-                    old.push(crate::host(
-                        completion_logprobs(&old_model, &pr, &co, pad, &device)?.logprobs,
-                    )?);
-                    refs.push(match &ref_model {
-                        Some(m) => {
-                            crate::host(completion_logprobs(m, &pr, &co, pad, &device)?.logprobs)?
-                        }
-                        None => Vec::new(),
-                    });
+                if p.kl_coef > 0.0 {
+                    let device = policy.inference_device();
+                    let ref_model = policy.reference_model();
+                    for c in &chunks {
+                        let (pr, co) = inputs(c);
+                        refs.push(crate::host(
+                            completion_logprobs(&ref_model, &pr, &co, pad, &device)?.logprobs,
+                        )?);
+                    }
                 }
-                drop(old_model);
-                drop(ref_model);
+                let mut old: Vec<Vec<f32>> = vec![Vec::new(); chunks.len()];
 
                 // 4. Inner optimizer updates.
                 let total_tokens: usize = gen_tokens;
@@ -344,7 +318,15 @@ impl PolicyTrainer for Grpo {
                             let t = |v: Vec<f32>, shape: [usize; 2]| {
                                 Tensor::<2>::from_data(TensorData::new(v, shape), dev)
                             };
-                            let old_t = t(old[k].clone(), [m, width]);
+                            let old_t = if inner == 0 {
+                                let lp = sc.logprobs.clone().detach();
+                                if p.inner_steps > 1 {
+                                    old[k] = crate::host(lp.clone())?;
+                                }
+                                lp
+                            } else {
+                                t(old[k].clone(), [m, width])
+                            };
                             let a: Vec<f32> = c.iter().map(|&j| adv[j]).collect();
                             let reference = refs
                                 .get(k)

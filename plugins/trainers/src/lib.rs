@@ -3,6 +3,7 @@
 //! | name | what it optimises |
 //! |---|---|
 //! | [`ao_sft`] `ao-sft` | cross-entropy of the rating after an empty reasoning block (the AO-SFT rows of Tables 3 and 5) |
+//! | [`cot_sft`] `cot-sft` | cross-entropy of the policy's own reasoning completions whose rating is right (rejection-sampling SFT) |
 //! | [`grpo`] `grpo` | GRPO: G samples per prompt scored by the `reward` slot, group-normalised advantages, clipped ratio, k3 KL to the reference policy |
 //!
 //! Both run on [`siren_core::train::run_loop`], which owns data order, checkpoints, `--resume`,
@@ -10,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod ao_sft;
+pub mod cot_sft;
 pub mod grpo;
 
 use serde::Serialize;
@@ -97,4 +99,58 @@ pub(crate) fn accumulated_step(
     }
     policy.model = optim.step(lr, policy.model.clone(), acc.grads());
     Ok(total)
+}
+
+/// How a trainer samples completions.
+#[derive(Debug, Clone)]
+pub(crate) struct Sampling {
+    pub group_size: usize,
+    pub temperature: f32,
+    pub top_k: usize,
+    pub top_p: f32,
+    pub max_response_tokens: usize,
+    pub generation_batch: usize,
+}
+
+/// One sampled completion of prompt `prompt`.
+pub(crate) struct Sample {
+    pub prompt: usize,
+    pub ids: Vec<u32>,
+}
+
+/// `group_size` completions of each prompt in `indices` (consecutive per prompt), sampled with
+/// the current weights, ending at EOS or `</answer>`; seeded by `seed`.
+pub(crate) fn sample_groups(
+    policy: &Policy,
+    prompts: &[Vec<u32>],
+    indices: &[usize],
+    s: &Sampling,
+    seed: u64,
+) -> Result<Vec<Sample>> {
+    use siren_core::engine::GenerationConfig;
+    let stop = policy.tokenizer.stop_strings(&["</answer>".to_string()]);
+    let stop_tokens: Vec<u32> = policy.tokenizer.eos.into_iter().collect();
+    let queue: Vec<usize> = indices
+        .iter()
+        .flat_map(|&i| std::iter::repeat_n(i, s.group_size))
+        .collect();
+    let mut samples = Vec::with_capacity(queue.len());
+    for (k, chunk) in queue.chunks(s.generation_batch).enumerate() {
+        let cfg = GenerationConfig {
+            max_new_tokens: s.max_response_tokens,
+            temperature: s.temperature,
+            top_k: s.top_k,
+            top_p: s.top_p,
+            seed: seed.wrapping_add(k as u64),
+            stop_tokens: stop_tokens.clone(),
+            stop: stop.clone(),
+            pad_id: policy.pad_id(),
+            use_cache: true,
+        };
+        let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| prompts[i].clone()).collect();
+        for (ids, &i) in policy.generate(&batch, &cfg)?.into_iter().zip(chunk) {
+            samples.push(Sample { prompt: i, ids });
+        }
+    }
+    Ok(samples)
 }

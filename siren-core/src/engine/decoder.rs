@@ -257,8 +257,22 @@ impl Decoder {
     pub fn forward(
         &self,
         batch: &Batch,
+        cache: Option<&mut KvCache>,
+        hidden: bool,
+    ) -> ForwardOutput {
+        self.forward_tail(batch, cache, hidden, usize::MAX)
+    }
+
+    /// [`Decoder::forward`] with logits only for the last `tail` positions (`[batch,
+    /// min(tail, seq), vocab]`): generation needs one, log-probs of a completion its length.
+    /// The output projection is the largest matrix of a small model, so skipping it on the
+    /// prompt saves a large share of the work.
+    pub fn forward_tail(
+        &self,
+        batch: &Batch,
         mut cache: Option<&mut KvCache>,
         hidden: bool,
+        tail: usize,
     ) -> ForwardOutput {
         let device = batch.ids.device();
         let [b, s] = batch.ids.dims();
@@ -307,6 +321,11 @@ impl Decoder {
         if hidden {
             hidden_states.push(x.clone());
         }
+        let x = if tail < s {
+            x.narrow(1, s - tail, tail)
+        } else {
+            x
+        };
         let logits = match &self.lm_head {
             Some(head) => head.forward(x),
             None => x.matmul(self.embed_tokens.weight.val().transpose().unsqueeze::<3>()),

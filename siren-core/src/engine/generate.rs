@@ -230,7 +230,7 @@ pub fn generate(
         let mut seqs: Vec<Vec<u32>> = prompts.to_vec();
         for _ in 0..cfg.max_new_tokens {
             let batch = Batch::left_padded(&seqs, cfg.pad_id, device)?;
-            let next = sampler.pick(cfg, model.forward(&batch, None, false).logits)?;
+            let next = sampler.pick(cfg, model.forward_tail(&batch, None, false, 1).logits)?;
             for (k, &t) in next.iter().enumerate() {
                 seqs[k].push(t);
             }
@@ -242,7 +242,12 @@ pub fn generate(
     }
     let mut cache = KvCache::new(model.layers.len());
     let batch = Batch::left_padded(prompts, cfg.pad_id, device)?;
-    let mut next = sampler.pick(cfg, model.forward(&batch, Some(&mut cache), false).logits)?;
+    let mut next = sampler.pick(
+        cfg,
+        model
+            .forward_tail(&batch, Some(&mut cache), false, 1)
+            .logits,
+    )?;
     let b = prompts.len();
     for step in 0..cfg.max_new_tokens {
         if outs.push(&next) || step + 1 == cfg.max_new_tokens {
@@ -260,7 +265,9 @@ pub fn generate(
         };
         next = sampler.pick(
             cfg,
-            model.forward(&step_batch, Some(&mut cache), false).logits,
+            model
+                .forward_tail(&step_batch, Some(&mut cache), false, 1)
+                .logits,
         )?;
     }
     Ok(outs.out)

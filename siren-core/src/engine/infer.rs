@@ -74,9 +74,9 @@ pub fn completion_logprobs(
         pad: Tensor::<2, Bool>::from_data(TensorData::new(pad, [b, s]), device),
         positions: Tensor::from_data(TensorData::new(pos, [b, s]), device),
     };
-    let logits = model.forward(&batch, None, false).logits; // [b, s, v]
-    // Logits at column p-1+j predict completion token j.
-    let logp = log_softmax(logits.narrow(1, p - 1, c), 2);
+    // Logits at column p-1+j predict completion token j: only the last c+1 columns are needed.
+    let logits = model.forward_tail(&batch, None, false, c + 1).logits; // [b, c+1, v]
+    let logp = log_softmax(logits.narrow(1, 0, c), 2);
     let idx: Tensor<3, Int> = Tensor::from_data(TensorData::new(targets, [b, c, 1]), device);
     let mask = Tensor::<2>::from_data(TensorData::new(mask, [b, c]), device);
     let logprobs = logp.gather(2, idx).reshape([b, c]).mul(mask.clone());

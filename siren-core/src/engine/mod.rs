@@ -23,6 +23,7 @@ mod lora;
 mod params;
 mod rope;
 mod tokenizer;
+mod vocab;
 mod weights;
 
 pub use cache::KvCache;
@@ -35,4 +36,5 @@ pub(crate) use lora::serialize_f32;
 pub use lora::{Adapter, LoraLinear, LoraSpec};
 pub use params::TensorMap;
 pub use tokenizer::{Message, TextTokenizer};
+pub use vocab::{ANSWER_TOKENS, add_answer_tokens, add_tokens};
 pub use weights::Weights;

@@ -234,6 +234,31 @@ impl TextTokenizer {
         }))
     }
 
+    /// Adds `tokens` as whole, non-special tokens (never split, kept when decoding) and
+    /// returns their ids; a token already in the vocabulary keeps its id.
+    pub fn add_tokens(&mut self, tokens: &[&str]) -> Result<Vec<u32>> {
+        let new: Vec<AddedToken> = tokens
+            .iter()
+            .map(|t| AddedToken::from(t.to_string(), false))
+            .collect();
+        self.inner
+            .add_tokens(new)
+            .map_err(|e| tok_err("add_tokens", e))?;
+        tokens
+            .iter()
+            .map(|t| {
+                self.inner
+                    .token_to_id(t)
+                    .ok_or_else(|| tok_err("add_tokens", format!("`{t}` was not added")))
+            })
+            .collect()
+    }
+
+    /// Vocabulary size including added tokens.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
     /// The id of a token string.
     pub fn token_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)

@@ -122,7 +122,10 @@ pub fn run(
     }
 
     let (device, label) = crate::traits::device::open(&config.device)?;
-    let (mut model, tok) = load_model(&model_cfg.path, model_cfg.backbone.as_deref(), &device)?;
+    let (mut model, mut tok) = load_model(&model_cfg.path, model_cfg.backbone.as_deref(), &device)?;
+    if config.training.answer_tokens {
+        model = crate::engine::add_answer_tokens(model, &mut tok)?;
+    }
     let adapter = match weights {
         Weights::Base => None,
         Weights::Adapter(p) => Some(p.clone()),

@@ -67,11 +67,14 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
     let (device, label) = crate::traits::device::open(&config.device)?;
     let sketches = super::sketches_for(config, ds, run)?;
     let rows = super::sample_rows(&ds.train, config.training.max_examples, config.seed);
-    let (model, tok) = load_model(
+    let (mut model, mut tok) = load_model(
         &model_cfg.path,
         model_cfg.backbone.as_deref(),
         &device.clone().autodiff(),
     )?;
+    if config.training.answer_tokens {
+        model = crate::engine::add_answer_tokens(model, &mut tok)?;
+    }
     let examples = super::examples(config, ds, &rows, &sketches, &tok)?;
     let stage = stage_dir(run);
     std::fs::create_dir_all(&stage).map_err(|e| CoreError::io(&stage, e))?;

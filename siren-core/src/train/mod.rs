@@ -12,7 +12,8 @@
 //! derived from the run seed and `s`, the data order of epoch `e` from the run seed and `e`,
 //! and the checkpoint holds the trainable weights and the optimizer state bit for bit. A run
 //! killed after checkpoint `s` and resumed therefore takes the same steps `s+1..` as one that
-//! was never interrupted.
+//! was never interrupted. (The backend's random generator, used by dropout, is per process:
+//! exactness holds for one training at a time in a process.)
 
 mod checkpoint;
 mod policy;
@@ -86,6 +87,9 @@ pub struct TrainingConfig {
     pub lora_alpha: f64,
     /// Dropout on the adapter input.
     pub lora_dropout: f64,
+    /// Make `<answer>` and `</answer>` single tokens (the authors' setting; new embedding
+    /// rows start as the mean of the tag's former pieces). Evaluation applies the same.
+    pub answer_tokens: bool,
 }
 
 impl Default for TrainingConfig {
@@ -108,6 +112,7 @@ impl Default for TrainingConfig {
             lora_r: 8,
             lora_alpha: 16.0,
             lora_dropout: 0.05,
+            answer_tokens: false,
         }
     }
 }
