@@ -343,6 +343,15 @@ pub const TINY_VOCAB: [&str; 13] = [
 /// tags are whole tokens; `<eos>` ends and `<pad>` pads), for tests and examples that train a
 /// tiny decoder on synthetic rating tasks such as "rate 4" → `<answer> 4 </answer>`.
 pub fn tiny_tokenizer() -> Result<crate::engine::TextTokenizer> {
+    crate::engine::TextTokenizer::from_json(&tiny_tokenizer_json(), &tiny_tokenizer_config())
+}
+
+fn tiny_tokenizer_config() -> serde_json::Value {
+    serde_json::json!({"eos_token": "<eos>", "pad_token": "<pad>"})
+}
+
+/// The `tokenizer.json` text of [`tiny_tokenizer`].
+pub fn tiny_tokenizer_json() -> String {
     let vocab: serde_json::Map<String, serde_json::Value> = TINY_VOCAB
         .iter()
         .enumerate()
@@ -362,10 +371,7 @@ pub fn tiny_tokenizer() -> Result<crate::engine::TextTokenizer> {
         "decoder": null,
         "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
     });
-    crate::engine::TextTokenizer::from_json(
-        &json.to_string(),
-        &serde_json::json!({"eos_token": "<eos>", "pad_token": "<pad>"}),
-    )
+    json.to_string()
 }
 
 /// A randomly initialised tiny Llama-shaped decoder (2 layers, width 32, vocabulary of
@@ -373,6 +379,48 @@ pub fn tiny_tokenizer() -> Result<crate::engine::TextTokenizer> {
 /// `lm_head` gets std 0.3: with std 0.02 the logits of a width-32 model cannot exceed ~0.6,
 /// so adapters alone could never make the model confident.
 pub fn tiny_decoder(seed: u64, device: &burn::tensor::Device) -> Result<crate::engine::Decoder> {
+    let (spec, mut w) = tiny_weights(seed);
+    crate::engine::Decoder::from_weights(spec, &mut w, device)
+}
+
+/// Writes [`tiny_decoder`] and [`tiny_tokenizer`] as a HF model folder (`config.json`,
+/// `model.safetensors`, `tokenizer.json`, `tokenizer_config.json`), for end-to-end tests of
+/// the stages and the CLI.
+pub fn write_tiny_model(dir: &std::path::Path, seed: u64) -> Result<()> {
+    let (spec, mut w) = tiny_weights(seed);
+    std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
+    let mut tensors = crate::engine::TensorMap::new();
+    for name in w.remaining() {
+        if let Some(t) = w.take_raw(&name) {
+            tensors.insert(name, t);
+        }
+    }
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).map_err(|e| CoreError::io(&p, e))
+    };
+    write(
+        "model.safetensors",
+        &crate::engine::serialize_f32(&tensors)?,
+    )?;
+    let config = serde_json::json!({
+        "model_type": "llama", "architectures": ["LlamaForCausalLM"],
+        "vocab_size": spec.vocab_size, "hidden_size": spec.hidden_size,
+        "intermediate_size": spec.intermediate_size, "num_hidden_layers": spec.num_layers,
+        "num_attention_heads": spec.num_heads, "num_key_value_heads": spec.num_kv_heads,
+        "head_dim": spec.head_dim, "rms_norm_eps": spec.rms_norm_eps,
+        "rope_theta": spec.rope_theta, "max_position_embeddings": spec.max_position_embeddings,
+        "tie_word_embeddings": false, "hidden_act": "silu"
+    });
+    write("config.json", config.to_string().as_bytes())?;
+    write("tokenizer.json", tiny_tokenizer_json().as_bytes())?;
+    write(
+        "tokenizer_config.json",
+        tiny_tokenizer_config().to_string().as_bytes(),
+    )
+}
+
+fn tiny_weights(seed: u64) -> (crate::engine::DecoderSpec, crate::engine::Weights) {
     use rand::{Rng, SeedableRng};
     let spec = crate::engine::DecoderSpec {
         vocab_size: TINY_VOCAB.len(),
@@ -426,5 +474,5 @@ pub fn tiny_decoder(seed: u64, device: &burn::tensor::Device) -> Result<crate::e
         }
     }
     w.insert("model.norm.weight", vec![h], vec![1.0; h]);
-    crate::engine::Decoder::from_weights(spec, &mut w, device)
+    (spec, w)
 }

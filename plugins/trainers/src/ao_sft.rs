@@ -1,7 +1,11 @@
-//! `ao-sft`: answer-only supervised fine-tuning. The input is the prompt followed by an empty
-//! reasoning block and an open answer tag ([`siren_core::answer::AO_SUFFIX`]); the loss is the
-//! token-mean cross-entropy of the rating (`4`, `4.5`) and, by default, the closing
-//! `</answer>` tag.
+//! `ao-sft`: answer-only supervised fine-tuning. With `target = "answer"` (default) the input
+//! is the prompt followed by an empty reasoning block and an open answer tag
+//! ([`siren_core::answer::AO_SUFFIX`]) and the loss is the token-mean cross-entropy of the
+//! rating (`4`, `4.5`) and, by default, the closing `</answer>` tag. With `target = "format"`
+//! the input is the bare prompt and the target the whole answer in the tag format,
+//! `<think>\n</think>\n<answer>4</answer>`: a format warm start for models too small to
+//! follow the format from the instruction alone (GRPO learns nothing while every sample
+//! misses the format: all rewards are equal).
 
 use std::collections::BTreeMap;
 
@@ -17,11 +21,26 @@ use siren_core::{Plugin, Result};
 pub struct AoSftParams {
     /// Also learn the closing `</answer>` tag (default true), so that generation stops there.
     pub close_tag: bool,
+    /// `answer` (after the answer-only suffix) or `format` (the whole tagged answer).
+    pub target: Target,
+}
+
+/// What `ao-sft` learns to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// The rating after prompt + `AO_SUFFIX`.
+    Answer,
+    /// `<think>\n</think>\n<answer>r</answer>` after the bare prompt.
+    Format,
 }
 
 impl Default for AoSftParams {
     fn default() -> Self {
-        Self { close_tag: true }
+        Self {
+            close_tag: true,
+            target: Target::Answer,
+        }
     }
 }
 
@@ -54,9 +73,13 @@ impl PolicyTrainer for AoSft {
         let mut data = Vec::with_capacity(examples.len());
         let mut cut = 0;
         for e in examples {
-            let (p, c) = crate::encode_prompt(policy, &format!("{}{AO_SUFFIX}", e.prompt), max)?;
+            let (input, mut target) = match self.p.target {
+                Target::Answer => (format!("{}{AO_SUFFIX}", e.prompt), String::new()),
+                Target::Format => (e.prompt.clone(), "<think>\n</think>\n<answer>".to_string()),
+            };
+            let (p, c) = crate::encode_prompt(policy, &input, max)?;
             cut += usize::from(c);
-            let mut target = rating_text(e.rating);
+            target.push_str(&rating_text(e.rating));
             if self.p.close_tag {
                 target.push_str("</answer>");
             }

@@ -60,7 +60,7 @@ impl Plugin for CotSft {
                 "group_size, max_response_tokens and generation_batch must be at least 1",
             ));
         }
-        if !(p.temperature > 0.0 && p.temperature.is_finite()) || !(p.tolerance >= 0.0) {
+        if !(p.temperature > 0.0 && p.temperature.is_finite() && p.tolerance >= 0.0) {
             return Err(CoreError::config(
                 "cot-sft temperature",
                 "temperature must be > 0 and tolerance ≥ 0",

@@ -15,6 +15,9 @@
 //!    then completions; `"token-mean"` averages every token of the step;
 //! 5. `inner_steps` optimizer updates on the same samples (each over all of them, with
 //!    gradient accumulation over `[training] micro_batch` sequences).
+//!
+//! The first completion of up to 4 prompts per step goes to `samples.jsonl` (step, example,
+//! reward, text).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -109,7 +112,9 @@ impl Plugin for Grpo {
                 "max_response_tokens, inner_steps and generation_batch must be at least 1",
             );
         }
-        if !(p.clip_eps > 0.0 && p.clip_eps < 1.0) || p.clip_eps_high.is_some_and(|e| !(e > 0.0)) {
+        if !(p.clip_eps > 0.0 && p.clip_eps < 1.0)
+            || p.clip_eps_high.is_some_and(|e| e.is_nan() || e <= 0.0)
+        {
             return bad("clip_eps", "must be in (0, 1) (clip_eps_high > 0)");
         }
         if !(p.kl_coef >= 0.0 && p.kl_coef.is_finite()) {
@@ -260,6 +265,28 @@ impl PolicyTrainer for Grpo {
                         abs_err += f64::from((r.clamp(1.0, 5.0) - truth).abs());
                     }
                 }
+                // A few completions per step, for reading what the policy writes.
+                let mut lines = String::new();
+                for (j, s) in samples.iter().enumerate().step_by(g).take(4) {
+                    lines.push_str(
+                        &serde_json::json!({
+                            "step": input.step + 1,
+                            "id": examples[s.prompt].id,
+                            "rating": examples[s.prompt].rating,
+                            "reward": rewards[j],
+                            "text": policy.decode_completion(&s.ids)?,
+                        })
+                        .to_string(),
+                    );
+                    lines.push('\n');
+                }
+                let sp = ctx.run_dir.join("samples.jsonl");
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&sp)
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, lines.as_bytes()))
+                    .map_err(|e| CoreError::io(&sp, e))?;
                 let (adv, flat) = group_advantages(&rewards, g, 1e-6);
                 let n = samples.len();
                 let mean_r = rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / n as f64;

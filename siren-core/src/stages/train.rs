@@ -75,6 +75,24 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
     if config.training.answer_tokens {
         model = crate::engine::add_answer_tokens(model, &mut tok)?;
     }
+    let mut tuning = config.training.tuning();
+    if let Some(dir) = &config.training.init_adapter {
+        if config.training.full_finetune {
+            return Err(CoreError::config(
+                "training.init_adapter",
+                "an adapter start needs LoRA training (full_finetune = false)",
+            ));
+        }
+        let (m, spec) = model.load_peft(dir)?;
+        model = m;
+        tuning = Tuning::Lora(spec.clone());
+        tracing::info!(
+            "starting from the adapter in {} (r={}, α={})",
+            dir.display(),
+            spec.r,
+            spec.alpha
+        );
+    }
     let examples = super::examples(config, ds, &rows, &sketches, &tok)?;
     let stage = stage_dir(run);
     std::fs::create_dir_all(&stage).map_err(|e| CoreError::io(&stage, e))?;
@@ -85,7 +103,6 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
         .collect();
     crate::run::write_atomic(&stage.join("examples.sample.txt"), sample.as_bytes())?;
 
-    let tuning = config.training.tuning();
     let mut policy = Policy::new(
         model,
         tok,

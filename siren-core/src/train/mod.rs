@@ -87,6 +87,10 @@ pub struct TrainingConfig {
     pub lora_alpha: f64,
     /// Dropout on the adapter input.
     pub lora_dropout: f64,
+    /// Start from this PEFT adapter folder (e.g. an earlier run's `stage1/policy`) instead of
+    /// fresh adapters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_adapter: Option<std::path::PathBuf>,
     /// Make `<answer>` and `</answer>` single tokens (the authors' setting; new embedding
     /// rows start as the mean of the tag's former pieces). Evaluation applies the same.
     pub answer_tokens: bool,
@@ -112,6 +116,7 @@ impl Default for TrainingConfig {
             lora_r: 8,
             lora_alpha: 16.0,
             lora_dropout: 0.05,
+            init_adapter: None,
             answer_tokens: false,
         }
     }
@@ -142,7 +147,7 @@ impl TrainingConfig {
         if !(0.0..1.0).contains(&self.lora_dropout) || self.lora_r == 0 {
             return bad("lora_r", "lora_r must be ≥ 1 and lora_dropout in [0, 1)");
         }
-        if self.grad_clip.is_some_and(|c| !(c > 0.0)) {
+        if self.grad_clip.is_some_and(|c| c.is_nan() || c <= 0.0) {
             return bad("grad_clip", "must be positive");
         }
         Ok(())
