@@ -120,8 +120,41 @@ impl RunDir {
         write_atomic(&path, text.as_bytes())
     }
 
-    /// Sets section `name` of `metrics.json` (kept with the method rows of the same dataset
-    /// and split).
+    /// The metrics of `(dataset, split, n)`: `metrics.json` when it holds them. Metrics of
+    /// another dataset, split or row count are never overwritten: `metrics.json` is moved to
+    /// `metrics.<dataset>.<split>.n<N>.json` and the file of the requested key, if one was put
+    /// aside earlier, comes back (e.g. an evaluation on a 200-row sample next to a stage that
+    /// reports on the whole split).
+    fn metrics_for(&self, dataset: &str, split: &str, n: usize) -> Result<Metrics> {
+        let path = self.file("metrics.json");
+        let aside = |d: &str, s: &str, n: usize| self.file(&format!("metrics.{d}.{s}.n{n}.json"));
+        match Metrics::read(&path) {
+            Ok(m) if m.dataset == dataset && m.split == split && m.n == n => return Ok(m),
+            Ok(m) => {
+                let to = aside(&m.dataset, &m.split, m.n);
+                std::fs::rename(&path, &to).map_err(|e| CoreError::io(&to, e))?;
+                tracing::info!(
+                    "metrics of {} / {} (n = {}) moved to {}",
+                    m.dataset,
+                    m.split,
+                    m.n,
+                    to.display()
+                );
+            }
+            Err(_) => {}
+        }
+        let back = aside(dataset, split, n);
+        match Metrics::read(&back) {
+            Ok(m) => {
+                std::fs::rename(&back, &path).map_err(|e| CoreError::io(&path, e))?;
+                Ok(m)
+            }
+            Err(_) => Ok(Metrics::new(dataset, split, n)),
+        }
+    }
+
+    /// Sets section `name` of `metrics.json` (kept with the method rows of the same dataset,
+    /// split and row count; see `metrics_for` for other keys).
     pub fn record_section(
         &self,
         dataset: &str,
@@ -130,18 +163,14 @@ impl RunDir {
         name: &str,
         value: serde_json::Value,
     ) -> Result<Metrics> {
-        let path = self.file("metrics.json");
-        let mut m = match Metrics::read(&path) {
-            Ok(m) if m.dataset == dataset && m.split == split && m.n == n => m,
-            _ => Metrics::new(dataset, split, n),
-        };
+        let mut m = self.metrics_for(dataset, split, n)?;
         m.sections.insert(name.to_string(), value);
         self.write_json("metrics.json", &m)?;
         Ok(m)
     }
 
-    /// Adds `results` to `metrics.json` (rows of the same method are replaced). An existing file
-    /// for another dataset or split is started afresh.
+    /// Adds `results` to `metrics.json` (rows of the same method are replaced). Metrics of
+    /// another dataset, split or row count are put aside, not lost.
     pub fn record_metrics(
         &self,
         dataset: &str,
@@ -149,11 +178,7 @@ impl RunDir {
         n: usize,
         results: Vec<MethodResult>,
     ) -> Result<Metrics> {
-        let path = self.file("metrics.json");
-        let mut m = match Metrics::read(&path) {
-            Ok(m) if m.dataset == dataset && m.split == split && m.n == n => m,
-            _ => Metrics::new(dataset, split, n),
-        };
+        let mut m = self.metrics_for(dataset, split, n)?;
         for r in results {
             m.upsert(r);
         }
@@ -190,6 +215,15 @@ mod tests {
         assert_eq!(m.results.len(), 2, "later stages append");
         let m = run.record_metrics("other", "valid", 1, vec![r]).unwrap();
         assert_eq!(m.results.len(), 1, "another dataset starts afresh");
+        assert!(
+            run.file("metrics.d.valid.n1.json").is_file(),
+            "the first is put aside"
+        );
+        let m = run
+            .record_section("d", "valid", 1, "s", serde_json::json!(1))
+            .unwrap();
+        assert_eq!(m.results.len(), 2, "and comes back with its rows");
+        assert!(run.file("metrics.other.valid.n1.json").is_file());
     }
 
     #[test]

@@ -385,3 +385,52 @@ fn ao_sft_learns_the_rating_and_nan_stops_training() {
         );
     }
 }
+
+/// Full fine-tuning: every parameter trains, the reference policy stays at the starting
+/// weights, and a checkpoint holds every parameter.
+#[test]
+fn full_finetuning_trains_every_parameter_against_a_frozen_reference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let device = Device::flex().autodiff();
+    let mut policy = Policy::new(
+        tiny_decoder(SEED, &device).unwrap(),
+        tiny_tokenizer().unwrap(),
+        Tuning::Full,
+        &|_| false,
+        SEED,
+        "tiny",
+    )
+    .unwrap();
+    let all = policy.model.tensors_by_path(false).unwrap().len();
+    let start = policy.trainable().unwrap();
+    assert_eq!(start.len(), all, "every parameter trains");
+    let t = build::<dyn PolicyTrainer>("ao-sft", &Default::default()).unwrap();
+    let mut c = ctx(tmp.path(), 20, false);
+    c.training.full_finetune = true;
+    t.train(&mut policy, &examples(), reward().as_ref(), &c)
+        .unwrap();
+    let m = rows(tmp.path());
+    let (l0, l1) = (
+        m[0]["loss"].as_f64().unwrap(),
+        m[19]["loss"].as_f64().unwrap(),
+    );
+    eprintln!("full fine-tuning ao-sft: loss {l0:.3} → {l1:.3} in 20 steps");
+    assert!(l1 < 0.5 * l0, "loss {l0} → {l1}");
+    let reference = policy.reference_model().tensors_by_path(false).unwrap();
+    let now = policy.trainable().unwrap();
+    let key = start
+        .keys()
+        .find(|k| k.starts_with("embed_tokens"))
+        .unwrap_or_else(|| panic!("no embedding among {:?}", start.keys()));
+    assert_eq!(
+        reference[key], start[key],
+        "the reference stays at the start"
+    );
+    assert_ne!(now[key], start[key], "the embeddings trained");
+    let w = siren_core::engine::Weights::from_safetensors(
+        &tmp.path()
+            .join("checkpoints/step-000020/weights.safetensors"),
+    )
+    .unwrap();
+    assert_eq!(w.remaining().len(), all);
+}

@@ -69,23 +69,27 @@ impl PolicyTrainer for AoSft {
         _reward: &dyn Reward,
         ctx: &RunCtx,
     ) -> Result<TrainReport> {
-        let max = ctx.training.max_prompt_tokens;
-        let mut data = Vec::with_capacity(examples.len());
-        let mut cut = 0;
-        for e in examples {
-            let (input, mut target) = match self.p.target {
-                Target::Answer => (format!("{}{AO_SUFFIX}", e.prompt), String::new()),
-                Target::Format => (e.prompt.clone(), "<think>\n</think>\n<answer>".to_string()),
-            };
-            let (p, c) = crate::encode_prompt(policy, &input, max)?;
-            cut += usize::from(c);
-            target.push_str(&rating_text(e.rating));
-            if self.p.close_tag {
-                target.push_str("</answer>");
-            }
-            data.push((p, policy.encode(&target)?));
-        }
-        crate::warn_cut("ao-sft", cut, examples.len(), max);
+        let (inputs, targets): (Vec<String>, Vec<String>) = examples
+            .iter()
+            .map(|e| {
+                let (input, mut target) = match self.p.target {
+                    Target::Answer => (format!("{}{AO_SUFFIX}", e.prompt), String::new()),
+                    Target::Format => (e.prompt.clone(), "<think>\n</think>\n<answer>".to_string()),
+                };
+                target.push_str(&rating_text(e.rating));
+                if self.p.close_tag {
+                    target.push_str("</answer>");
+                }
+                (input, target)
+            })
+            .unzip();
+        let prompts =
+            crate::encode_prompts("ao-sft", policy, &inputs, ctx.training.max_prompt_tokens)?;
+        let data: Vec<(Vec<u32>, Vec<u32>)> = prompts
+            .into_iter()
+            .zip(&targets)
+            .map(|(p, t)| Ok((p, policy.encode(t)?)))
+            .collect::<Result<_>>()?;
         let hash = crate::settings_hash(&self.p, ctx, examples)?;
         let micro = ctx.training.micro_batch;
         run_loop(

@@ -81,15 +81,12 @@ impl PolicyTrainer for CotSft {
         ctx: &RunCtx,
     ) -> Result<TrainReport> {
         let p = &self.p;
-        let max = ctx.training.max_prompt_tokens;
-        let mut prompts = Vec::with_capacity(examples.len());
-        let mut cut = 0;
-        for e in examples {
-            let (ids, c) = crate::encode_prompt(policy, &e.prompt, max)?;
-            cut += usize::from(c);
-            prompts.push(ids);
-        }
-        crate::warn_cut("cot-sft", cut, examples.len(), max);
+        let prompts = crate::encode_prompts(
+            "cot-sft",
+            policy,
+            examples.iter().map(|e| &e.prompt),
+            ctx.training.max_prompt_tokens,
+        )?;
         let hash = crate::settings_hash(p, ctx, examples)?;
         let sampling = crate::Sampling {
             group_size: p.group_size,

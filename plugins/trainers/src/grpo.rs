@@ -205,15 +205,12 @@ impl PolicyTrainer for Grpo {
         ctx: &RunCtx,
     ) -> Result<TrainReport> {
         let p = &self.p;
-        let max = ctx.training.max_prompt_tokens;
-        let mut prompts = Vec::with_capacity(examples.len());
-        let mut cut = 0;
-        for e in examples {
-            let (ids, c) = crate::encode_prompt(policy, &e.prompt, max)?;
-            cut += usize::from(c);
-            prompts.push(ids);
-        }
-        crate::warn_cut("grpo", cut, examples.len(), max);
+        let prompts = crate::encode_prompts(
+            "grpo",
+            policy,
+            examples.iter().map(|e| &e.prompt),
+            ctx.training.max_prompt_tokens,
+        )?;
         let hash = crate::settings_hash(p, ctx, examples)?;
         let micro = ctx.training.micro_batch;
         let g = p.group_size;

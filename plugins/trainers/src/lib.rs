@@ -20,18 +20,36 @@ use siren_core::train::Policy;
 use siren_core::traits::{Example, RunCtx};
 use siren_core::{CoreError, Result};
 
-/// Token ids of `text`, keeping the last `max` tokens of longer texts. Returns whether it
-/// was cut.
-pub(crate) fn encode_prompt(policy: &Policy, text: &str, max: usize) -> Result<(Vec<u32>, bool)> {
-    let mut ids = policy.encode(text)?;
-    if ids.is_empty() {
-        return Err(CoreError::Data("a training prompt is empty".into()));
+/// Token ids of each text, keeping the last `max` tokens of longer ones (logged once, with
+/// how many were cut, under `name`).
+pub(crate) fn encode_prompts<S: AsRef<str>>(
+    name: &str,
+    policy: &Policy,
+    texts: impl IntoIterator<Item = S>,
+    max: usize,
+) -> Result<Vec<Vec<u32>>> {
+    let (mut out, mut cut) = (Vec::new(), 0);
+    for text in texts {
+        let mut ids = policy.encode(text.as_ref())?;
+        if ids.is_empty() {
+            return Err(CoreError::Data(format!(
+                "{name}: a training prompt is empty"
+            )));
+        }
+        if ids.len() > max {
+            cut += 1;
+            ids.drain(..ids.len() - max);
+        }
+        out.push(ids);
     }
-    let cut = ids.len() > max;
-    if cut {
-        ids.drain(..ids.len() - max);
+    if cut > 0 {
+        tracing::warn!(
+            "{name}: {cut} of {} prompts are longer than training.max_prompt_tokens = {max} \
+             and keep their last {max} tokens",
+            out.len()
+        );
     }
-    Ok((ids, cut))
+    Ok(out)
 }
 
 /// The hash that ties a checkpoint to the settings that shaped it: the trainer's params, the
@@ -63,16 +81,6 @@ pub(crate) fn settings_hash(
 pub(crate) fn host<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     t.try_into_vec_as::<f32>()
         .map_err(|e| CoreError::Numeric(format!("reading a tensor: {e:?}")))
-}
-
-/// Logs how many prompts were cut to `training.max_prompt_tokens`.
-pub(crate) fn warn_cut(name: &str, cut: usize, n: usize, max: usize) {
-    if cut > 0 {
-        tracing::warn!(
-            "{name}: {cut} of {n} prompts are longer than training.max_prompt_tokens = {max} \
-             and keep their last {max} tokens"
-        );
-    }
 }
 
 /// One optimizer update from `n_micro` micro-batches: `micro(policy, i)` returns micro-batch

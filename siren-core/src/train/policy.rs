@@ -35,14 +35,15 @@ pub struct Policy {
     pub tuning: Tuning,
     /// Where the base weights came from (written into adapter configs).
     pub source: String,
-    /// Frozen starting weights (full fine-tuning only).
+    /// Frozen starting weights (full fine-tuning, or a start from existing adapters).
     reference: Option<Decoder>,
 }
 
 impl Policy {
     /// Wraps `model` (loaded on an autodiff device). For [`Tuning::Lora`], `select` picks the
     /// linear sites that get fresh adapters (seeded by `seed`); a model that already carries
-    /// adapters (e.g. loaded from a PEFT folder) keeps them and `select` is not used.
+    /// adapters (e.g. loaded from a PEFT folder) keeps them, `select` is not used, and the
+    /// reference policy is that starting model.
     pub fn new(
         model: Decoder,
         tokenizer: TextTokenizer,
@@ -60,14 +61,14 @@ impl Policy {
             });
         }
         let (model, reference) = match &tuning {
-            Tuning::Lora(spec) => {
-                let model = if model.lora_sites() > 0 {
-                    model
-                } else {
-                    model.add_lora(spec, select, seed)?.0
-                };
-                (model, None)
+            // A model that already carries adapters (a later stage, or `init_adapter`) keeps
+            // them, and its starting weights are the reference: KL measures the drift from
+            // where this training began, as with a frozen copy of the initial policy.
+            Tuning::Lora(_) if model.lora_sites() > 0 => {
+                let reference = model.valid();
+                (model, Some(reference))
             }
+            Tuning::Lora(spec) => (model.add_lora(spec, select, seed)?.0, None),
             Tuning::Full => {
                 let reference = model.valid();
                 (model, Some(reference))
@@ -93,8 +94,8 @@ impl Policy {
         self.model.valid()
     }
 
-    /// The reference policy for KL terms: the model with adapters disabled (LoRA) or the frozen
-    /// starting weights (full fine-tuning).
+    /// The reference policy for KL terms: the model with adapters disabled (fresh LoRA) or the
+    /// frozen starting weights (full fine-tuning, or adapters the model came with).
     pub fn reference_model(&self) -> Decoder {
         match &self.reference {
             Some(r) => r.clone(),
