@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod plot;
 pub mod progress;
 pub mod prompt;
+pub mod rating;
 pub mod registry;
 pub mod run;
 pub mod stages;

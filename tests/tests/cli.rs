@@ -275,18 +275,22 @@ kind = "ao-sft"
     let m = metrics(&tmp.path().join("runs"), "tiny");
     assert_eq!(m["n"], 5);
     row(&m, "global-mean");
-    for method in ["ao-sft-cot", "ao-sft-ao", "base-ao"] {
+    for method in [
+        "ao-sft-cot",
+        "ao-sft-ao",
+        "ao-sft-ao-expected",
+        "ao-sft-ao-median",
+        "base-ao",
+    ] {
         let r = row(&m, method);
-        for k in [
-            "mae",
-            "rmse",
-            "parse_rate",
-            "mean_output_tokens",
-            "latency_s",
-        ] {
+        for k in ["mae", "rmse", "mean_output_tokens", "latency_s"] {
             assert!(r[k].is_number(), "{method}: no {k} in {r}");
         }
     }
+    assert_eq!(row(&m, "ao-sft-ao-median")["decoder"], "median");
+    assert!(row(&m, "ao-sft-cot")["parse_rate"].is_number());
     assert!(row(&m, "ao-sft-cot")["format_rate"].is_number());
-    assert!(tmp.path().join("runs/tiny/eval/ao-sft-cot.jsonl").is_file());
+    for f in ["ao-sft-cot.jsonl", "ao-sft-ao.jsonl"] {
+        assert!(tmp.path().join("runs/tiny/eval").join(f).is_file(), "{f}");
+    }
 }

@@ -3,8 +3,10 @@
 //! when the run has them, else the base model — in two ways:
 //! - `<method>-cot`: greedy reasoning (`<think>…</think><answer>r</answer>`, at most
 //!   `[eval] max_new_tokens` tokens), rating parsed from the answer;
-//! - `<method>-ao`: answer-only, the prompt followed by an empty reasoning block and
-//!   `<answer>` ([`crate::answer::AO_SUFFIX`]), a few greedy tokens, the leading number.
+//! - `<method>-ao`, `<method>-ao-expected`, `<method>-ao-median`: answer-only, one forward
+//!   pass over the prompt followed by an empty reasoning block and `<answer>`
+//!   ([`crate::answer::AO_SUFFIX`]); the next-token distribution over `1`..`5` decoded by
+//!   argmax (the paper), expectation or median ([`crate::rating`]).
 //!
 //! `<method>` is the stage-1 trainer's name, or `base` for the untrained model. An answer
 //! without a rating counts as the mean training rating (counted in `fallbacks`); predictions
@@ -162,8 +164,14 @@ pub fn run(
         if !on {
             continue;
         }
+        if mode == "ao" {
+            llm_rows.extend(answer_only(
+                &model, &tok, &examples, &truth, batch, &device, &label, &method, &eval_dir,
+            )?);
+            continue;
+        }
         let name = format!("{method}-{mode}");
-        let suffix = if mode == "ao" { answer::AO_SUFFIX } else { "" };
+        let suffix = "";
         let prompts: Vec<Vec<u32>> = examples
             .iter()
             .map(|e| tok.encode(&format!("{}{suffix}", e.prompt), false))
@@ -178,12 +186,8 @@ pub fn run(
         let pred: Vec<f32> = out
             .iter()
             .map(|d| {
-                let r = if mode == "ao" {
-                    answer::leading_rating(&d.text)
-                } else {
-                    fmt += usize::from(answer::format_ok(&d.text));
-                    answer::parse_rating(&d.text)
-                };
+                fmt += usize::from(answer::format_ok(&d.text));
+                let r = answer::parse_rating(&d.text);
                 parsed += usize::from(r.is_some());
                 r.unwrap_or(mean).clamp(1.0, 5.0)
             })
@@ -225,4 +229,69 @@ pub fn run(
     }
     results.extend(llm_rows);
     run.record_metrics(&ds.name, split.as_str(), n, results)
+}
+
+/// The answer-only rows: one forward per prompt, every rating decoder.
+#[allow(clippy::too_many_arguments)]
+fn answer_only(
+    model: &Decoder,
+    tok: &TextTokenizer,
+    examples: &[Example],
+    truth: &[f32],
+    batch: usize,
+    device: &burn::tensor::Device,
+    label: &str,
+    method: &str,
+    dir: &Path,
+) -> Result<Vec<MethodResult>> {
+    use crate::rating::{RatingDecoder, RatingTokens, rating_distributions};
+    let rt = RatingTokens::new(tok, 5)?;
+    let prompts: Vec<Vec<u32>> = examples
+        .iter()
+        .map(|e| tok.encode(&format!("{}{}", e.prompt, answer::AO_SUFFIX), false))
+        .collect::<Result<_>>()?;
+    let pad = tok.pad.or(tok.eos).unwrap_or(0);
+    let bar = crate::progress::bar(prompts.len() as u64, format!("{method}-ao"));
+    let t = Instant::now();
+    let mut dists = Vec::with_capacity(prompts.len());
+    for chunk in prompts.chunks(batch) {
+        dists.extend(rating_distributions(model, chunk, &rt, pad, device)?);
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    let secs = t.elapsed().as_secs_f64();
+    let n = examples.len();
+    let mut rows = Vec::new();
+    let mut lines = String::new();
+    for (e, d) in examples.iter().zip(&dists) {
+        lines
+            .push_str(&serde_json::json!({"id": e.id, "rating": e.rating, "probs": d}).to_string());
+        lines.push('\n');
+    }
+    crate::run::write_atomic(&dir.join(format!("{method}-ao.jsonl")), lines.as_bytes())?;
+    for dec in RatingDecoder::ALL {
+        let name = match dec {
+            RatingDecoder::Argmax => format!("{method}-ao"),
+            d => format!("{method}-ao-{}", d.as_str()),
+        };
+        let pred: Vec<f32> = dists.iter().map(|d| dec.decode(d, &rt.values)).collect();
+        let mut r = MethodResult::evaluate(&name, &pred, truth)?;
+        for (k, v) in [
+            ("decoder", serde_json::json!(dec.as_str())),
+            ("mean_output_tokens", serde_json::json!(1.0)),
+            ("latency_s", serde_json::json!(secs / n as f64)),
+            ("batch_size", serde_json::json!(batch)),
+            ("device", serde_json::json!(label)),
+        ] {
+            r.extra.insert(k.into(), v);
+        }
+        tracing::info!(
+            "{name}: MAE {:.4} RMSE {:.4}, one forward pass, {:.3}s/sample",
+            r.mae,
+            r.rmse,
+            secs / n as f64
+        );
+        rows.push(r);
+    }
+    Ok(rows)
 }
