@@ -23,21 +23,6 @@ pub fn rating_text(rating: f32) -> String {
     }
 }
 
-/// The rating at the start of an answer-only continuation (`4</answer>`, ` 4.5`, `5`): the
-/// leading number, if there is one.
-pub fn leading_rating(text: &str) -> Option<f32> {
-    let t = text.trim_start();
-    let end = t
-        .char_indices()
-        .find(|(_, c)| !(c.is_ascii_digit() || *c == '.'))
-        .map_or(t.len(), |(i, _)| i);
-    t[..end]
-        .trim_end_matches('.')
-        .parse::<f32>()
-        .ok()
-        .filter(|x| x.is_finite())
-}
-
 /// Whether `completion` follows the format strictly (see the module docs).
 pub fn format_ok(completion: &str) -> bool {
     let mut pos = Vec::with_capacity(4);
@@ -85,11 +70,6 @@ mod tests {
     fn answer_only_helpers() {
         assert_eq!(rating_text(4.0), "4");
         assert_eq!(rating_text(4.5), "4.5");
-        assert_eq!(leading_rating("4</answer>"), Some(4.0));
-        assert_eq!(leading_rating(" 4.5 </answer>"), Some(4.5));
-        assert_eq!(leading_rating("5."), Some(5.0));
-        assert_eq!(leading_rating("five"), None);
-        assert_eq!(leading_rating(""), None);
     }
 
     #[test]

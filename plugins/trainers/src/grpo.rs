@@ -244,10 +244,13 @@ impl PolicyTrainer for Grpo {
                 // 2. Rewards and advantages.
                 let mut rewards = Vec::with_capacity(samples.len());
                 let (mut fmt, mut parsed, mut abs_err) = (0usize, 0usize, 0f64);
-                for s in &samples {
-                    let text = policy.decode_completion(&s.ids)?;
+                let texts: Vec<String> = samples
+                    .iter()
+                    .map(|s| policy.decode_completion(&s.ids))
+                    .collect::<Result<_>>()?;
+                for (s, text) in samples.iter().zip(&texts) {
                     let truth = examples[s.prompt].rating;
-                    let parts = reward.score(&text, truth);
+                    let parts = reward.score(text, truth);
                     if !parts.total().is_finite() {
                         return Err(CoreError::Numeric(format!(
                             "reward returned {} for example `{}`",
@@ -256,7 +259,7 @@ impl PolicyTrainer for Grpo {
                         )));
                     }
                     rewards.push(parts.total());
-                    fmt += usize::from(siren_core::answer::format_ok(&text));
+                    fmt += usize::from(siren_core::answer::format_ok(text));
                     if let Some(r) = parts.predicted {
                         parsed += 1;
                         abs_err += f64::from((r.clamp(1.0, 5.0) - truth).abs());
@@ -271,7 +274,7 @@ impl PolicyTrainer for Grpo {
                             "id": examples[s.prompt].id,
                             "rating": examples[s.prompt].rating,
                             "reward": rewards[j],
-                            "text": policy.decode_completion(&s.ids)?,
+                            "text": texts[j],
                         })
                         .to_string(),
                     );

@@ -61,20 +61,13 @@ pub(crate) fn settings_hash(
 ) -> Result<u64> {
     let p = serde_json::to_vec(params).map_err(|e| CoreError::Numeric(e.to_string()))?;
     let t = serde_json::to_vec(&ctx.training).map_err(|e| CoreError::Numeric(e.to_string()))?;
-    let mut parts: Vec<Vec<u8>> = vec![p, t];
-    for e in examples {
-        parts.push(e.prompt.as_bytes().to_vec());
-        parts.push(e.rating.to_le_bytes().to_vec());
+    let ratings: Vec<[u8; 4]> = examples.iter().map(|e| e.rating.to_le_bytes()).collect();
+    let mut parts: Vec<&[u8]> = vec![&p, &t];
+    for (e, r) in examples.iter().zip(&ratings) {
+        parts.push(e.prompt.as_bytes());
+        parts.push(r);
     }
-    // FNV-1a.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in &parts {
-        for &b in part {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        h = (h ^ 0xff).wrapping_mul(0x0100_0000_01b3);
-    }
-    Ok(h)
+    Ok(siren_core::stages::fnv1a(parts))
 }
 
 /// Host values of a tensor.

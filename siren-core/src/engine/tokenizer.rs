@@ -259,6 +259,22 @@ impl TextTokenizer {
         self.inner.get_vocab_size(true)
     }
 
+    /// The id that pads batches: the pad token, else EOS, else 0.
+    pub fn pad_id(&self) -> u32 {
+        self.pad.or(self.eos).unwrap_or(0)
+    }
+
+    /// Text of generated ids: end and padding tokens dropped, other special tokens kept
+    /// (answer tags may be special tokens).
+    pub fn decode_generated(&self, ids: &[u32]) -> Result<String> {
+        let kept: Vec<u32> = ids
+            .iter()
+            .copied()
+            .filter(|t| Some(*t) != self.eos && Some(*t) != self.pad)
+            .collect();
+        self.decode(&kept, false)
+    }
+
     /// The id of a token string.
     pub fn token_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)

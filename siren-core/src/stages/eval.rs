@@ -66,18 +66,16 @@ fn decode_all(
         max_new_tokens: max_new,
         stop_tokens: tok.eos.into_iter().collect(),
         stop: tok.stop_strings(&["</answer>".to_string()]),
-        pad_id: tok.pad.or(tok.eos).unwrap_or(0),
+        pad_id: tok.pad_id(),
         ..GenerationConfig::greedy(max_new)
     };
-    let drop: Vec<u32> = [tok.eos, tok.pad].into_iter().flatten().collect();
     let bar = crate::progress::bar(prompts.len() as u64, label.to_string());
     let t = Instant::now();
     let mut out = Vec::with_capacity(prompts.len());
     for chunk in prompts.chunks(batch) {
         for ids in generate(model, chunk, &cfg, device)? {
-            let kept: Vec<u32> = ids.iter().copied().filter(|t| !drop.contains(t)).collect();
             out.push(Decoded {
-                text: tok.decode(&kept, false)?,
+                text: tok.decode_generated(&ids)?,
                 tokens: ids.len(),
             });
         }
@@ -160,27 +158,13 @@ pub fn run(
     );
 
     let mut llm_rows = Vec::new();
-    for (mode, on) in [("cot", modes.cot), ("ao", modes.ao)] {
-        if !on {
-            continue;
-        }
-        if mode == "ao" {
-            llm_rows.extend(answer_only(
-                &model, &tok, &examples, &truth, batch, &device, &label, &method, &eval_dir,
-            )?);
-            continue;
-        }
-        let name = format!("{method}-{mode}");
-        let suffix = "";
+    if modes.cot {
+        let name = format!("{method}-cot");
         let prompts: Vec<Vec<u32>> = examples
             .iter()
-            .map(|e| tok.encode(&format!("{}{suffix}", e.prompt), false))
+            .map(|e| tok.encode(&e.prompt, false))
             .collect::<Result<_>>()?;
-        let max_new = if mode == "ao" {
-            4
-        } else {
-            config.eval.max_new_tokens
-        };
+        let max_new = config.eval.max_new_tokens;
         let (out, secs) = decode_all(&model, &tok, &prompts, max_new, batch, &device, &name)?;
         let (mut fmt, mut parsed) = (0usize, 0usize);
         let pred: Vec<f32> = out
@@ -194,25 +178,17 @@ pub fn run(
             .collect();
         let mut r = MethodResult::evaluate(&name, &pred, &truth)?;
         let tokens = out.iter().map(|d| d.tokens).sum::<usize>() as f64 / n as f64;
-        if mode == "cot" {
-            r.extra.insert(
-                "format_rate".into(),
-                serde_json::json!(fmt as f64 / n as f64),
-            );
+        for (k, v) in [
+            ("format_rate", serde_json::json!(fmt as f64 / n as f64)),
+            ("parse_rate", serde_json::json!(parsed as f64 / n as f64)),
+            ("fallbacks", serde_json::json!(n - parsed)),
+            ("mean_output_tokens", serde_json::json!(tokens)),
+            ("latency_s", serde_json::json!(secs / n as f64)),
+            ("batch_size", serde_json::json!(batch)),
+            ("device", serde_json::json!(label)),
+        ] {
+            r.extra.insert(k.into(), v);
         }
-        r.extra.insert(
-            "parse_rate".into(),
-            serde_json::json!(parsed as f64 / n as f64),
-        );
-        r.extra
-            .insert("fallbacks".into(), serde_json::json!(n - parsed));
-        r.extra
-            .insert("mean_output_tokens".into(), serde_json::json!(tokens));
-        r.extra
-            .insert("latency_s".into(), serde_json::json!(secs / n as f64));
-        r.extra
-            .insert("batch_size".into(), serde_json::json!(batch));
-        r.extra.insert("device".into(), serde_json::json!(label));
         tracing::info!(
             "{name}: MAE {:.4} RMSE {:.4}, parsed {parsed}/{n}, {tokens:.1} output tokens, {:.3}s/sample",
             r.mae,
@@ -226,6 +202,11 @@ pub fn run(
             &out,
         )?;
         llm_rows.push(r);
+    }
+    if modes.ao {
+        llm_rows.extend(answer_only(
+            &model, &tok, &examples, &truth, batch, &device, &label, &method, &eval_dir,
+        )?);
     }
     results.extend(llm_rows);
     run.record_metrics(&ds.name, split.as_str(), n, results)
@@ -250,7 +231,7 @@ fn answer_only(
         .iter()
         .map(|e| tok.encode(&format!("{}{}", e.prompt, answer::AO_SUFFIX), false))
         .collect::<Result<_>>()?;
-    let pad = tok.pad.or(tok.eos).unwrap_or(0);
+    let pad = tok.pad_id();
     let bar = crate::progress::bar(prompts.len() as u64, format!("{method}-ao"));
     let t = Instant::now();
     let mut dists = Vec::with_capacity(prompts.len());

@@ -40,8 +40,8 @@ pub fn load_dataset(config: &RunConfig) -> Result<Dataset> {
     Ok(ds)
 }
 
-/// FNV-1a over byte strings (cache keys; not cryptographic).
-pub(crate) fn fnv1a<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+/// FNV-1a over byte strings (cache keys, stable ids; not cryptographic).
+pub fn fnv1a<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for p in parts {
         for &b in p {
@@ -82,11 +82,13 @@ pub fn sample_rows(rows: &[Interaction], n: Option<usize>, seed: u64) -> Vec<Int
     }
 }
 
-/// Every user's sketch when the configured prompt strategy uses one (runs the sketch stage,
-/// whose item embeddings are cached), else empty sketches.
+/// Every user's sketch when the configured prompt strategy uses one (the sketch stage's
+/// steps 1–4, with cached item embeddings; no token report), else empty sketches.
 pub fn sketches_for(config: &RunConfig, ds: &Dataset, run: &RunDir) -> Result<Vec<Sketch>> {
     match config.prompt.strategy {
-        Strategy::Sketch | Strategy::MoreHistory => Ok(sketch::run(config, ds, run)?.sketches),
+        Strategy::Sketch | Strategy::MoreHistory => {
+            Ok(sketch::topics_and_sketches(config, ds, run)?.sketches)
+        }
         _ => Ok(vec![Sketch::default(); ds.users.len()]),
     }
 }

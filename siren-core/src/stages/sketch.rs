@@ -162,8 +162,27 @@ fn prompt_tokens(tok: &TextTokenizer, p: &prompt::Prompt) -> Result<usize> {
     Ok(tok.encode(&super::render_prompt(tok, p)?, false)?.len())
 }
 
-/// Runs the stage; see the module docs for what it writes.
-pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir) -> Result<SketchOutput> {
+/// Topics and sketches, before the prompt samples and the token report.
+pub struct Built {
+    /// The topics.
+    pub topics: Vec<TopicInfo>,
+    /// Topic of each item.
+    pub assignment: Vec<usize>,
+    /// Topic names.
+    pub names: Vec<String>,
+    /// Sketch of each user (indexed like `Dataset::users`).
+    pub sketches: Vec<Sketch>,
+    /// Wall time of each step.
+    pub seconds: serde_json::Map<String, serde_json::Value>,
+    /// Embedding width.
+    pub embedding_dim: usize,
+    /// Whether the embeddings came from the cache.
+    pub embeddings_cached: bool,
+}
+
+/// Steps 1–4 of the stage: encode, cluster, name, sketch (writes `topics.json` and
+/// `sketches.jsonl`). Later stages that only need the sketches call this, not [`run`].
+pub fn topics_and_sketches(config: &RunConfig, ds: &Dataset, run: &RunDir) -> Result<Built> {
     let enc_cfg = slot(&config.encoder, "encoder")?;
     let clu_cfg = slot(&config.clusterer, "clusterer")?;
     let nam_cfg = slot(&config.namer, "namer")?;
@@ -289,6 +308,38 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir) -> Result<SketchOutpu
         sketches.len(),
         sk_cfg.kind
     );
+    Ok(Built {
+        topics: infos,
+        assignment: topics.assignment,
+        names,
+        sketches,
+        seconds,
+        embedding_dim: emb.dim,
+        embeddings_cached: cached,
+    })
+}
+
+/// Runs the stage; see the module docs for what it writes.
+pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir) -> Result<SketchOutput> {
+    let enc_cfg = slot(&config.encoder, "encoder")?;
+    let clu_cfg = slot(&config.clusterer, "clusterer")?;
+    let nam_cfg = slot(&config.namer, "namer")?;
+    let sk_cfg = slot(&config.sketch, "sketch")?;
+    let Built {
+        topics: infos,
+        assignment,
+        names,
+        sketches,
+        mut seconds,
+        embedding_dim,
+        embeddings_cached,
+    } = topics_and_sketches(config, ds, run)?;
+    let pb = PromptBuilder::new(config.prompt.clone())?;
+    let k = config.topics.k;
+    let split = config.eval.split;
+    let timelines = prompt::timelines(ds, split == SplitName::Test);
+    let with_likes = sketches.iter().filter(|s| !s.likes.is_empty()).count();
+    let with_dislikes = sketches.iter().filter(|s| !s.dislikes.is_empty()).count();
 
     // 5. Sample prompts and the token report on the evaluated split.
     let targets = ds.split(split);
@@ -376,8 +427,8 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir) -> Result<SketchOutpu
         "clusterer": clu_cfg.kind,
         "namer": nam_cfg.kind,
         "sketch_builder": sk_cfg.kind,
-        "embedding_dim": emb.dim,
-        "embeddings_cached": cached,
+        "embedding_dim": embedding_dim,
+        "embeddings_cached": embeddings_cached,
         "topics": names,
         "users_with_likes": with_likes,
         "users_with_dislikes": with_dislikes,
@@ -393,7 +444,7 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir) -> Result<SketchOutpu
     )?;
     Ok(SketchOutput {
         topics: infos,
-        assignment: topics.assignment,
+        assignment,
         sketches,
         report: out,
     })

@@ -115,17 +115,12 @@ impl Policy {
     /// Text of generated ids, special tokens kept (tags may be special tokens) but end and
     /// padding tokens dropped.
     pub fn decode_completion(&self, ids: &[u32]) -> Result<String> {
-        let drop: Vec<u32> = [self.tokenizer.eos, self.tokenizer.pad]
-            .into_iter()
-            .flatten()
-            .collect();
-        let kept: Vec<u32> = ids.iter().copied().filter(|t| !drop.contains(t)).collect();
-        self.tokenizer.decode(&kept, false)
+        self.tokenizer.decode_generated(ids)
     }
 
     /// Padding id for batches (the tokenizer's pad, else its EOS, else 0).
     pub fn pad_id(&self) -> u32 {
-        self.tokenizer.pad.or(self.tokenizer.eos).unwrap_or(0)
+        self.tokenizer.pad_id()
     }
 
     /// Continues `prompts` with the current weights (no gradient).
