@@ -105,6 +105,21 @@ enum Command {
         #[arg(long)]
         resume: bool,
     },
+    /// Stage 2: harvest the stage-1 model's CoT on training prompts (kept where the answer
+    /// equals the label, with the teacher's hidden states at <answer>), then train fresh
+    /// adapters with the internalizer in [internalizer] (default hidden-align) so that
+    /// answer-only decoding matches; everything goes to runs/<name>/stage2/, the adapters to
+    /// runs/<name>/stage2/<internalizer>-<hash>/policy/.
+    Internalize {
+        /// The run config (TOML).
+        config: PathBuf,
+        /// Override a config key: `--set alignment.kind=mse` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Continue the training from the newest checkpoint (a harvest always resumes).
+        #[arg(long)]
+        resume: bool,
+    },
     /// Evaluate the decoder with reasoning (CoT, greedy) and answer-only decoding next to the
     /// baselines, on [eval] split (or a sample of [eval] sample rows); rows go to metrics.json.
     Eval {
@@ -119,6 +134,9 @@ enum Command {
         /// Evaluate with this PEFT adapter folder.
         #[arg(long)]
         adapter: Option<PathBuf>,
+        /// Evaluate the weights of stage 1 or 2 of the run (default: the newest it has).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+        stage: Option<u8>,
         /// Skip the reasoning (CoT) rows.
         #[arg(long)]
         no_cot: bool,
@@ -227,11 +245,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             set,
             resume,
         } => commands::train::run(&config, &set, resume).map(|_| ()),
+        Command::Internalize {
+            config,
+            set,
+            resume,
+        } => commands::internalize::run(&config, &set, resume).map(|_| ()),
         Command::Eval {
             config,
             set,
             base,
             adapter,
+            stage,
             no_cot,
             no_ao,
         } => commands::eval::run(
@@ -239,6 +263,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             &set,
             base,
             adapter,
+            stage,
             siren_core::stages::eval::Modes {
                 cot: !no_cot,
                 ao: !no_ao,

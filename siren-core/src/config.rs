@@ -200,6 +200,74 @@ pub struct RunConfig {
     /// Slot `alignment-loss`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alignment: Option<SlotConfig>,
+    /// Stage-2 settings (`[internalization]`).
+    #[serde(default)]
+    pub internalization: InternalizationConfig,
+}
+
+/// Stage 2 (`[internalization]`): where the stage-1 weights come from, how the CoT teacher is
+/// harvested, which sites get the new adapters and how they train.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InternalizationConfig {
+    /// The stage-1 weights (a PEFT adapter folder, or a folder with `model.safetensors` of
+    /// a full fine-tuning); default `runs/<name>/stage1/policy`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage1: Option<PathBuf>,
+    /// Slot `lora-targets` of the stage-2 adapters (default `kv`, the paper's choice).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lora: Option<SlotConfig>,
+    /// The CoT teacher harvest.
+    pub harvest: crate::train::HarvestConfig,
+    /// Keys of `[training]` for stage 2. Unset keys take the paper's stage-2 values (AdamW lr
+    /// 1e-4 constant, 100 warm-up steps, 3 epochs, batch 64, LoRA r 8 / α 16 / dropout 0.05),
+    /// and `answer_tokens`, `max_prompt_tokens`, `micro_batch` and the checkpoint cadence
+    /// come from `[training]`.
+    pub training: Params,
+}
+
+impl InternalizationConfig {
+    /// The stage-2 training settings (see [`InternalizationConfig::training`]).
+    pub fn training(
+        &self,
+        stage1: &crate::train::TrainingConfig,
+    ) -> Result<crate::train::TrainingConfig> {
+        let base = crate::train::TrainingConfig {
+            lr: 1e-4,
+            warmup_steps: 100,
+            epochs: 3,
+            batch_size: 64,
+            micro_batch: stage1.micro_batch,
+            max_prompt_tokens: stage1.max_prompt_tokens,
+            checkpoint_every: stage1.checkpoint_every,
+            keep_checkpoints: stage1.keep_checkpoints,
+            answer_tokens: stage1.answer_tokens,
+            lora_r: 8,
+            lora_alpha: 16.0,
+            lora_dropout: 0.05,
+            ..crate::train::TrainingConfig::default()
+        };
+        let mut table = toml::Table::try_from(&base)
+            .map_err(|e| CoreError::config("internalization.training", e.to_string()))?;
+        for (k, v) in &self.training {
+            table.insert(k.clone(), v.clone());
+        }
+        let cfg: crate::train::TrainingConfig =
+            table.try_into().map_err(|e: toml::de::Error| {
+                CoreError::config(
+                    "internalization.training",
+                    e.to_string().trim_end().to_string(),
+                )
+            })?;
+        if cfg.answer_tokens != stage1.answer_tokens {
+            return Err(CoreError::config(
+                "internalization.training.answer_tokens",
+                "must equal [training] answer_tokens (the stage-1 model's vocabulary)",
+            ));
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
 }
 
 impl RunConfig {
@@ -261,6 +329,11 @@ impl RunConfig {
         check!(alignment, AlignmentLoss);
         self.prompt.validate()?;
         self.training.validate()?;
+        if let Some(l) = &self.internalization.lora {
+            build::<dyn LoraTargets>(&l.kind, &l.params)?;
+        }
+        self.internalization.harvest.validate()?;
+        self.internalization.training(&self.training)?;
         if self.eval.batch_size == 0 || self.eval.max_new_tokens == 0 {
             return Err(CoreError::config(
                 "eval",

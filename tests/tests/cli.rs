@@ -294,3 +294,130 @@ kind = "ao-sft"
         assert!(tmp.path().join("runs/tiny/eval").join(f).is_file(), "{f}");
     }
 }
+
+#[test]
+fn internalize_then_eval_on_a_tiny_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (inter, item) = small_movielens(tmp.path());
+    let model = tmp.path().join("tiny");
+    siren_core::testkit::write_tiny_model(&model, 5).unwrap();
+    let cfg = tmp.path().join("t.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"name = "tiny"
+runs_dir = "{runs}"
+device = "flex"
+[dataset]
+kind = "movielens"
+[dataset.params]
+inter = "{inter}"
+item = "{item}"
+k_core = 0
+min_history = 2
+[eval]
+sample = 5
+batch_size = 4
+[[baselines]]
+kind = "global-mean"
+[model]
+path = "{model}"
+[prompt]
+strategy = "recent"
+recent = 3
+[training]
+lr = 1e-2
+batch_size = 8
+max_examples = 8
+epochs = 40
+checkpoint_every = 40
+full_finetune = true
+[trainer]
+kind = "ao-sft"
+[trainer.params]
+target = "format"
+[internalization.harvest]
+max_new_tokens = 8
+max_examples = 24
+[internalization.training]
+max_steps = 2
+batch_size = 4
+checkpoint_every = 1
+"#,
+            runs = tmp.path().join("runs").display(),
+            inter = inter.display(),
+            item = item.display(),
+            model = model.display()
+        ),
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let runs = tmp.path().join("runs");
+    let e = siren(&["internalize", c]).unwrap_err().to_string();
+    assert!(e.contains("siren train"), "stage 2 needs stage 1: {e}");
+    siren(&["train", c]).unwrap();
+    siren(&["internalize", c]).unwrap();
+    let stage2 = runs.join("tiny/stage2");
+    let harvest: Vec<PathBuf> = std::fs::read_dir(&stage2)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("harvest-")
+        })
+        .collect();
+    assert_eq!(harvest.len(), 1);
+    for f in [
+        "index.json",
+        "kept.jsonl",
+        "cot.jsonl",
+        "states-00000.safetensors",
+    ] {
+        assert!(harvest[0].join(f).is_file(), "missing {f}");
+    }
+    let m = metrics(&runs, "tiny");
+    let sec = &m["internalize"];
+    assert_eq!(sec["internalizer"], "hidden-align");
+    assert_eq!(sec["steps"], 2);
+    assert!(sec["kept"].as_u64().unwrap() >= 1, "{sec}");
+    let dir = PathBuf::from(sec["dir"].as_str().unwrap());
+    let adapter: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("policy/adapter_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        adapter["target_modules"],
+        serde_json::json!(["k_proj", "v_proj"])
+    );
+
+    // Another internalizer and loss: its own folder, the same harvest.
+    siren(&["internalize", c, "--set", "internalizer.kind=ce"]).unwrap();
+    siren(&["internalize", c, "--set", "alignment.kind=mse"]).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(&stage2)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert!(
+        names[0].starts_with("ce-") && names[1].starts_with("harvest-"),
+        "{names:?}"
+    );
+    let e = siren(&["internalize", c]).unwrap_err().to_string();
+    assert!(e.contains("--resume"), "{e}");
+
+    siren(&["eval", c, "--no-cot"]).unwrap();
+    siren(&["eval", c, "--no-cot", "--stage", "1"]).unwrap();
+    siren(&["eval", c, "--no-cot", "--set", "internalizer.kind=ce"]).unwrap();
+    let m = metrics(&runs, "tiny");
+    for method in [
+        "hidden-align-ao",
+        "hidden-align-ao-expected",
+        "ao-sft-ao",
+        "ce-ao-median",
+    ] {
+        assert!(row(&m, method)["mae"].is_number(), "{method}");
+    }
+}

@@ -6,6 +6,7 @@ pub use siren_backbones;
 pub use siren_baselines;
 pub use siren_clusterers;
 pub use siren_encoders;
+pub use siren_internalizers;
 pub use siren_lora;
 pub use siren_rewards;
 pub use siren_sketch;
@@ -23,6 +24,11 @@ pub const BUILT_IN: &[(&str, &[&str])] = &[
     ("reward", &["binary", "regression"]),
     ("lora-targets", &["all-linear", "ffn", "kv", "qkv", "qv"]),
     ("policy-trainer", &["ao-sft", "cot-sft", "grpo"]),
+    (
+        "internalizer",
+        &["ce", "ha-ce", "hidden-align", "kd", "kd-ce"],
+    ),
+    ("alignment-loss", &["cosine", "mae", "mse"]),
     (
         "rating-baseline",
         &["global-mean", "item-avg", "mf", "user-avg"],

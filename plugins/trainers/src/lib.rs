@@ -15,8 +15,8 @@ pub mod cot_sft;
 pub mod grpo;
 
 use serde::Serialize;
-use siren_core::burn::tensor::Tensor;
 use siren_core::train::Policy;
+pub(crate) use siren_core::train::{accumulated_step, host};
 use siren_core::traits::{Example, RunCtx};
 use siren_core::{CoreError, Result};
 
@@ -68,38 +68,6 @@ pub(crate) fn settings_hash(
         parts.push(r);
     }
     Ok(siren_core::stages::fnv1a(parts))
-}
-
-/// Host values of a tensor.
-pub(crate) fn host<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.try_into_vec_as::<f32>()
-        .map_err(|e| CoreError::Numeric(format!("reading a tensor: {e:?}")))
-}
-
-/// One optimizer update from `n_micro` micro-batches: `micro(policy, i)` returns micro-batch
-/// `i`'s share of the loss (shares sum to the step's loss); gradients are accumulated and the
-/// optimizer steps once. A non-finite share stops before the update. Returns the loss.
-pub(crate) fn accumulated_step(
-    policy: &mut Policy,
-    optim: &mut siren_core::burn::optim::ModuleOptimizer,
-    lr: f64,
-    step: usize,
-    n_micro: usize,
-    micro: &mut dyn FnMut(&Policy, usize) -> Result<Tensor<1>>,
-) -> Result<f64> {
-    use siren_core::burn::optim::{GradientsAccumulator, GradientsParams};
-    let mut acc = GradientsAccumulator::new();
-    let mut total = 0.0;
-    for i in 0..n_micro {
-        let loss = micro(policy, i)?;
-        let v = f64::from(host(loss.clone())?[0]);
-        siren_core::train::check_finite("the loss", v, step)?;
-        total += v;
-        let grads = GradientsParams::from_grads(loss.backward(), &policy.model);
-        acc.accumulate(&policy.model, grads);
-    }
-    policy.model = optim.step(lr, policy.model.clone(), acc.grads());
-    Ok(total)
 }
 
 /// How a trainer samples completions.

@@ -1,5 +1,5 @@
-//! `siren eval <config>`: CoT and answer-only rows of the decoder (trained weights of stage 1
-//! when the run has them) next to the baselines; see `siren_core::stages::eval`.
+//! `siren eval <config>`: CoT and answer-only rows of the decoder (the run's newest trained
+//! weights, or those `--stage`, `--base` or `--adapter` name) next to the baselines; see `siren_core::stages::eval`.
 
 use std::path::{Path, PathBuf};
 
@@ -14,16 +14,19 @@ pub fn run(
     overrides: &[String],
     base: bool,
     adapter: Option<PathBuf>,
+    stage: Option<u8>,
     modes: Modes,
 ) -> anyhow::Result<Metrics> {
     let config = RunConfig::load(config_path, overrides)?;
     config.validate()?;
-    if base && adapter.is_some() {
-        anyhow::bail!("--base and --adapter exclude each other");
+    if usize::from(base) + usize::from(adapter.is_some()) + usize::from(stage.is_some()) > 1 {
+        anyhow::bail!("--base, --adapter and --stage exclude each other");
     }
-    let weights = match (base, adapter) {
-        (true, _) => Weights::Base,
-        (_, Some(p)) => Weights::Adapter(p),
+    let weights = match (base, adapter, stage) {
+        (true, _, _) => Weights::Base,
+        (_, Some(p), _) => Weights::Adapter(p),
+        (_, _, Some(1)) => Weights::Stage1,
+        (_, _, Some(_)) => Weights::Stage2,
         _ => Weights::Auto,
     };
     let run = RunDir::create(&config, &config.device)?;

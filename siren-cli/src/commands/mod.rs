@@ -4,6 +4,7 @@ pub mod baselines;
 pub mod devices;
 pub mod eval;
 pub mod generate;
+pub mod internalize;
 pub mod plugins;
 pub mod sketch;
 pub mod train;

@@ -122,17 +122,19 @@ pub fn states_at(
         }
         cols.push((s - seq.len() + at) as i64);
     }
-    let out = model.forward(&batch, None, true);
-    let pick = |t: Tensor<3>| -> Tensor<2> {
+    // Logits only from the first chosen column on (the output projection is costly).
+    let tail = s - cols.iter().copied().min().unwrap_or(0) as usize;
+    let out = model.forward_tail(&batch, None, true, tail);
+    let pick = |t: Tensor<3>, offset: i64| -> Tensor<2> {
         let w = t.dims()[2];
-        let idx: Tensor<3, Int> =
-            Tensor::<1, Int>::from_data(TensorData::new(cols.clone(), [b]), device)
-                .reshape([b, 1, 1])
-                .expand([b, 1, w]);
+        let c: Vec<i64> = cols.iter().map(|c| c - offset).collect();
+        let idx: Tensor<3, Int> = Tensor::<1, Int>::from_data(TensorData::new(c, [b]), device)
+            .reshape([b, 1, 1])
+            .expand([b, 1, w]);
         t.gather(1, idx).reshape([b, w])
     };
     Ok(PositionStates {
-        hidden: out.hidden_states.into_iter().map(pick).collect(),
-        logits: pick(out.logits),
+        hidden: out.hidden_states.into_iter().map(|t| pick(t, 0)).collect(),
+        logits: pick(out.logits, (s - tail) as i64),
     })
 }

@@ -1,6 +1,6 @@
 //! LLM evaluation (`siren eval`): on the evaluated split (or a seeded sample of
-//! `[eval] sample` rows), predicts each rating with the decoder — trained weights of stage 1
-//! when the run has them, else the base model — in two ways:
+//! `[eval] sample` rows), predicts each rating with the decoder — the newest trained weights
+//! of the run (stage 2, else stage 1, else the base model) — in two ways:
 //! - `<method>-cot`: greedy reasoning (`<think>…</think><answer>r</answer>`, at most
 //!   `[eval] max_new_tokens` tokens), rating parsed from the answer;
 //! - `<method>-ao`, `<method>-ao-expected`, `<method>-ao-median`: answer-only, one forward
@@ -8,7 +8,8 @@
 //!   ([`crate::answer::AO_SUFFIX`]); the next-token distribution over `1`..`5` decoded by
 //!   argmax (the paper), expectation or median ([`crate::rating`]).
 //!
-//! `<method>` is the stage-1 trainer's name, or `base` for the untrained model. An answer
+//! `<method>` is the internalizer's name for stage-2 weights, the trainer's name for stage-1
+//! weights, or `base` for the untrained model. An answer
 //! without a rating counts as the mean training rating (counted in `fallbacks`); predictions
 //! are clipped to the rating scale. Every configured baseline is fitted and scored on the same
 //! rows, so the table compares like with like. Each LLM row carries the format rate, parse
@@ -31,12 +32,63 @@ use crate::{CoreError, Result};
 /// Which weights to evaluate.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Weights {
-    /// Stage 1's trained weights if the run has them, else the base model.
+    /// Stage 2's if the run has them, else stage 1's, else the base model.
     Auto,
     /// The base model.
     Base,
-    /// A PEFT adapter folder.
+    /// Stage 1's trained weights.
+    Stage1,
+    /// Stage 2's adapters over the stage-1 weights.
+    Stage2,
+    /// A PEFT adapter folder over the base model.
     Adapter(PathBuf),
+}
+
+/// `model` (the base, loaded) with the weights `weights` names applied, and the method name
+/// of its rows (`base`, `adapter`, the trainer's or the internalizer's name).
+pub fn weighted_model(
+    config: &RunConfig,
+    run: &RunDir,
+    weights: &Weights,
+    model: Decoder,
+) -> Result<(Decoder, String)> {
+    use super::internalize::{
+        internalizer_slot, policy_dir as stage2_dir, stage1_weights, with_weights,
+    };
+    let stage1 = stage1_weights(config, run);
+    let has =
+        |d: &Path| d.join("adapter_config.json").is_file() || d.join("model.safetensors").is_file();
+    let which = match weights {
+        Weights::Auto if has(&stage2_dir(config, run)?) => Weights::Stage2,
+        Weights::Auto if has(&stage1) => Weights::Stage1,
+        Weights::Auto => Weights::Base,
+        w => w.clone(),
+    };
+    let trainer = config
+        .trainer
+        .as_ref()
+        .map_or("stage1".to_string(), |t| t.kind.clone());
+    Ok(match which {
+        Weights::Base | Weights::Auto => (model, "base".into()),
+        Weights::Adapter(dir) => {
+            tracing::info!("evaluating with the adapter in {}", dir.display());
+            (model.load_peft(&dir)?.0.merge_lora(), "adapter".into())
+        }
+        Weights::Stage1 => {
+            tracing::info!("evaluating the stage-1 weights in {}", stage1.display());
+            (with_weights(model, &stage1)?, trainer)
+        }
+        Weights::Stage2 => {
+            let dir = stage2_dir(config, run)?;
+            tracing::info!(
+                "evaluating the stage-2 adapters in {} over {}",
+                dir.display(),
+                stage1.display()
+            );
+            let m = with_weights(with_weights(model, &stage1)?, &dir)?;
+            (m, internalizer_slot(config).kind)
+        }
+    })
 }
 
 /// Which decodings to run.
@@ -126,26 +178,7 @@ pub fn run(
     if config.training.answer_tokens {
         model = crate::engine::add_answer_tokens(model, &mut tok)?;
     }
-    let adapter = match weights {
-        Weights::Base => None,
-        Weights::Adapter(p) => Some(p.clone()),
-        Weights::Auto => {
-            let p = super::train::policy_dir(run);
-            p.join("adapter_config.json").is_file().then_some(p)
-        }
-    };
-    let method = match (&adapter, weights) {
-        (None, _) => "base".to_string(),
-        (Some(_), Weights::Adapter(_)) => "adapter".to_string(),
-        (Some(_), _) => config
-            .trainer
-            .as_ref()
-            .map_or("stage1".to_string(), |t| t.kind.clone()),
-    };
-    if let Some(dir) = &adapter {
-        model = model.load_peft(dir)?.0.merge_lora();
-        tracing::info!("evaluating with the adapter in {}", dir.display());
-    }
+    let (model, method) = weighted_model(config, run, weights, model)?;
     let sketches = super::sketches_for(config, ds, run)?;
     let examples = super::examples(config, ds, &rows, &sketches, &tok)?;
     let eval_dir = run.file("eval");

@@ -3,6 +3,7 @@
 //! and the pipeline runner chains them.
 
 pub mod eval;
+pub mod internalize;
 pub mod sketch;
 pub mod train;
 

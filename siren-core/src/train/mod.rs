@@ -3,6 +3,7 @@
 //! - [`Policy`]: the decoder on an autodiff device, trained through LoRA or in full;
 //! - [`TrainingConfig`] (`[training]`): AdamW, learning-rate schedule, batches, epochs,
 //!   checkpoint cadence, LoRA rank;
+//! - [`teacher`]: the CoT teacher of stage 2 (harvested CoT, hidden states on disk);
 //! - [`run_loop`]: the step loop every trainer drives — deterministic data order, per-step
 //!   seeds, checkpoints ([`Checkpoints`]) and exact `--resume`, `metrics.jsonl` with a plot,
 //!   a progress bar with ETA, and a stop with a clear error on a NaN/inf loss (the last good
@@ -17,9 +18,11 @@
 
 mod checkpoint;
 mod policy;
+pub mod teacher;
 
 pub use checkpoint::{Checkpoints, TrainState};
 pub use policy::{Policy, Tuning};
+pub use teacher::{HarvestConfig, Teacher};
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -27,6 +30,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use burn::optim::{AdamWConfig, ModuleOptimizer};
+use burn::tensor::Tensor;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -246,6 +250,38 @@ pub fn check_finite(what: &str, value: f64, step: usize) -> Result<()> {
             step + 1
         )))
     }
+}
+
+/// Host values of a tensor.
+pub fn host<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.try_into_vec_as::<f32>()
+        .map_err(|e| CoreError::Numeric(format!("reading a tensor: {e:?}")))
+}
+
+/// One optimizer update from `n_micro` micro-batches: `micro(policy, i)` returns micro-batch
+/// `i`'s share of the loss (shares sum to the step's loss); gradients are accumulated and the
+/// optimizer steps once. A non-finite share stops before the update. Returns the loss.
+pub fn accumulated_step(
+    policy: &mut Policy,
+    optim: &mut ModuleOptimizer,
+    lr: f64,
+    step: usize,
+    n_micro: usize,
+    micro: &mut dyn FnMut(&Policy, usize) -> Result<Tensor<1>>,
+) -> Result<f64> {
+    use burn::optim::{GradientsAccumulator, GradientsParams};
+    let mut acc = GradientsAccumulator::new();
+    let mut total = 0.0;
+    for i in 0..n_micro {
+        let loss = micro(policy, i)?;
+        let v = f64::from(host(loss.clone())?[0]);
+        check_finite("the loss", v, step)?;
+        total += v;
+        let grads = GradientsParams::from_grads(loss.backward(), &policy.model);
+        acc.accumulate(&policy.model, grads);
+    }
+    policy.model = optim.step(lr, policy.model.clone(), acc.grads());
+    Ok(total)
 }
 
 fn read_metrics(path: &Path, upto: usize) -> Result<Vec<serde_json::Value>> {

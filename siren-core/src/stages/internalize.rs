@@ -1,0 +1,271 @@
+//! Stage 2 (paper §3.2, Eq. 12): internalizes the stage-1 model's reasoning into answer-only
+//! prediction with the internalizer named in `[internalizer]` (default `hidden-align`) and the
+//! loss in `[alignment]` (default `cosine`).
+//!
+//! 1. Loads the base model with the stage-1 weights merged in (`[internalization] stage1`,
+//!    default `runs/<name>/stage1/policy`): this is the CoT teacher.
+//! 2. Harvests the teacher ([`crate::train::teacher::harvest`]) on the training prompts into
+//!    `runs/<name>/stage2/harvest-<hash>/`; the hash covers the stage-1 weights, the prompts
+//!    and the decoding settings, so a harvest is reused by every internalizer and loss.
+//! 3. Adds fresh adapters on the `[internalization.lora]` sites (default `kv`) and trains them
+//!    with `[internalization.training]` in `stage2/<internalizer>-<hash>/` ([`train_dir`]:
+//!    checkpoints, `metrics.jsonl`, `training.svg`; `--resume` as in stage 1).
+//! 4. Writes the adapters in PEFT layout to `<that folder>/policy/` (their base is the stage-1
+//!    model, merged) and section `internalize` of `metrics.json`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+
+use crate::config::{RunConfig, SlotConfig};
+use crate::data::Dataset;
+use crate::engine::{Decoder, TensorMap, Weights, load_model};
+use crate::registry::build;
+use crate::run::RunDir;
+use crate::train::{Policy, Tuning};
+use crate::traits::{AlignmentLoss, Internalizer, LoraTargets, RunCtx, TrainReport};
+use crate::{CoreError, Result};
+
+/// The folder of stage 2 inside a run.
+pub fn stage_dir(run: &RunDir) -> PathBuf {
+    run.file("stage2")
+}
+
+/// The training folder of this config's internalization: `stage2/<internalizer>-<hash>/`,
+/// keyed by everything that shapes the training (internalizer, loss, LoRA targets, stage-1
+/// weights, harvest and training settings, seed), so that runs with another internalizer or
+/// loss sit beside each other and share the harvest.
+pub fn train_dir(config: &RunConfig, run: &RunDir) -> Result<PathBuf> {
+    let key = serde_json::json!({
+        "internalizer": internalizer_slot(config),
+        "alignment": alignment_slot(config),
+        "lora": lora_slot(config),
+        "stage1": stage1_weights(config, run),
+        "harvest": config.internalization.harvest,
+        "training": config.internalization.training(&config.training)?,
+        "seed": config.seed,
+    })
+    .to_string();
+    let hash = super::fnv1a([key.as_bytes()]);
+    Ok(stage_dir(run).join(format!(
+        "{}-{:08x}",
+        internalizer_slot(config).kind,
+        hash & 0xffff_ffff
+    )))
+}
+
+/// The trained adapters of this config's stage 2 inside a run.
+pub fn policy_dir(config: &RunConfig, run: &RunDir) -> Result<PathBuf> {
+    Ok(train_dir(config, run)?.join("policy"))
+}
+
+/// The `[internalizer]` slot, `hidden-align` when absent.
+pub fn internalizer_slot(config: &RunConfig) -> SlotConfig {
+    config
+        .internalizer
+        .clone()
+        .unwrap_or_else(|| SlotConfig::named("hidden-align"))
+}
+
+/// The `[alignment]` slot, `cosine` when absent.
+pub fn alignment_slot(config: &RunConfig) -> SlotConfig {
+    config
+        .alignment
+        .clone()
+        .unwrap_or_else(|| SlotConfig::named("cosine"))
+}
+
+/// The `[internalization.lora]` slot, `kv` when absent.
+pub fn lora_slot(config: &RunConfig) -> SlotConfig {
+    config
+        .internalization
+        .lora
+        .clone()
+        .unwrap_or_else(|| SlotConfig::named("kv"))
+}
+
+/// Where the stage-1 weights are read from.
+pub fn stage1_weights(config: &RunConfig, run: &RunDir) -> PathBuf {
+    config
+        .internalization
+        .stage1
+        .clone()
+        .unwrap_or_else(|| super::train::policy_dir(run))
+}
+
+fn weights_file(dir: &Path) -> Result<PathBuf> {
+    for f in ["adapter_model.safetensors", "model.safetensors"] {
+        let p = dir.join(f);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(CoreError::Data(format!(
+        "{}: no trained weights (adapter_model.safetensors + adapter_config.json, or \
+         model.safetensors); run `siren train` first or set [internalization] stage1",
+        dir.display()
+    )))
+}
+
+/// `model` with trained weights from `dir` merged in: a PEFT adapter folder (merged into the
+/// base weights) or a full fine-tuning's `model.safetensors` (every parameter by path).
+pub fn with_weights(model: Decoder, dir: &Path) -> Result<Decoder> {
+    let file = weights_file(dir)?;
+    if dir.join("adapter_config.json").is_file() {
+        return Ok(model.load_peft(dir)?.0.merge_lora());
+    }
+    let mut w = Weights::from_safetensors(&file)?;
+    let mut map = TensorMap::new();
+    for name in w.remaining() {
+        if let Some(t) = w.take_raw(&name) {
+            map.insert(name, t);
+        }
+    }
+    model.with_tensors_by_path(map)
+}
+
+/// Runs stage 2; `resume` continues its training from the newest checkpoint.
+pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Result<TrainReport> {
+    let model_cfg = config
+        .model
+        .as_ref()
+        .ok_or_else(|| CoreError::config("model", "stage 2 needs a [model] table (path = ...)"))?;
+    let ic = &config.internalization;
+    let training = ic.training(&config.training)?;
+    let is = internalizer_slot(config);
+    let internalizer = build::<dyn Internalizer>(&is.kind, &is.params)?;
+    let al = alignment_slot(config);
+    let align = build::<dyn AlignmentLoss>(&al.kind, &al.params)?;
+    let ls = lora_slot(config);
+    let targets = build::<dyn LoraTargets>(&ls.kind, &ls.params)?;
+    let stage1 = stage1_weights(config, run);
+    let stage1_bytes =
+        std::fs::read(weights_file(&stage1)?).map_err(|e| CoreError::io(&stage1, e))?;
+    let t = Instant::now();
+
+    let (device, label) = crate::traits::device::open(&config.device)?;
+    let (mut model, mut tok) = load_model(
+        &model_cfg.path,
+        model_cfg.backbone.as_deref(),
+        &device.clone().autodiff(),
+    )?;
+    if training.answer_tokens {
+        model = crate::engine::add_answer_tokens(model, &mut tok)?;
+    }
+    let model = with_weights(model, &stage1)?;
+    tracing::info!(
+        "stage 2: teacher = {} + {}",
+        model_cfg.path.display(),
+        stage1.display()
+    );
+
+    let sketches = super::sketches_for(config, ds, run)?;
+    let n = ic.harvest.max_examples.or(config.training.max_examples);
+    let rows = super::sample_rows(&ds.train, n, config.seed);
+    let examples = super::examples(config, ds, &rows, &sketches, &tok)?;
+    let hash = {
+        let settings = serde_json::json!({
+            "model": model_cfg.path, "answer_tokens": training.answer_tokens,
+            "max_new_tokens": ic.harvest.max_new_tokens,
+            "max_prompt_tokens": training.max_prompt_tokens,
+        })
+        .to_string();
+        let ratings: Vec<[u8; 4]> = examples.iter().map(|e| e.rating.to_le_bytes()).collect();
+        let mut parts: Vec<&[u8]> = vec![settings.as_bytes(), &stage1_bytes];
+        for (e, r) in examples.iter().zip(&ratings) {
+            parts.push(e.prompt.as_bytes());
+            parts.push(r);
+        }
+        super::fnv1a(parts)
+    };
+    let stage = stage_dir(run);
+    let hdir = stage.join(format!("harvest-{hash:016x}"));
+    let t_h = Instant::now();
+    let teacher = crate::train::teacher::harvest(
+        &model.valid(),
+        &tok,
+        &examples,
+        &ic.harvest,
+        training.max_prompt_tokens,
+        &hdir,
+        &device,
+    )?;
+    let harvest_s = t_h.elapsed().as_secs_f64();
+    tracing::info!(
+        "CoT teacher: {} kept of {} in {} ({harvest_s:.0}s)",
+        teacher.examples.len(),
+        teacher.decoded,
+        hdir.display()
+    );
+
+    let tuning = training.tuning();
+    let mut policy = Policy::new(
+        model,
+        tok,
+        tuning.clone(),
+        &|s| targets.select(s),
+        config.seed,
+        format!(
+            "{} + {} (merged)",
+            model_cfg.path.display(),
+            stage1.display()
+        ),
+    )?;
+    tracing::info!(
+        "stage 2: `{}` (loss `{}`) on {} CoT examples, {} trainable parameters{}, device {label}",
+        is.kind,
+        al.kind,
+        teacher.examples.len(),
+        policy.trainable_count()?,
+        match &tuning {
+            Tuning::Lora(s) => format!(
+                ", LoRA `{}` r={} α={} on {} sites",
+                ls.kind,
+                s.r,
+                s.alpha,
+                policy.model.lora_sites()
+            ),
+            Tuning::Full => ", full fine-tuning".into(),
+        }
+    );
+    let tdir = train_dir(config, run)?;
+    let ctx = RunCtx {
+        run_dir: tdir.clone(),
+        seed: config.seed,
+        device,
+        training,
+        resume,
+    };
+    let report = internalizer.internalize(&mut policy, &teacher, align.as_ref(), &ctx)?;
+    let out = tdir.join("policy");
+    policy.export(&out)?;
+    let seconds = t.elapsed().as_secs_f64();
+    tracing::info!(
+        "stage 2 done: {} steps, adapters in {} ({seconds:.0}s)",
+        report.steps,
+        out.display()
+    );
+    run.record_section(
+        &ds.name,
+        config.eval.split.as_str(),
+        ds.split(config.eval.split).len(),
+        "internalize",
+        serde_json::json!({
+            "internalizer": is.kind,
+            "alignment": al.kind,
+            "lora": ls.kind,
+            "dir": tdir,
+            "stage1": stage1,
+            "harvest": hdir,
+            "decoded": teacher.decoded,
+            "kept": teacher.examples.len(),
+            "harvest_seconds": harvest_s,
+            "steps": report.steps,
+            "final": report.metrics,
+            "seconds": seconds,
+            "device": label,
+        }),
+    )?;
+    Ok(report)
+}
