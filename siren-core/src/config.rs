@@ -69,6 +69,14 @@ pub struct EvalConfig {
     /// Most tokens a reasoning (CoT) answer may take.
     #[serde(default = "default_eval_tokens")]
     pub max_new_tokens: usize,
+    /// The rating decoder of the answer-only row `<method>-ao` (`argmax`, the paper's;
+    /// `expected`; `median`); the other two are reported as `<method>-ao-<decoder>`.
+    #[serde(default = "default_decoder")]
+    pub decoder: crate::rating::RatingDecoder,
+}
+
+fn default_decoder() -> crate::rating::RatingDecoder {
+    crate::rating::RatingDecoder::Argmax
 }
 
 fn default_eval_batch() -> usize {
@@ -85,6 +93,7 @@ impl Default for EvalConfig {
             sample: None,
             batch_size: default_eval_batch(),
             max_new_tokens: default_eval_tokens(),
+            decoder: default_decoder(),
         }
     }
 }

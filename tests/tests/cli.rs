@@ -420,4 +420,9 @@ checkpoint_every = 1
     ] {
         assert!(row(&m, method)["mae"].is_number(), "{method}");
     }
+    // The decoder of the main answer-only row is a config choice.
+    siren(&["eval", c, "--no-cot", "--set", "eval.decoder=median"]).unwrap();
+    let m = metrics(&runs, "tiny");
+    assert_eq!(row(&m, "hidden-align-ao")["decoder"], "median");
+    assert_eq!(row(&m, "hidden-align-ao-argmax")["decoder"], "argmax");
 }

@@ -6,7 +6,8 @@
 //! - `<method>-ao`, `<method>-ao-expected`, `<method>-ao-median`: answer-only, one forward
 //!   pass over the prompt followed by an empty reasoning block and `<answer>`
 //!   ([`crate::answer::AO_SUFFIX`]); the next-token distribution over `1`..`5` decoded by
-//!   argmax (the paper), expectation or median ([`crate::rating`]).
+//!   argmax (the paper), expectation or median ([`crate::rating`]). `<method>-ao` uses
+//!   `[eval] decoder` (default `argmax`); the other two are `<method>-ao-<decoder>`.
 //!
 //! `<method>` is the internalizer's name for stage-2 weights, the trainer's name for stage-1
 //! weights, or `base` for the untrained model. An answer
@@ -238,7 +239,15 @@ pub fn run(
     }
     if modes.ao {
         llm_rows.extend(answer_only(
-            &model, &tok, &examples, &truth, batch, &device, &label, &method, &eval_dir,
+            &model,
+            &tok,
+            &examples,
+            &truth,
+            (batch, config.eval.decoder),
+            &device,
+            &label,
+            &method,
+            &eval_dir,
         )?);
     }
     results.extend(llm_rows);
@@ -252,7 +261,7 @@ fn answer_only(
     tok: &TextTokenizer,
     examples: &[Example],
     truth: &[f32],
-    batch: usize,
+    (batch, main): (usize, crate::rating::RatingDecoder),
     device: &burn::tensor::Device,
     label: &str,
     method: &str,
@@ -284,9 +293,10 @@ fn answer_only(
     }
     crate::run::write_atomic(&dir.join(format!("{method}-ao.jsonl")), lines.as_bytes())?;
     for dec in RatingDecoder::ALL {
-        let name = match dec {
-            RatingDecoder::Argmax => format!("{method}-ao"),
-            d => format!("{method}-ao-{}", d.as_str()),
+        let name = if dec == main {
+            format!("{method}-ao")
+        } else {
+            format!("{method}-ao-{}", dec.as_str())
         };
         let pred: Vec<f32> = dists.iter().map(|d| dec.decode(d, &rt.values)).collect();
         let mut r = MethodResult::evaluate(&name, &pred, truth)?;
