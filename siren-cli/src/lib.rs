@@ -105,6 +105,41 @@ enum Command {
         #[arg(long)]
         resume: bool,
     },
+    /// Run the pipeline: the stages of [pipeline] (default: baselines, sketch, train,
+    /// internalize, eval, as configured), reusing every finished stage whose settings did not
+    /// change, then write runs/<name>/report.md with the metrics table and charts.
+    Run {
+        /// The run config (TOML).
+        config: PathBuf,
+        /// Override a config key: `--set internalizer.kind=ce` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Run the pipeline once per point of a grid and write one table and chart
+    /// (runs/<name>-sweep-<keys>/report.md).
+    Sweep {
+        /// The run config (TOML).
+        config: PathBuf,
+        /// A swept key and its values: `--grid alignment.kind=cosine,mae,mse` (repeatable;
+        /// several make a cartesian product).
+        #[arg(long = "grid", value_name = "KEY=V1,V2", required = true)]
+        grid: Vec<String>,
+        /// Override a config key for every point (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Run the pipeline once per backbone and write one side-by-side table and chart
+    /// (runs/<name>-compare/report.md).
+    Compare {
+        /// The run config (TOML).
+        config: PathBuf,
+        /// Backbones, comma-separated: PATH (HF folder or GGUF file) or PATH@KIND.
+        #[arg(long, value_delimiter = ',', required = true)]
+        backbones: Vec<String>,
+        /// Override a config key for every backbone (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
     /// Stage 2: harvest the stage-1 model's CoT on training prompts (kept where the answer
     /// equals the label, with the teacher's hidden states at <answer>), then train fresh
     /// adapters with the internalizer in [internalizer] (default hidden-align) so that
@@ -250,6 +285,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             set,
             resume,
         } => commands::internalize::run(&config, &set, resume).map(|_| ()),
+        Command::Run { config, set } => commands::run::run(&config, &set).map(|_| ()),
+        Command::Sweep { config, grid, set } => {
+            commands::sweep::sweep(&config, &set, &grid).map(|_| ())
+        }
+        Command::Compare {
+            config,
+            backbones,
+            set,
+        } => commands::sweep::compare(&config, &set, &backbones).map(|_| ()),
         Command::Eval {
             config,
             set,

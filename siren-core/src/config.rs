@@ -212,6 +212,31 @@ pub struct RunConfig {
     /// Stage-2 settings (`[internalization]`).
     #[serde(default)]
     pub internalization: InternalizationConfig,
+    /// What `siren run` runs (`[pipeline]`).
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+}
+
+/// `[pipeline]`: the stages `siren run` runs, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Stages by name, from `baselines`, `sketch`, `train`, `internalize`, `eval`. Default:
+    /// `baselines`; `sketch` when the prompt strategy uses sketches and an `[encoder]` is set;
+    /// `train` with a `[trainer]`; `internalize` with an `[internalizer]`; `eval` after either.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Vec<String>>,
+    /// Also evaluate the stage-1 weights with reasoning (CoT) decoding.
+    pub cot: bool,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            stages: None,
+            cot: true,
+        }
+    }
 }
 
 /// Stage 2 (`[internalization]`): where the stage-1 weights come from, how the CoT teacher is

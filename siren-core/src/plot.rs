@@ -1,5 +1,6 @@
-//! Small SVG charts for run artifacts (training curves), written without a drawing library:
-//! one panel per metric, steps on the x axis, min/max labels on the y axis.
+//! Small SVG charts for run artifacts, written without a drawing library: training curves
+//! ([`panels_svg`]: one panel per metric, steps on the x axis, min/max labels on the y axis)
+//! and grouped bar charts ([`bars_svg`]: metrics per method in reports).
 
 use std::fmt::Write as _;
 
@@ -101,6 +102,96 @@ pub fn panels_svg(title: &str, series: &[Series], columns: usize) -> String {
     s
 }
 
+const COLORS: [&str; 6] = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+];
+
+/// A grouped bar chart: one group per category, one bar per series (`(name, value per
+/// category)`; non-finite values are left out), y from 0, a legend, values over the bars.
+pub fn bars_svg(title: &str, categories: &[String], series: &[(String, Vec<f64>)]) -> String {
+    let (ml, mr, mt, mb) = (58.0, 16.0, 48.0, 120.0);
+    let group = 22.0 * series.len().max(1) as f64 + 18.0;
+    let iw = (group * categories.len().max(1) as f64).max(240.0);
+    let ih = 240.0;
+    let (w, h) = (ml + iw + mr, mt + ih + mb);
+    let top = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max)
+        .max(1e-9)
+        * 1.1;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="11">
+<rect width="100%" height="100%" fill="white"/>
+<text x="{}" y="18" font-size="14" text-anchor="middle">{}</text>
+<line x1="{ml}" y1="{mt}" x2="{ml}" y2="{}" stroke="#999"/>
+<line x1="{ml}" y1="{}" x2="{}" y2="{}" stroke="#999"/>
+"##,
+        w / 2.0,
+        xml_escape(title),
+        mt + ih,
+        mt + ih,
+        ml + iw,
+        mt + ih
+    );
+    for k in 0..=4 {
+        let v = top * f64::from(k) / 4.0;
+        let y = mt + ih - ih * f64::from(k) / 4.0;
+        let _ = writeln!(
+            s,
+            r##"<text x="{}" y="{:.1}" text-anchor="end">{}</text><line x1="{ml}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#eee"/>"##,
+            ml - 4.0,
+            y + 4.0,
+            fmt_num(v),
+            ml + iw
+        );
+    }
+    for (j, (name, _)) in series.iter().enumerate() {
+        let x = ml + 90.0 * j as f64;
+        let _ = writeln!(
+            s,
+            r##"<rect x="{x}" y="28" width="10" height="10" fill="{}"/><text x="{}" y="37">{}</text>"##,
+            COLORS[j % COLORS.len()],
+            x + 14.0,
+            xml_escape(name)
+        );
+    }
+    let gw = iw / categories.len().max(1) as f64;
+    for (i, c) in categories.iter().enumerate() {
+        let gx = ml + gw * i as f64;
+        let bw = (gw - 18.0) / series.len().max(1) as f64;
+        for (j, (_, vals)) in series.iter().enumerate() {
+            let Some(&v) = vals.get(i).filter(|v| v.is_finite()) else {
+                continue;
+            };
+            let bh = ih * (v / top).max(0.0);
+            let x = gx + 9.0 + bw * j as f64;
+            let _ = writeln!(
+                s,
+                r##"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{bh:.1}" fill="{}"/><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="9">{}</text>"##,
+                mt + ih - bh,
+                bw - 2.0,
+                COLORS[j % COLORS.len()],
+                x + bw / 2.0,
+                mt + ih - bh - 3.0,
+                fmt_num(v)
+            );
+        }
+        let lx = gx + gw / 2.0;
+        let ly = mt + ih + 12.0;
+        let _ = writeln!(
+            s,
+            r##"<text x="{lx:.1}" y="{ly:.1}" text-anchor="end" transform="rotate(-35 {lx:.1} {ly:.1})">{}</text>"##,
+            xml_escape(c)
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
 fn bounds(pts: &[(f64, f64)]) -> (f64, f64, f64, f64) {
     if pts.is_empty() {
         return (0.0, 1.0, 0.0, 1.0);
@@ -132,6 +223,21 @@ fn xml_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bars_have_one_rect_per_finite_value() {
+        let s = bars_svg(
+            "m <x>",
+            &["a".into(), "b".into()],
+            &[
+                ("MAE".into(), vec![0.5, 1.0]),
+                ("RMSE".into(), vec![f64::NAN, 2.0]),
+            ],
+        );
+        // 2 legend squares + 3 bars (the NaN is left out) + the background.
+        assert_eq!(s.matches("<rect").count(), 6, "{s}");
+        assert!(s.contains("m &lt;x&gt;"));
+    }
 
     #[test]
     fn svg_has_one_polyline_per_series_and_skips_nan() {

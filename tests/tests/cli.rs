@@ -426,3 +426,145 @@ checkpoint_every = 1
     assert_eq!(row(&m, "hidden-align-ao")["decoder"], "median");
     assert_eq!(row(&m, "hidden-align-ao-argmax")["decoder"], "argmax");
 }
+
+/// The config of the tiny end-to-end tests: stage 1 (full fine-tuning into the tag format),
+/// stage 2 and the evaluation of a tiny HF-folder model on a small MovieLens-format dataset.
+fn tiny_pipeline_config(dir: &Path) -> PathBuf {
+    let (inter, item) = small_movielens(dir);
+    let model = dir.join("tiny");
+    siren_core::testkit::write_tiny_model(&model, 5).unwrap();
+    let cfg = dir.join("t.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"name = "tiny"
+runs_dir = "{runs}"
+device = "flex"
+[dataset]
+kind = "movielens"
+[dataset.params]
+inter = "{inter}"
+item = "{item}"
+k_core = 0
+min_history = 2
+[eval]
+sample = 5
+batch_size = 4
+max_new_tokens = 6
+[[baselines]]
+kind = "global-mean"
+[model]
+path = "{model}"
+[prompt]
+strategy = "recent"
+recent = 3
+[training]
+lr = 1e-2
+batch_size = 8
+max_examples = 8
+epochs = 40
+checkpoint_every = 40
+full_finetune = true
+[trainer]
+kind = "ao-sft"
+[trainer.params]
+target = "format"
+[internalizer]
+kind = "hidden-align"
+[internalization.harvest]
+max_new_tokens = 8
+max_examples = 24
+[internalization.training]
+max_steps = 2
+batch_size = 4
+"#,
+            runs = dir.join("runs").display(),
+            inter = inter.display(),
+            item = item.display(),
+            model = model.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn stage_status(report: &str, stage: &str) -> String {
+    report
+        .lines()
+        .find(|l| l.starts_with(&format!("| {stage} |")))
+        .unwrap_or_else(|| panic!("no {stage} row in\n{report}"))
+        .split('|')
+        .nth(2)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn run_reuses_finished_stages_and_sweeps_compare() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tiny_pipeline_config(tmp.path());
+    let c = cfg.to_str().unwrap();
+    let runs = tmp.path().join("runs");
+    siren(&["run", c]).unwrap();
+    let report = std::fs::read_to_string(runs.join("tiny/report.md")).unwrap();
+    for stage in ["baselines", "train", "internalize", "eval"] {
+        assert_eq!(stage_status(&report, stage), "ran", "{stage}");
+    }
+    assert!(report.contains("| hidden-align-ao |") && report.contains("| ao-sft-cot |"));
+    assert!(report.contains("## Resolved config"));
+    for f in ["report-metrics.svg", "report-latency.svg"] {
+        assert!(runs.join("tiny").join(f).is_file(), "{f}");
+    }
+
+    // Only the internalizer changes: stage 1 and its evaluation are reused.
+    siren(&["run", c, "--set", "internalizer.kind=ce"]).unwrap();
+    let report = std::fs::read_to_string(runs.join("tiny/report.md")).unwrap();
+    assert_eq!(stage_status(&report, "train"), "reused");
+    assert_eq!(stage_status(&report, "internalize"), "ran");
+    assert!(report.contains("1 evaluated, 1 reused"), "{report}");
+    assert!(report.contains("| ce-ao |"));
+    // Nothing changes: everything is reused.
+    siren(&["run", c]).unwrap();
+    let report = std::fs::read_to_string(runs.join("tiny/report.md")).unwrap();
+    for stage in ["train", "internalize", "eval"] {
+        assert_eq!(stage_status(&report, stage), "reused", "{stage}");
+    }
+    // Stage-1 settings changed under the same name: refused, not overwritten.
+    let e = siren(&["run", c, "--set", "training.lr=0.5"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("other settings"), "{e}");
+
+    // A stage-2 sweep shares the run.
+    siren(&["sweep", c, "--grid", "alignment.kind=cosine,mse"]).unwrap();
+    let sweep = std::fs::read_to_string(runs.join("tiny-sweep-alignment-kind/report.md")).unwrap();
+    assert!(sweep.contains("| kind=cosine (n = 5) |") && sweep.contains("| kind=mse (n = 5) |"));
+    assert!(runs.join("tiny-sweep-alignment-kind/sweep.svg").is_file());
+
+    // Two backbones side by side (base weights, answer-only).
+    let other = tmp.path().join("tiny2");
+    siren_core::testkit::write_tiny_model(&other, 6).unwrap();
+    let specs = format!(
+        "{},{}@llama",
+        tmp.path().join("tiny").display(),
+        other.display()
+    );
+    siren(&[
+        "compare",
+        c,
+        "--backbones",
+        &specs,
+        "--set",
+        "pipeline.stages=[\"baselines\",\"eval\"]",
+        "--set",
+        "pipeline.cot=false",
+    ])
+    .unwrap();
+    let cmp = std::fs::read_to_string(runs.join("tiny-compare/report.md")).unwrap();
+    assert!(
+        cmp.contains("| tiny (n = 5) |") && cmp.contains("| tiny2 (n = 5) |"),
+        "{cmp}"
+    );
+    assert!(cmp.contains("base-ao"), "{cmp}");
+}

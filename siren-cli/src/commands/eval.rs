@@ -31,7 +31,7 @@ pub fn run(
     };
     let run = RunDir::create(&config, &config.device)?;
     let ds = stages::load_dataset(&config)?;
-    let m = stages::eval::run(&config, &ds, &run, &weights, modes)?;
+    let m = stages::eval::run(&config, &ds, &run, &weights, modes, false)?;
     print!("{}", m.table());
     println!("wrote {}", run.file("metrics.json").display());
     Ok(m)

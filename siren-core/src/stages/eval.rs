@@ -45,39 +45,66 @@ pub enum Weights {
     Adapter(PathBuf),
 }
 
+/// The concrete weights `weights` means for this run (`Auto` resolved: stage 2's if the run
+/// has them, else stage 1's, else the base model) and the files that hold them.
+pub fn resolve_weights(
+    config: &RunConfig,
+    run: &RunDir,
+    weights: &Weights,
+) -> Result<(Weights, Vec<PathBuf>)> {
+    use super::internalize::{policy_dir as stage2_dir, stage1_weights, weights_file};
+    let stage1 = stage1_weights(config, run);
+    let stage2 = stage2_dir(config, run)?;
+    let which = match weights {
+        Weights::Auto if weights_file(&stage2).is_ok() => Weights::Stage2,
+        Weights::Auto if weights_file(&stage1).is_ok() => Weights::Stage1,
+        Weights::Auto => Weights::Base,
+        w => w.clone(),
+    };
+    let files = match &which {
+        Weights::Base | Weights::Auto => Vec::new(),
+        Weights::Adapter(dir) => vec![weights_file(dir)?],
+        Weights::Stage1 => vec![weights_file(&stage1)?],
+        Weights::Stage2 => vec![weights_file(&stage1)?, weights_file(&stage2)?],
+    };
+    Ok((which, files))
+}
+
+/// The method name of the rows of `weights` (resolved): `base`, `adapter`, the trainer's or
+/// the internalizer's name.
+pub fn method_name(config: &RunConfig, weights: &Weights) -> String {
+    match weights {
+        Weights::Base | Weights::Auto => "base".into(),
+        Weights::Adapter(_) => "adapter".into(),
+        Weights::Stage1 => config
+            .trainer
+            .as_ref()
+            .map_or("stage1".to_string(), |t| t.kind.clone()),
+        Weights::Stage2 => super::internalize::internalizer_slot(config).kind,
+    }
+}
+
 /// `model` (the base, loaded) with the weights `weights` names applied, and the method name
-/// of its rows (`base`, `adapter`, the trainer's or the internalizer's name).
+/// of its rows (see [`method_name`]).
 pub fn weighted_model(
     config: &RunConfig,
     run: &RunDir,
     weights: &Weights,
     model: Decoder,
 ) -> Result<(Decoder, String)> {
-    use super::internalize::{
-        internalizer_slot, policy_dir as stage2_dir, stage1_weights, with_weights,
-    };
+    use super::internalize::{policy_dir as stage2_dir, stage1_weights, with_weights};
+    let (which, _) = resolve_weights(config, run, weights)?;
     let stage1 = stage1_weights(config, run);
-    let has =
-        |d: &Path| d.join("adapter_config.json").is_file() || d.join("model.safetensors").is_file();
-    let which = match weights {
-        Weights::Auto if has(&stage2_dir(config, run)?) => Weights::Stage2,
-        Weights::Auto if has(&stage1) => Weights::Stage1,
-        Weights::Auto => Weights::Base,
-        w => w.clone(),
-    };
-    let trainer = config
-        .trainer
-        .as_ref()
-        .map_or("stage1".to_string(), |t| t.kind.clone());
-    Ok(match which {
-        Weights::Base | Weights::Auto => (model, "base".into()),
+    let method = method_name(config, &which);
+    let model = match which {
+        Weights::Base | Weights::Auto => model,
         Weights::Adapter(dir) => {
             tracing::info!("evaluating with the adapter in {}", dir.display());
-            (model.load_peft(&dir)?.0.merge_lora(), "adapter".into())
+            model.load_peft(&dir)?.0.merge_lora()
         }
         Weights::Stage1 => {
             tracing::info!("evaluating the stage-1 weights in {}", stage1.display());
-            (with_weights(model, &stage1)?, trainer)
+            with_weights(model, &stage1)?
         }
         Weights::Stage2 => {
             let dir = stage2_dir(config, run)?;
@@ -86,10 +113,31 @@ pub fn weighted_model(
                 dir.display(),
                 stage1.display()
             );
-            let m = with_weights(with_weights(model, &stage1)?, &dir)?;
-            (m, internalizer_slot(config).kind)
+            with_weights(with_weights(model, &stage1)?, &dir)?
         }
+    };
+    Ok((model, method))
+}
+
+/// The key of an evaluation's LLM rows: everything that decides them (settings, prompts,
+/// rows, the weights' bytes).
+fn cache_key(config: &RunConfig, which: &Weights, files: &[PathBuf], modes: Modes) -> Result<u64> {
+    let settings = serde_json::json!({
+        "model": config.model, "eval": config.eval, "prompt": config.prompt,
+        "dataset": config.dataset, "seed": config.seed, "topics": config.topics,
+        "encoder": config.encoder, "clusterer": config.clusterer, "namer": config.namer,
+        "sketch": config.sketch, "answer_tokens": config.training.answer_tokens,
+        "weights": format!("{which:?}"), "cot": modes.cot, "ao": modes.ao,
+        "method": method_name(config, which),
     })
+    .to_string();
+    let mut bytes = Vec::new();
+    for f in files {
+        bytes.push(std::fs::read(f).map_err(|e| CoreError::io(f, e))?);
+    }
+    let mut parts: Vec<&[u8]> = vec![settings.as_bytes()];
+    parts.extend(bytes.iter().map(Vec::as_slice));
+    Ok(super::fnv1a(parts))
 }
 
 /// Which decodings to run.
@@ -150,13 +198,16 @@ fn write_jsonl(path: &Path, examples: &[Example], pred: &[f32], out: &[Decoded])
     crate::run::write_atomic(path, s.as_bytes())
 }
 
-/// Runs the evaluation and records the rows in `metrics.json`.
+/// Runs the evaluation and records the rows in `metrics.json`. With `cache`, LLM rows are
+/// stored under `eval/cache-<key>.json` and reused when the weights and every setting that
+/// shapes them are the same (the pipeline runner's reuse).
 pub fn run(
     config: &RunConfig,
     ds: &Dataset,
     run: &RunDir,
     weights: &Weights,
     modes: Modes,
+    cache: bool,
 ) -> Result<Metrics> {
     let model_cfg = config
         .model
@@ -174,16 +225,38 @@ pub fn run(
         results.push(MethodResult::evaluate(&b.kind, &pred, &truth)?);
     }
 
+    let eval_dir = run.file("eval");
+    std::fs::create_dir_all(&eval_dir).map_err(|e| CoreError::io(&eval_dir, e))?;
+    let (which, files) = resolve_weights(config, run, weights)?;
+    let cache_path = if cache {
+        let key = cache_key(config, &which, &files, modes)?;
+        Some(eval_dir.join(format!("cache-{key:016x}.json")))
+    } else {
+        None
+    };
+    if let Some(p) = cache_path.as_ref().filter(|p| p.is_file()) {
+        let text = std::fs::read_to_string(p).map_err(|e| CoreError::io(p, e))?;
+        let rows: Vec<MethodResult> =
+            serde_json::from_str(&text).map_err(|source| CoreError::Json {
+                path: p.clone(),
+                source,
+            })?;
+        tracing::info!(
+            "reusing the `{}` rows evaluated with the same weights and settings ({})",
+            method_name(config, &which),
+            p.display()
+        );
+        results.extend(rows);
+        return run.record_metrics(&ds.name, split.as_str(), truth.len(), results);
+    }
     let (device, label) = crate::traits::device::open(&config.device)?;
     let (mut model, mut tok) = load_model(&model_cfg.path, model_cfg.backbone.as_deref(), &device)?;
     if config.training.answer_tokens {
         model = crate::engine::add_answer_tokens(model, &mut tok)?;
     }
-    let (model, method) = weighted_model(config, run, weights, model)?;
+    let (model, method) = weighted_model(config, run, &which, model)?;
     let sketches = super::sketches_for(config, ds, run)?;
     let examples = super::examples(config, ds, &rows, &sketches, &tok)?;
-    let eval_dir = run.file("eval");
-    std::fs::create_dir_all(&eval_dir).map_err(|e| CoreError::io(&eval_dir, e))?;
     let batch = config.eval.batch_size;
     let n = examples.len();
     tracing::info!(
@@ -249,6 +322,11 @@ pub fn run(
             &method,
             &eval_dir,
         )?);
+    }
+    if let Some(p) = &cache_path {
+        let json =
+            serde_json::to_vec_pretty(&llm_rows).map_err(|e| CoreError::Numeric(e.to_string()))?;
+        crate::run::write_atomic(p, &json)?;
     }
     results.extend(llm_rows);
     run.record_metrics(&ds.name, split.as_str(), n, results)

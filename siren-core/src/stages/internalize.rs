@@ -94,7 +94,8 @@ pub fn stage1_weights(config: &RunConfig, run: &RunDir) -> PathBuf {
         .unwrap_or_else(|| super::train::policy_dir(run))
 }
 
-fn weights_file(dir: &Path) -> Result<PathBuf> {
+/// The weights file of a trained-weights folder (PEFT adapter or full model).
+pub fn weights_file(dir: &Path) -> Result<PathBuf> {
     for f in ["adapter_model.safetensors", "model.safetensors"] {
         let p = dir.join(f);
         if p.is_file() {

@@ -2,9 +2,12 @@
 //! its artifacts into the run folder. The CLI commands (`siren sketch`, ...) are thin wrappers,
 //! and the pipeline runner chains them.
 
+pub mod baselines;
 pub mod eval;
 pub mod internalize;
+pub mod pipeline;
 pub mod sketch;
+pub mod sweep;
 pub mod train;
 
 use std::time::Instant;

@@ -3,9 +3,9 @@
 //! (default `regression`).
 //!
 //! Writes into `runs/<name>/stage1/`: `checkpoints/`, `metrics.jsonl`, `training.svg`,
-//! `examples.sample.txt` and the trained weights in `policy/` (a PEFT adapter folder for LoRA,
-//! `model.safetensors` for full fine-tuning); section `train` of `metrics.json` holds the
-//! final step's metrics and timing.
+//! `examples.sample.txt`, the trained weights in `policy/` (a PEFT adapter folder for LoRA,
+//! `model.safetensors` for full fine-tuning) and `key.txt` ([`key`]); section `train` of
+//! `metrics.json` holds the final step's metrics and timing.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -27,6 +27,29 @@ pub fn stage_dir(run: &RunDir) -> PathBuf {
 /// The trained weights of stage 1 inside a run.
 pub fn policy_dir(run: &RunDir) -> PathBuf {
     stage_dir(run).join("policy")
+}
+
+/// The key of a stage-1 training: the hash of every config section its weights depend on
+/// (model, data, prompts and sketches, trainer, reward, LoRA targets, `[training]`, seed).
+/// `siren train` writes it to `stage1/key.txt`; the pipeline runner reuses stage 1 when it
+/// matches.
+pub fn key(config: &RunConfig) -> u64 {
+    let json = serde_json::json!({
+        "model": config.model, "dataset": config.dataset, "prompt": config.prompt,
+        "topics": config.topics, "encoder": config.encoder, "clusterer": config.clusterer,
+        "namer": config.namer, "sketch": config.sketch, "trainer": config.trainer,
+        "reward": config.reward, "lora": config.lora, "training": config.training,
+        "seed": config.seed,
+    })
+    .to_string();
+    super::fnv1a([json.as_bytes()])
+}
+
+/// The key `stage1/key.txt` records, if any.
+pub fn recorded_key(run: &RunDir) -> Option<String> {
+    std::fs::read_to_string(stage_dir(run).join("key.txt"))
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// The `[reward]` slot, `regression` when absent.
@@ -138,6 +161,10 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
     let report = trainer.train(&mut policy, &examples, reward.as_ref(), &ctx)?;
     let out = policy_dir(run);
     policy.export(&out)?;
+    crate::run::write_atomic(
+        &stage.join("key.txt"),
+        format!("{:016x}\n", key(config)).as_bytes(),
+    )?;
     let seconds = t.elapsed().as_secs_f64();
     tracing::info!(
         "stage 1 done: {} steps, weights in {} ({seconds:.0}s)",

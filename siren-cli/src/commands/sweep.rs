@@ -1,0 +1,76 @@
+//! `siren sweep <config> --grid KEY=V1,V2 [--grid ...]` and `siren compare <config>
+//! --backbones SPEC,SPEC`: the pipeline per point, one table and chart; see
+//! `siren_core::stages::sweep`.
+
+use std::path::{Path, PathBuf};
+
+use siren_core::config::RunConfig;
+use siren_core::stages::sweep::{self, Point};
+
+pub fn sweep(
+    config_path: &Path,
+    overrides: &[String],
+    grids: &[String],
+) -> anyhow::Result<PathBuf> {
+    let points = sweep::grid(grids)?;
+    let name = RunConfig::load(config_path, overrides)?.name;
+    let keys: Vec<&str> = grids
+        .iter()
+        .map(|g| g.split('=').next().unwrap_or(g))
+        .collect();
+    let out = format!("{name}-sweep-{}", keys.join("+").replace('.', "-"));
+    let (report, _) = sweep::run(
+        config_path,
+        overrides,
+        &points,
+        &out,
+        &format!("{name}: sweep over {}", keys.join(", ")),
+    )?;
+    print!("{}", std::fs::read_to_string(&report)?);
+    println!("\nreport: {}", report.display());
+    Ok(report)
+}
+
+/// A backbone spec: `PATH` (HF folder or GGUF file) or `PATH@KIND` (`llama`, `qwen3`).
+fn backbone_point(spec: &str) -> anyhow::Result<Point> {
+    let (path, kind) = match spec.rsplit_once('@') {
+        Some((p, k)) => (p, Some(k)),
+        None => (spec, None),
+    };
+    if !Path::new(path).exists() {
+        anyhow::bail!("backbone `{path}`: no such file or folder");
+    }
+    let stem = Path::new(path)
+        .file_stem()
+        .map_or_else(|| path.to_string(), |s| s.to_string_lossy().into_owned());
+    let mut sets = vec![format!("model.path=\"{path}\"")];
+    if let Some(k) = kind {
+        sets.push(format!("model.backbone=\"{k}\""));
+    }
+    Ok(Point { label: stem, sets })
+}
+
+pub fn compare(
+    config_path: &Path,
+    overrides: &[String],
+    backbones: &[String],
+) -> anyhow::Result<PathBuf> {
+    if backbones.len() < 2 {
+        anyhow::bail!("--backbones needs at least two specs (PATH or PATH@KIND), comma-separated");
+    }
+    let points = backbones
+        .iter()
+        .map(|b| backbone_point(b))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let name = RunConfig::load(config_path, overrides)?.name;
+    let (report, _) = siren_core::stages::sweep::run(
+        config_path,
+        overrides,
+        &points,
+        &format!("{name}-compare"),
+        &format!("{name}: backbones side by side"),
+    )?;
+    print!("{}", std::fs::read_to_string(&report)?);
+    println!("\nreport: {}", report.display());
+    Ok(report)
+}

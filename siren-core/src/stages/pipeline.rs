@@ -1,0 +1,346 @@
+//! The pipeline runner (`siren run`): the stages of `[pipeline] stages` in order — rating
+//! baselines, interest sketch, stage 1, stage 2, evaluation — then `report.md` with its charts.
+//!
+//! Reuse: the sketch reads cached item embeddings; stage 1 is skipped when `stage1/key.txt`
+//! matches the config ([`super::train::key`]); stage 2 when this config's keyed folder holds
+//! its adapters ([`super::internalize::train_dir`]) and the CoT harvest is shared by every
+//! internalizer; evaluations are reused when the weights' bytes and every setting that shapes
+//! them are the same (`eval/cache-<key>.json`). So a config that changes only `[internalizer]`
+//! redoes only stage 2 and its evaluation. After a crash, `siren run` again resumes training
+//! from the newest checkpoint and a harvest from its last decoded batch.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::config::RunConfig;
+use crate::metrics::{MethodResult, Metrics};
+use crate::prompt::Strategy;
+use crate::run::RunDir;
+use crate::{CoreError, Result};
+
+use super::eval::{Modes, Weights};
+
+/// The stage names, in pipeline order.
+pub const STAGES: [&str; 5] = ["baselines", "sketch", "train", "internalize", "eval"];
+
+/// What one stage did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StageLog {
+    /// Stage name.
+    pub stage: String,
+    /// `ran` or `reused`.
+    pub status: String,
+    /// Wall time.
+    pub seconds: f64,
+    /// One line on what it produced or reused.
+    pub detail: String,
+}
+
+/// The outcome of a pipeline run.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The run's metrics after the last stage.
+    pub metrics: Metrics,
+    /// What each stage did.
+    pub stages: Vec<StageLog>,
+    /// `runs/<name>/report.md`.
+    pub report: PathBuf,
+}
+
+/// The stages this config runs (see [`crate::config::PipelineConfig`]).
+pub fn stages_of(config: &RunConfig) -> Result<Vec<String>> {
+    if let Some(list) = &config.pipeline.stages {
+        for s in list {
+            if !STAGES.contains(&s.as_str()) {
+                return Err(CoreError::config(
+                    "pipeline.stages",
+                    format!("unknown stage `{s}`; valid: {}", STAGES.join(", ")),
+                ));
+            }
+        }
+        return Ok(STAGES
+            .iter()
+            .filter(|s| list.iter().any(|l| l == *s))
+            .map(|s| s.to_string())
+            .collect());
+    }
+    let mut v = vec!["baselines".to_string()];
+    if matches!(
+        config.prompt.strategy,
+        Strategy::Sketch | Strategy::MoreHistory
+    ) && config.encoder.is_some()
+    {
+        v.push("sketch".into());
+    }
+    if config.trainer.is_some() {
+        v.push("train".into());
+    }
+    if config.internalizer.is_some() {
+        v.push("internalize".into());
+    }
+    if config.trainer.is_some() || config.internalizer.is_some() {
+        v.push("eval".into());
+    }
+    Ok(v)
+}
+
+/// Runs the pipeline and writes `report.md`.
+pub fn run(config: &RunConfig) -> Result<Outcome> {
+    config.validate()?;
+    let stages = stages_of(config)?;
+    let run = RunDir::create(config, &config.device)?;
+    let ds = super::load_dataset(config)?;
+    let mut logs: Vec<StageLog> = Vec::new();
+    let mut metrics = None;
+    let total = stages.len();
+    for (k, stage) in stages.iter().enumerate() {
+        tracing::info!("== stage {}/{total}: {stage}", k + 1);
+        let t = Instant::now();
+        let (status, detail) = match stage.as_str() {
+            "baselines" => {
+                let m = super::baselines::run(config, &ds, &run)?;
+                let d = format!("{} baselines on {} rows", config.baselines.len(), m.n);
+                metrics = Some(m);
+                ("ran", d)
+            }
+            "sketch" => {
+                let out = super::sketch::run(config, &ds, &run)?;
+                ("ran", format!("{} topics", out.topics.len()))
+            }
+            "train" => {
+                let key = format!("{:016x}", super::train::key(config));
+                let policy = super::train::policy_dir(&run);
+                let done = super::internalize::weights_file(&policy).is_ok();
+                match super::train::recorded_key(&run) {
+                    Some(k) if k == key && done => (
+                        "reused",
+                        format!("stage 1 of key {key} in {}", policy.display()),
+                    ),
+                    Some(k) if k != key => {
+                        return Err(CoreError::Data(format!(
+                            "{} holds a stage 1 trained with other settings (key {k}, this config {key}); \
+                             give the run another name or move the folder away",
+                            super::train::stage_dir(&run).display()
+                        )));
+                    }
+                    _ => {
+                        let r = super::train::run(config, &ds, &run, true)?;
+                        (
+                            "ran",
+                            format!("{} steps into {}", r.steps, policy.display()),
+                        )
+                    }
+                }
+            }
+            "internalize" => {
+                let dir = super::internalize::train_dir(config, &run)?;
+                if super::internalize::weights_file(&dir.join("policy")).is_ok() {
+                    ("reused", format!("stage 2 in {}", dir.display()))
+                } else {
+                    let r = super::internalize::run(config, &ds, &run, true)?;
+                    ("ran", format!("{} steps into {}", r.steps, dir.display()))
+                }
+            }
+            "eval" => {
+                let mut reused = 0;
+                let mut ran = 0;
+                let mut jobs = Vec::new();
+                if super::internalize::weights_file(&super::internalize::stage1_weights(
+                    config, &run,
+                ))
+                .is_ok()
+                {
+                    jobs.push((
+                        Weights::Stage1,
+                        Modes {
+                            cot: config.pipeline.cot,
+                            ao: true,
+                        },
+                    ));
+                }
+                if super::internalize::weights_file(&super::internalize::policy_dir(config, &run)?)
+                    .is_ok()
+                {
+                    jobs.push((
+                        Weights::Stage2,
+                        Modes {
+                            cot: false,
+                            ao: true,
+                        },
+                    ));
+                }
+                if jobs.is_empty() {
+                    jobs.push((
+                        Weights::Base,
+                        Modes {
+                            cot: config.pipeline.cot,
+                            ao: true,
+                        },
+                    ));
+                }
+                let mut names = Vec::new();
+                for (w, modes) in jobs {
+                    let before = count_cache(&run);
+                    metrics = Some(super::eval::run(config, &ds, &run, &w, modes, true)?);
+                    if count_cache(&run) > before {
+                        ran += 1;
+                    } else {
+                        reused += 1;
+                    }
+                    names.push(super::eval::method_name(config, &w));
+                }
+                (
+                    if ran == 0 { "reused" } else { "ran" },
+                    format!("{} ({ran} evaluated, {reused} reused)", names.join(", ")),
+                )
+            }
+            _ => unreachable!("checked by stages_of"),
+        };
+        let seconds = t.elapsed().as_secs_f64();
+        tracing::info!("== {stage}: {status} ({seconds:.1}s): {detail}");
+        logs.push(StageLog {
+            stage: stage.clone(),
+            status: status.to_string(),
+            seconds,
+            detail,
+        });
+    }
+    let metrics = match metrics {
+        Some(m) => m,
+        None => Metrics::read(&run.file("metrics.json"))?,
+    };
+    let report = write_report(config, &run, &metrics, &logs)?;
+    Ok(Outcome {
+        metrics,
+        stages: logs,
+        report,
+    })
+}
+
+fn count_cache(run: &RunDir) -> usize {
+    std::fs::read_dir(run.file("eval")).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("cache-"))
+            .count()
+    })
+}
+
+fn num(r: &MethodResult, k: &str) -> Option<f64> {
+    r.extra.get(k).and_then(serde_json::Value::as_f64)
+}
+
+/// The metrics table of a report: one row per method.
+pub fn metrics_table(m: &Metrics) -> String {
+    let mut s = String::from(
+        "| method | MAE | RMSE | output tokens | s/sample | parsed |\n|---|---|---|---|---|---|\n",
+    );
+    for r in &m.results {
+        let cell = |v: Option<f64>, p: usize| v.map_or(String::new(), |v| format!("{v:.p$}"));
+        let _ = writeln!(
+            s,
+            "| {} | {:.4} | {:.4} | {} | {} | {} |",
+            r.method,
+            r.mae,
+            r.rmse,
+            cell(num(r, "mean_output_tokens"), 1),
+            cell(num(r, "latency_s"), 3),
+            cell(num(r, "parse_rate"), 3)
+        );
+    }
+    s
+}
+
+fn write_report(
+    config: &RunConfig,
+    run: &RunDir,
+    m: &Metrics,
+    logs: &[StageLog],
+) -> Result<PathBuf> {
+    let methods: Vec<String> = m.results.iter().map(|r| r.method.clone()).collect();
+    let bars = crate::plot::bars_svg(
+        &format!("{} · {} {} (n = {})", config.name, m.dataset, m.split, m.n),
+        &methods,
+        &[
+            ("MAE".to_string(), m.results.iter().map(|r| r.mae).collect()),
+            (
+                "RMSE".to_string(),
+                m.results.iter().map(|r| r.rmse).collect(),
+            ),
+        ],
+    );
+    crate::run::write_atomic(&run.file("report-metrics.svg"), bars.as_bytes())?;
+    let timed: Vec<&MethodResult> = m
+        .results
+        .iter()
+        .filter(|r| num(r, "latency_s").is_some())
+        .collect();
+    if !timed.is_empty() {
+        let lat = crate::plot::bars_svg(
+            "latency per sample (s): CoT vs answer-only",
+            &timed.iter().map(|r| r.method.clone()).collect::<Vec<_>>(),
+            &[(
+                "s/sample".to_string(),
+                timed
+                    .iter()
+                    .map(|r| num(r, "latency_s").unwrap_or(0.0))
+                    .collect(),
+            )],
+        );
+        crate::run::write_atomic(&run.file("report-latency.svg"), lat.as_bytes())?;
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "# {}\n", config.name);
+    let _ = writeln!(
+        s,
+        "{} · split `{}` · {} rows · device `{}` · seed {} · revision {}\n",
+        m.dataset,
+        m.split,
+        m.n,
+        config.device,
+        config.seed,
+        crate::run::git_revision()
+    );
+    let _ = writeln!(s, "## Metrics\n\n{}", metrics_table(m));
+    let _ = writeln!(s, "![MAE and RMSE](report-metrics.svg)\n");
+    if !timed.is_empty() {
+        let _ = writeln!(s, "![latency](report-latency.svg)\n");
+    }
+    let _ = writeln!(
+        s,
+        "## Stages\n\n| stage | status | seconds | detail |\n|---|---|---|---|"
+    );
+    for l in logs {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.1} | {} |",
+            l.stage, l.status, l.seconds, l.detail
+        );
+    }
+    let mut curves = Vec::new();
+    for dir in [
+        super::train::stage_dir(run),
+        super::internalize::train_dir(config, run)?,
+    ] {
+        let svg = dir.join("training.svg");
+        if svg.is_file()
+            && let Ok(rel) = svg.strip_prefix(run.path())
+        {
+            curves.push(rel.display().to_string());
+        }
+    }
+    if !curves.is_empty() {
+        let _ = writeln!(s, "\n## Training curves\n");
+        for c in curves {
+            let _ = writeln!(s, "![{c}]({c})\n");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n## Resolved config\n\n```toml\n{}```",
+        config.to_toml()?
+    );
+    let path = run.file("report.md");
+    crate::run::write_atomic(&path, s.as_bytes())?;
+    Ok(path)
+}
