@@ -121,8 +121,8 @@ enum Command {
         /// The run config (TOML).
         config: PathBuf,
         /// A swept key and its values: `--grid alignment.kind=cosine,mae,mse` (repeatable;
-        /// several make a cartesian product).
-        #[arg(long = "grid", value_name = "KEY=V1,V2", required = true)]
+        /// several make a cartesian product). Default: the config's [sweep] grid.
+        #[arg(long = "grid", value_name = "KEY=V1,V2")]
         grid: Vec<String>,
         /// Override a config key for every point (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -137,6 +137,25 @@ enum Command {
         #[arg(long, value_delimiter = ',', required = true)]
         backbones: Vec<String>,
         /// Override a config key for every backbone (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Predict ratings for (user, item) pairs with the run's trained weights, one forward pass
+    /// each (answer-only); input JSONL `{"user": ID, "item": ID}`, output JSONL with the rating
+    /// and its distribution (default runs/<name>/predictions.jsonl).
+    Predict {
+        /// The run config (TOML).
+        config: PathBuf,
+        /// JSONL file of pairs.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the predictions.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Use the weights of stage 1 or 2 (default: the newest the run has).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+        stage: Option<u8>,
+        /// Override a config key (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
@@ -285,6 +304,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             set,
             resume,
         } => commands::internalize::run(&config, &set, resume).map(|_| ()),
+        Command::Predict {
+            config,
+            input,
+            output,
+            stage,
+            set,
+        } => commands::predict::run(&config, &set, &input, output, stage).map(|_| ()),
         Command::Run { config, set } => commands::run::run(&config, &set).map(|_| ()),
         Command::Sweep { config, grid, set } => {
             commands::sweep::sweep(&config, &set, &grid).map(|_| ())

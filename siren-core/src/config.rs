@@ -215,6 +215,17 @@ pub struct RunConfig {
     /// What `siren run` runs (`[pipeline]`).
     #[serde(default)]
     pub pipeline: PipelineConfig,
+    /// The grid `siren sweep` runs when no `--grid` is given (`[sweep] grid = ["KEY=V1,V2"]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepConfig>,
+}
+
+/// `[sweep]`: a config's own ablation grid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepConfig {
+    /// `KEY=V1,V2,...` entries; several make a cartesian product.
+    pub grid: Vec<String>,
 }
 
 /// `[pipeline]`: the stages `siren run` runs, in order.
@@ -306,11 +317,43 @@ impl InternalizationConfig {
 
 impl RunConfig {
     /// Reads `path`, applies `--set` overrides, and deserialises (stage 1).
+    ///
+    /// A config may start from another: `extends = "base.toml"` (relative to the file) reads
+    /// the base first and lays this file's keys over it, table by table; `--set extends=...`
+    /// picks another base. Overrides apply last.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
-        let mut table: toml::Table = toml::from_str(&text)
-            .map_err(|e| CoreError::config(path.display().to_string(), e.to_string()))?;
-        for o in overrides {
+        let mut table = read_table(path)?;
+        if let Some(o) = overrides
+            .iter()
+            .find(|o| o.trim_start().starts_with("extends="))
+        {
+            apply_override(&mut table, o)?;
+        }
+        let mut seen = vec![path.to_path_buf()];
+        while let Some(base) = table.remove("extends") {
+            let toml::Value::String(base) = base else {
+                return Err(CoreError::config(
+                    format!("{}: extends", path.display()),
+                    "must be a path to a TOML config",
+                ));
+            };
+            let from = seen.last().cloned().unwrap_or_default();
+            let bpath = from.parent().unwrap_or(Path::new(".")).join(&base);
+            if seen.contains(&bpath) || seen.len() > 8 {
+                return Err(CoreError::config(
+                    format!("{}: extends", from.display()),
+                    format!("`{base}` makes a cycle or a chain longer than 8"),
+                ));
+            }
+            let mut merged = read_table(&bpath)?;
+            merge_tables(&mut merged, table);
+            table = merged;
+            seen.push(bpath);
+        }
+        for o in overrides
+            .iter()
+            .filter(|o| !o.trim_start().starts_with("extends="))
+        {
             apply_override(&mut table, o)?;
         }
         Self::from_table(table, &path.display().to_string())
@@ -381,6 +424,23 @@ impl RunConfig {
             ));
         }
         Ok(())
+    }
+}
+
+fn read_table(path: &Path) -> Result<toml::Table> {
+    let text = std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
+    toml::from_str(&text).map_err(|e| CoreError::config(path.display().to_string(), e.to_string()))
+}
+
+/// Lays `top` over `base`: tables merge key by key, anything else replaces.
+fn merge_tables(base: &mut toml::Table, top: toml::Table) {
+    for (k, v) in top {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(t)) => merge_tables(b, t),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
     }
 }
 

@@ -530,6 +530,34 @@ fn run_reuses_finished_stages_and_sweeps_compare() {
     for stage in ["train", "internalize", "eval"] {
         assert_eq!(stage_status(&report, stage), "reused", "{stage}");
     }
+    // Predictions for pairs, with the stage-2 weights.
+    let pairs = tmp.path().join("pairs.jsonl");
+    std::fs::write(
+        &pairs,
+        "{\"user\": \"3\", \"item\": \"7\"}\n{\"user\": 4, \"item\": 1}\n",
+    )
+    .unwrap();
+    siren(&["predict", c, "--input", pairs.to_str().unwrap()]).unwrap();
+    let out = std::fs::read_to_string(runs.join("tiny/predictions.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["user"], "4");
+    let r = rows[0]["rating"].as_f64().unwrap();
+    assert!((1.0..=5.0).contains(&r), "{out}");
+    assert_eq!(rows[0]["probs"].as_array().unwrap().len(), 5);
+    std::fs::write(
+        &pairs,
+        "{\"user\": \"3\", \"item\": \"7\"}\n{\"user\": \"nobody\", \"item\": \"7\"}\n",
+    )
+    .unwrap();
+    let e = siren(&["predict", c, "--input", pairs.to_str().unwrap()])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("pairs.jsonl:2") && e.contains("`nobody`"), "{e}");
+
     // Stage-1 settings changed under the same name: refused, not overwritten.
     let e = siren(&["run", c, "--set", "training.lr=0.5"])
         .unwrap_err()
@@ -567,4 +595,42 @@ fn run_reuses_finished_stages_and_sweeps_compare() {
         "{cmp}"
     );
     assert!(cmp.contains("base-ao"), "{cmp}");
+}
+
+#[test]
+fn ablation_configs_extend_the_paper_config_and_carry_their_grid() {
+    let dir = repo_root().join("configs/ablations");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 6, "{names:?}");
+    for p in names {
+        let c = siren_core::config::RunConfig::load(&p, &[]).unwrap();
+        assert_eq!(
+            c.dataset.kind,
+            "siren-jsonl",
+            "{}: the paper's base",
+            p.display()
+        );
+        let grid = c.sweep.as_ref().expect("a [sweep] grid").grid.clone();
+        let points = siren_core::stages::sweep::grid(&grid).unwrap();
+        assert!(points.len() >= 2, "{}", p.display());
+    }
+    // Another base from the command line; a cycle is an error naming it.
+    let c = siren_core::config::RunConfig::load(
+        &dir.join("alignment-loss.toml"),
+        &["extends=../quickstart.toml".to_string()],
+    )
+    .unwrap();
+    assert_eq!(c.dataset.kind, "movielens");
+    assert_eq!(c.alignment, None, "the grid, not the base, sets the loss");
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("a.toml"), "extends = \"b.toml\"\n").unwrap();
+    std::fs::write(tmp.path().join("b.toml"), "extends = \"a.toml\"\n").unwrap();
+    let e = siren_core::config::RunConfig::load(&tmp.path().join("a.toml"), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cycle"), "{e}");
 }

@@ -6,6 +6,7 @@ pub mod eval;
 pub mod generate;
 pub mod internalize;
 pub mod plugins;
+pub mod predict;
 pub mod run;
 pub mod sketch;
 pub mod sweep;

@@ -250,7 +250,7 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
     run.record_section(
         &ds.name,
         config.eval.split.as_str(),
-        ds.split(config.eval.split).len(),
+        super::eval_rows(config, ds),
         "internalize",
         serde_json::json!({
             "internalizer": is.kind,

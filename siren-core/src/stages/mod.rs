@@ -6,6 +6,7 @@ pub mod baselines;
 pub mod eval;
 pub mod internalize;
 pub mod pipeline;
+pub mod predict;
 pub mod sketch;
 pub mod sweep;
 pub mod train;
@@ -42,6 +43,14 @@ pub fn load_dataset(config: &RunConfig) -> Result<Dataset> {
         )));
     }
     Ok(ds)
+}
+
+/// How many rows `siren eval` scores: `[eval] sample` rows of the evaluated split, or all of
+/// them. Training sections of `metrics.json` are recorded under this count, next to the rows
+/// of the model they trained.
+pub fn eval_rows(config: &RunConfig, ds: &Dataset) -> usize {
+    let n = ds.split(config.eval.split).len();
+    config.eval.sample.map_or(n, |s| s.min(n))
 }
 
 /// FNV-1a over byte strings (cache keys, stable ids; not cryptographic).

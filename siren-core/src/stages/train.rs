@@ -174,7 +174,7 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
     run.record_section(
         &ds.name,
         config.eval.split.as_str(),
-        ds.split(config.eval.split).len(),
+        super::eval_rows(config, ds),
         "train",
         serde_json::json!({
             "trainer": tr_cfg.kind,

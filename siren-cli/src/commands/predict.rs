@@ -1,0 +1,31 @@
+//! `siren predict <config> --input pairs.jsonl`: one-forward ratings for (user, item) pairs
+//! with the run's trained weights; see `siren_core::stages::predict`.
+
+use std::path::{Path, PathBuf};
+
+use siren_core::config::RunConfig;
+use siren_core::run::RunDir;
+use siren_core::stages;
+use siren_core::stages::eval::Weights;
+
+pub fn run(
+    config_path: &Path,
+    overrides: &[String],
+    input: &Path,
+    output: Option<PathBuf>,
+    stage: Option<u8>,
+) -> anyhow::Result<PathBuf> {
+    let config = RunConfig::load(config_path, overrides)?;
+    config.validate()?;
+    let weights = match stage {
+        Some(1) => Weights::Stage1,
+        Some(_) => Weights::Stage2,
+        None => Weights::Auto,
+    };
+    let run = RunDir::create(&config, &config.device)?;
+    let ds = stages::load_dataset(&config)?;
+    let output = output.unwrap_or_else(|| run.file("predictions.jsonl"));
+    let n = stages::predict::run(&config, &ds, &run, &weights, input, &output)?;
+    println!("wrote {n} predictions to {}", output.display());
+    Ok(output)
+}
