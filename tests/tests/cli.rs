@@ -568,6 +568,10 @@ fn run_reuses_finished_stages_and_sweeps_compare() {
     siren(&["sweep", c, "--grid", "alignment.kind=cosine,mse"]).unwrap();
     let sweep = std::fs::read_to_string(runs.join("tiny-sweep-alignment-kind/report.md")).unwrap();
     assert!(sweep.contains("| kind=cosine (n = 5) |") && sweep.contains("| kind=mse (n = 5) |"));
+    assert!(
+        sweep.contains("stage2-ao-median") && !sweep.contains("ce-ao"),
+        "{sweep}"
+    );
     assert!(runs.join("tiny-sweep-alignment-kind/sweep.svg").is_file());
 
     // Two backbones side by side (base weights, answer-only).

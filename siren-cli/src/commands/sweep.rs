@@ -12,8 +12,17 @@ pub fn sweep(
     overrides: &[String],
     grids: &[String],
 ) -> anyhow::Result<PathBuf> {
-    let points = sweep::grid(grids)?;
-    let name = RunConfig::load(config_path, overrides)?.name;
+    let cfg = RunConfig::load(config_path, overrides)?;
+    let grids: Vec<String> = match (grids.is_empty(), &cfg.sweep) {
+        (false, _) => grids.to_vec(),
+        (true, Some(s)) => s.grid.clone(),
+        (true, None) => anyhow::bail!(
+            "{}: no --grid given and no [sweep] grid in the config",
+            config_path.display()
+        ),
+    };
+    let points = sweep::grid(&grids)?;
+    let name = cfg.name;
     let keys: Vec<&str> = grids
         .iter()
         .map(|g| g.split('=').next().unwrap_or(g))

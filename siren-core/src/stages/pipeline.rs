@@ -1,7 +1,8 @@
 //! The pipeline runner (`siren run`): the stages of `[pipeline] stages` in order — rating
 //! baselines, interest sketch, stage 1, stage 2, evaluation — then `report.md` with its charts.
 //!
-//! Reuse: the sketch reads cached item embeddings; stage 1 is skipped when `stage1/key.txt`
+//! Reuse: the sketch stage is skipped when `sketch.key` matches its settings (and it reads
+//! cached item embeddings when it runs); stage 1 is skipped when `stage1/key.txt`
 //! matches the config ([`super::train::key`]); stage 2 when this config's keyed folder holds
 //! its adapters ([`super::internalize::train_dir`]) and the CoT harvest is shared by every
 //! internalizer; evaluations are reused when the weights' bytes and every setting that shapes
@@ -105,8 +106,20 @@ pub fn run(config: &RunConfig) -> Result<Outcome> {
                 ("ran", d)
             }
             "sketch" => {
-                let out = super::sketch::run(config, &ds, &run)?;
-                ("ran", format!("{} topics", out.topics.len()))
+                let key = format!("{:016x}", sketch_key(config));
+                let key_path = run.file("sketch.key");
+                let same = std::fs::read_to_string(&key_path).is_ok_and(|k| k.trim() == key);
+                if same && run.file("topics.json").is_file() && run.file("sketches.jsonl").is_file()
+                {
+                    (
+                        "reused",
+                        format!("topics.json and sketches.jsonl of key {key}"),
+                    )
+                } else {
+                    let out = super::sketch::run(config, &ds, &run)?;
+                    crate::run::write_atomic(&key_path, format!("{key}\n").as_bytes())?;
+                    ("ran", format!("{} topics", out.topics.len()))
+                }
             }
             "train" => {
                 let key = format!("{:016x}", super::train::key(config));
@@ -216,6 +229,18 @@ pub fn run(config: &RunConfig) -> Result<Outcome> {
         stages: logs,
         report,
     })
+}
+
+/// The key of the sketch stage: every section its topics, sketches and token report depend on.
+fn sketch_key(config: &RunConfig) -> u64 {
+    let json = serde_json::json!({
+        "dataset": config.dataset, "eval": config.eval.split, "topics": config.topics,
+        "encoder": config.encoder, "clusterer": config.clusterer, "namer": config.namer,
+        "sketch": config.sketch, "prompt": config.prompt, "model": config.model,
+        "seed": config.seed,
+    })
+    .to_string();
+    super::fnv1a([json.as_bytes()])
 }
 
 fn count_cache(run: &RunDir) -> usize {

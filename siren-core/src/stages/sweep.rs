@@ -33,6 +33,12 @@ pub struct Point {
 
 /// The cartesian product of `--grid KEY=V1,V2,...` arguments.
 pub fn grid(args: &[String]) -> Result<Vec<Point>> {
+    if args.is_empty() {
+        return Err(CoreError::config(
+            "--grid",
+            "no grid: give at least one KEY=V1,V2",
+        ));
+    }
     let mut points = vec![Point {
         label: String::new(),
         sets: Vec::new(),
@@ -90,8 +96,34 @@ pub fn shares_run(points: &[Point]) -> bool {
     })
 }
 
+/// The rows of a point's own models: the baselines, stage 1 (or the base model) and this
+/// point's stage 2, whose rows are renamed `stage2-ao…` so that points with different
+/// internalizers line up. Rows other points left in a shared run are dropped.
+fn point_rows(cfg: &RunConfig, mut m: Metrics) -> Metrics {
+    let stage1 = cfg.trainer.as_ref().map(|t| t.kind.clone());
+    let stage2 = cfg.internalizer.as_ref().map(|i| format!("{}-ao", i.kind));
+    m.results = m
+        .results
+        .into_iter()
+        .filter_map(|mut r| {
+            let own = |p: &str| r.method == p || r.method.starts_with(&format!("{p}-"));
+            if let Some(s2) = stage2.as_deref().filter(|s2| own(s2)) {
+                r.method = format!("stage2-ao{}", &r.method[s2.len()..]);
+                return Some(r);
+            }
+            let keep = cfg.baselines.iter().any(|b| b.kind == r.method)
+                || own("base")
+                || stage1
+                    .as_deref()
+                    .is_some_and(|s1| own(&format!("{s1}-cot")) || own(&format!("{s1}-ao")));
+            keep.then_some(r)
+        })
+        .collect();
+    m
+}
+
 /// Runs the pipeline once per point and writes `runs/<out>/report.md` and `sweep.svg`.
-/// Returns the report path and each point's metrics.
+/// Returns the report path and each point's rows (see [`point_rows`]).
 pub fn run(
     config_path: &Path,
     base: &[String],
@@ -120,7 +152,7 @@ pub fn run(
             cfg.name
         );
         let outcome = super::pipeline::run(&cfg)?;
-        all.push(outcome.metrics);
+        all.push(point_rows(&cfg, outcome.metrics));
     }
     let dir = base_cfg.runs_dir.join(out);
     std::fs::create_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
@@ -214,5 +246,6 @@ mod tests {
         assert_eq!(slug(&p[0].label), "k-10");
         assert!(grid(&["topics.k".into()]).is_err());
         assert!(grid(&["topics.k=".into()]).is_err());
+        assert!(grid(&[]).is_err());
     }
 }
