@@ -298,59 +298,7 @@ kind = "ao-sft"
 #[test]
 fn internalize_then_eval_on_a_tiny_model() {
     let tmp = tempfile::tempdir().unwrap();
-    let (inter, item) = small_movielens(tmp.path());
-    let model = tmp.path().join("tiny");
-    siren_core::testkit::write_tiny_model(&model, 5).unwrap();
-    let cfg = tmp.path().join("t.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"name = "tiny"
-runs_dir = "{runs}"
-device = "flex"
-[dataset]
-kind = "movielens"
-[dataset.params]
-inter = "{inter}"
-item = "{item}"
-k_core = 0
-min_history = 2
-[eval]
-sample = 5
-batch_size = 4
-[[baselines]]
-kind = "global-mean"
-[model]
-path = "{model}"
-[prompt]
-strategy = "recent"
-recent = 3
-[training]
-lr = 1e-2
-batch_size = 8
-max_examples = 8
-epochs = 40
-checkpoint_every = 40
-full_finetune = true
-[trainer]
-kind = "ao-sft"
-[trainer.params]
-target = "format"
-[internalization.harvest]
-max_new_tokens = 8
-max_examples = 24
-[internalization.training]
-max_steps = 2
-batch_size = 4
-checkpoint_every = 1
-"#,
-            runs = tmp.path().join("runs").display(),
-            inter = inter.display(),
-            item = item.display(),
-            model = model.display()
-        ),
-    )
-    .unwrap();
+    let cfg = tiny_pipeline_config(tmp.path());
     let c = cfg.to_str().unwrap();
     let runs = tmp.path().join("runs");
     let e = siren(&["internalize", c]).unwrap_err().to_string();

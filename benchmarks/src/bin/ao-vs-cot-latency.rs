@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use siren_core::answer::AO_SUFFIX;
 use siren_core::config::RunConfig;
-use siren_core::engine::{GenerationConfig, generate, load_model};
+use siren_core::engine::{GenerationConfig, generate};
 use siren_core::rating::{RatingTokens, rating_distributions};
 use siren_core::run::RunDir;
 use siren_core::stages::{self, eval::Weights};
@@ -50,10 +50,7 @@ fn main() -> anyhow::Result<()> {
     let run = RunDir::create(&config, &config.device)?;
     let ds = stages::load_dataset(&config)?;
     let (device, label) = siren_core::traits::device::open(&config.device)?;
-    let (mut model, mut tok) = load_model(&model_cfg.path, model_cfg.backbone.as_deref(), &device)?;
-    if config.training.answer_tokens {
-        model = siren_core::engine::add_answer_tokens(model, &mut tok)?;
-    }
+    let (model, tok) = stages::load_run_model(&config, &device, "the benchmark")?;
     let (model, method) = stages::eval::weighted_model(&config, &run, &weights, model)?;
     let rows = stages::sample_rows(ds.split(config.eval.split), Some(n), config.seed);
     let sketches = stages::sketches_for(&config, &ds, &run)?;

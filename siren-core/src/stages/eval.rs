@@ -23,7 +23,7 @@ use std::time::Instant;
 use crate::answer;
 use crate::config::RunConfig;
 use crate::data::Dataset;
-use crate::engine::{Decoder, GenerationConfig, TextTokenizer, generate, load_model};
+use crate::engine::{Decoder, GenerationConfig, TextTokenizer, generate};
 use crate::metrics::{MethodResult, Metrics};
 use crate::registry::build;
 use crate::run::RunDir;
@@ -209,10 +209,12 @@ pub fn run(
     modes: Modes,
     cache: bool,
 ) -> Result<Metrics> {
-    let model_cfg = config
-        .model
-        .as_ref()
-        .ok_or_else(|| CoreError::config("model", "evaluation needs a [model] table"))?;
+    if config.model.is_none() {
+        return Err(CoreError::config(
+            "model",
+            "evaluation needs a [model] table",
+        ));
+    }
     let split = config.eval.split;
     let rows = super::sample_rows(ds.split(split), config.eval.sample, config.seed);
     let truth: Vec<f32> = rows.iter().map(|x| x.rating).collect();
@@ -250,10 +252,7 @@ pub fn run(
         return run.record_metrics(&ds.name, split.as_str(), truth.len(), results);
     }
     let (device, label) = crate::traits::device::open(&config.device)?;
-    let (mut model, mut tok) = load_model(&model_cfg.path, model_cfg.backbone.as_deref(), &device)?;
-    if config.training.answer_tokens {
-        model = crate::engine::add_answer_tokens(model, &mut tok)?;
-    }
+    let (model, tok) = super::load_run_model(config, &device, "evaluation")?;
     let (model, method) = weighted_model(config, run, &which, model)?;
     let sketches = super::sketches_for(config, ds, run)?;
     let examples = super::examples(config, ds, &rows, &sketches, &tok)?;

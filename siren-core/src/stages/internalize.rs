@@ -20,7 +20,7 @@ use burn::module::Module;
 
 use crate::config::{RunConfig, SlotConfig};
 use crate::data::Dataset;
-use crate::engine::{Decoder, TensorMap, Weights, load_model};
+use crate::engine::{Decoder, TensorMap, Weights};
 use crate::registry::build;
 use crate::run::RunDir;
 use crate::train::{Policy, Tuning};
@@ -128,10 +128,6 @@ pub fn with_weights(model: Decoder, dir: &Path) -> Result<Decoder> {
 
 /// Runs stage 2; `resume` continues its training from the newest checkpoint.
 pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Result<TrainReport> {
-    let model_cfg = config
-        .model
-        .as_ref()
-        .ok_or_else(|| CoreError::config("model", "stage 2 needs a [model] table (path = ...)"))?;
     let ic = &config.internalization;
     let training = ic.training(&config.training)?;
     let is = internalizer_slot(config);
@@ -146,18 +142,16 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
     let t = Instant::now();
 
     let (device, label) = crate::traits::device::open(&config.device)?;
-    let (mut model, mut tok) = load_model(
-        &model_cfg.path,
-        model_cfg.backbone.as_deref(),
-        &device.clone().autodiff(),
-    )?;
-    if training.answer_tokens {
-        model = crate::engine::add_answer_tokens(model, &mut tok)?;
-    }
+    let (model, tok) = super::load_run_model(config, &device.clone().autodiff(), "stage 2")?;
+    let model_path = &config
+        .model
+        .as_ref()
+        .map(|m| m.path.clone())
+        .unwrap_or_default();
     let model = with_weights(model, &stage1)?;
     tracing::info!(
         "stage 2: teacher = {} + {}",
-        model_cfg.path.display(),
+        model_path.display(),
         stage1.display()
     );
 
@@ -167,7 +161,7 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
     let examples = super::examples(config, ds, &rows, &sketches, &tok)?;
     let hash = {
         let settings = serde_json::json!({
-            "model": model_cfg.path, "answer_tokens": training.answer_tokens,
+            "model": model_path, "answer_tokens": training.answer_tokens,
             "max_new_tokens": ic.harvest.max_new_tokens,
             "max_prompt_tokens": training.max_prompt_tokens,
         })
@@ -207,11 +201,7 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
         tuning.clone(),
         &|s| targets.select(s),
         config.seed,
-        format!(
-            "{} + {} (merged)",
-            model_cfg.path.display(),
-            stage1.display()
-        ),
+        format!("{} + {} (merged)", model_path.display(), stage1.display()),
     )?;
     tracing::info!(
         "stage 2: `{}` (loss `{}`) on {} CoT examples, {} trainable parameters{}, device {label}",

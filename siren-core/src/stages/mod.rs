@@ -53,6 +53,27 @@ pub fn eval_rows(config: &RunConfig, ds: &Dataset) -> usize {
     config.eval.sample.map_or(n, |s| s.min(n))
 }
 
+/// The run's `[model]` on `device` with its tokenizer, with `<answer>`/`</answer>` made single
+/// tokens when `[training] answer_tokens` is set (every stage that runs the decoder loads it so).
+/// `what` names the stage in the error when the config has no `[model]`.
+pub fn load_run_model(
+    config: &RunConfig,
+    device: &burn::tensor::Device,
+    what: &str,
+) -> Result<(crate::engine::Decoder, TextTokenizer)> {
+    let m = config.model.as_ref().ok_or_else(|| {
+        CoreError::config(
+            "model",
+            format!("{what} needs a [model] table (path = ...)"),
+        )
+    })?;
+    let (mut model, mut tok) = crate::engine::load_model(&m.path, m.backbone.as_deref(), device)?;
+    if config.training.answer_tokens {
+        model = crate::engine::add_answer_tokens(model, &mut tok)?;
+    }
+    Ok((model, tok))
+}
+
 /// FNV-1a over byte strings (cache keys, stable ids; not cryptographic).
 pub fn fnv1a<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -12,7 +12,6 @@ use std::path::Path;
 use crate::answer::AO_SUFFIX;
 use crate::config::RunConfig;
 use crate::data::{Dataset, Interaction};
-use crate::engine::load_model;
 use crate::rating::{RatingDecoder, RatingTokens, rating_distributions};
 use crate::run::RunDir;
 use crate::{CoreError, Result};
@@ -77,15 +76,8 @@ pub fn run(
     output: &Path,
 ) -> Result<usize> {
     let pairs = read_pairs(ds, input)?;
-    let model_cfg = config
-        .model
-        .as_ref()
-        .ok_or_else(|| CoreError::config("model", "prediction needs a [model] table"))?;
     let (device, label) = crate::traits::device::open(&config.device)?;
-    let (mut model, mut tok) = load_model(&model_cfg.path, model_cfg.backbone.as_deref(), &device)?;
-    if config.training.answer_tokens {
-        model = crate::engine::add_answer_tokens(model, &mut tok)?;
-    }
+    let (model, tok) = super::load_run_model(config, &device, "prediction")?;
     let (model, method) = super::eval::weighted_model(config, run, weights, model)?;
     tracing::info!(
         "predicting {} pairs with `{method}` weights, device {label}",

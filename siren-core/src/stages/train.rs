@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use crate::config::{RunConfig, SlotConfig};
 use crate::data::Dataset;
-use crate::engine::load_model;
 use crate::registry::build;
 use crate::run::RunDir;
 use crate::train::{Policy, Tuning};
@@ -76,10 +75,6 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
             "stage 1 needs a [trainer] table (kind = \"ao-sft\" or \"grpo\")",
         )
     })?;
-    let model_cfg = config
-        .model
-        .as_ref()
-        .ok_or_else(|| CoreError::config("model", "stage 1 needs a [model] table (path = ...)"))?;
     let trainer = build::<dyn PolicyTrainer>(&tr_cfg.kind, &tr_cfg.params)?;
     let rw = reward_slot(config);
     let reward = build::<dyn Reward>(&rw.kind, &rw.params)?;
@@ -90,14 +85,12 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
     let (device, label) = crate::traits::device::open(&config.device)?;
     let sketches = super::sketches_for(config, ds, run)?;
     let rows = super::sample_rows(&ds.train, config.training.max_examples, config.seed);
-    let (mut model, mut tok) = load_model(
-        &model_cfg.path,
-        model_cfg.backbone.as_deref(),
-        &device.clone().autodiff(),
-    )?;
-    if config.training.answer_tokens {
-        model = crate::engine::add_answer_tokens(model, &mut tok)?;
-    }
+    let (mut model, tok) = super::load_run_model(config, &device.clone().autodiff(), "stage 1")?;
+    let model_path = &config
+        .model
+        .as_ref()
+        .map(|m| m.path.clone())
+        .unwrap_or_default();
     let mut tuning = config.training.tuning();
     if let Some(dir) = &config.training.init_adapter {
         if config.training.full_finetune {
@@ -132,13 +125,13 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
         tuning.clone(),
         &|s| targets.select(s),
         config.seed,
-        model_cfg.path.display().to_string(),
+        model_path.display().to_string(),
     )?;
     tracing::info!(
         "stage 1: `{}` on {} training prompts, {} ({} trainable parameters{}), device {label}",
         tr_cfg.kind,
         examples.len(),
-        model_cfg.path.display(),
+        model_path.display(),
         policy.trainable_count()?,
         match &tuning {
             Tuning::Lora(s) => format!(

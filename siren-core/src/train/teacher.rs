@@ -380,7 +380,17 @@ pub struct Teacher {
     /// Prompts decoded by the harvest (kept or not).
     pub decoded: usize,
     dir: PathBuf,
-    shards: Vec<Shard>,
+    shards: Vec<OpenShard>,
+}
+
+/// A shard with the byte offsets of its two tensors (read once, at open).
+#[derive(Debug, Clone)]
+struct OpenShard {
+    path: PathBuf,
+    first: usize,
+    count: usize,
+    hidden_at: u64,
+    logprobs_at: u64,
 }
 
 fn tensor_offsets(path: &Path, name: &str) -> Result<(u64, Vec<usize>)> {
@@ -448,6 +458,33 @@ impl Teacher {
                 index.kept
             )));
         }
+        let per = index.layers * index.hidden;
+        let mut shards = Vec::with_capacity(index.shards.len());
+        for s in &index.shards {
+            let path = dir.join(&s.file);
+            let mut at = [0u64; 2];
+            for (k, (name, width)) in [("hidden", per), ("answer_logprobs", ANSWER_CLASSES)]
+                .into_iter()
+                .enumerate()
+            {
+                let (start, shape) = tensor_offsets(&path, name)?;
+                if shape.iter().product::<usize>() != s.count * width {
+                    return Err(CoreError::Data(format!(
+                        "{}: tensor `{name}` has shape {shape:?}, expected {} rows of {width}",
+                        path.display(),
+                        s.count
+                    )));
+                }
+                at[k] = start;
+            }
+            shards.push(OpenShard {
+                path,
+                first: s.first,
+                count: s.count,
+                hidden_at: at[0],
+                logprobs_at: at[1],
+            });
+        }
         Ok(Self {
             examples,
             layers: index.layers,
@@ -455,7 +492,7 @@ impl Teacher {
             rating_tokens: index.rating_tokens,
             decoded: index.decoded,
             dir: dir.to_path_buf(),
-            shards: index.shards,
+            shards,
         })
     }
 
@@ -465,42 +502,41 @@ impl Teacher {
     }
 
     /// For rows `rows`: hidden states `[n, L, H]` and answer log-probs `[n, 6]`, flattened,
-    /// read from the shard files.
+    /// read from the shard files (each shard file opened once per call).
     pub fn rows(&self, rows: &[usize]) -> Result<(Vec<f32>, Vec<f32>)> {
         let per = self.layers * self.hidden;
         let mut h = Vec::with_capacity(rows.len() * per);
         let mut lp = Vec::with_capacity(rows.len() * ANSWER_CLASSES);
+        let mut open: Option<(usize, std::fs::File)> = None;
         for &r in rows {
-            let s = self
+            let k = self
                 .shards
                 .iter()
-                .find(|s| (s.first..s.first + s.count).contains(&r))
+                .position(|s| (s.first..s.first + s.count).contains(&r))
                 .ok_or_else(|| {
                     CoreError::Data(format!(
                         "teacher row {r} is past the end ({} rows)",
                         self.examples.len()
                     ))
                 })?;
-            let path = self.dir.join(&s.file);
-            for (name, width, out) in [
-                ("hidden", per, &mut h),
-                ("answer_logprobs", ANSWER_CLASSES, &mut lp),
+            let s = &self.shards[k];
+            if open.as_ref().is_none_or(|(j, _)| *j != k) {
+                let f = std::fs::File::open(&s.path).map_err(|e| CoreError::io(&s.path, e))?;
+                open = Some((k, f));
+            }
+            let Some((_, f)) = open.as_mut() else {
+                unreachable!("opened above")
+            };
+            let row = (r - s.first) as u64;
+            for (at, width, out) in [
+                (s.hidden_at, per, &mut h),
+                (s.logprobs_at, ANSWER_CLASSES, &mut lp),
             ] {
-                let (start, shape) = tensor_offsets(&path, name)?;
-                if shape.iter().product::<usize>() != s.count * width {
-                    return Err(CoreError::Data(format!(
-                        "{}: tensor `{name}` has shape {shape:?}, expected {} rows of {width}",
-                        path.display(),
-                        s.count
-                    )));
-                }
-                let mut f = std::fs::File::open(&path).map_err(|e| CoreError::io(&path, e))?;
-                let row = (r - s.first) as u64;
-                f.seek(SeekFrom::Start(start + row * width as u64 * 4))
-                    .map_err(|e| CoreError::io(&path, e))?;
+                f.seek(SeekFrom::Start(at + row * width as u64 * 4))
+                    .map_err(|e| CoreError::io(&s.path, e))?;
                 let mut buf = vec![0u8; width * 4];
                 f.read_exact(&mut buf)
-                    .map_err(|e| CoreError::io(&path, e))?;
+                    .map_err(|e| CoreError::io(&s.path, e))?;
                 out.extend(
                     buf.chunks_exact(4)
                         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
