@@ -14,7 +14,7 @@ fi
 command -v python3 >/dev/null || { echo "error: python3 is needed for the LibTorch backend" >&2; exit 1; }
 python3 -m venv "$venv"
 echo "installing torch==$torch_version into $venv (about 1.5 min, several GB) ..."
-if ! "$venv/bin/pip" install --quiet --disable-pip-version-check "torch==$torch_version"; then
+if ! "$venv/bin/pip" install --quiet --no-cache-dir --disable-pip-version-check "torch==$torch_version"; then
     echo "error: pip could not install torch==$torch_version (is PyPI reachable?)." >&2
     echo "       Build without LibTorch instead: cargo build --release (flex and wgpu only)." >&2
     exit 1

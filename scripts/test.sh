@@ -13,6 +13,17 @@ if [ ! -d /usr/share/vulkan/icd.d ] && [ "$(id -u)" = 0 ] && command -v apt-get 
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
 fi
 
+# A TrueType font for the PNG charts (SVG charts need none); the tests require it.
+if ! ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf >/dev/null 2>&1 && [ -z "${SIREN_FONT:-}" ] \
+    && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing a TrueType font (fonts-dejavu-core) for PNG charts"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core >/dev/null
+fi
+export SIREN_REQUIRE_FONT=1
+
+# CI builds once from a fresh clone: incremental caches only cost disk there.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
+
 echo "== LibTorch through pip's torch"
 bash scripts/setup-torch.sh
 # shellcheck source=scripts/env.sh

@@ -257,6 +257,7 @@ kind = "ao-sft"
         "policy/adapter_model.safetensors",
         "metrics.jsonl",
         "training.svg",
+        "training.png",
         "examples.sample.txt",
         "checkpoints/step-000002/optimizer.bpk",
     ] {
@@ -461,8 +462,11 @@ fn run_reuses_finished_stages_and_sweeps_compare() {
     }
     assert!(report.contains("| hidden-align-ao |") && report.contains("| ao-sft-cot |"));
     assert!(report.contains("## Resolved config"));
-    for f in ["report-metrics.svg", "report-latency.svg"] {
-        assert!(runs.join("tiny").join(f).is_file(), "{f}");
+    let png = siren_core::plot::png::font().is_some();
+    for f in ["report-metrics", "report-latency"] {
+        let f = runs.join("tiny").join(f);
+        assert!(f.with_extension("svg").is_file(), "{}", f.display());
+        assert_eq!(f.with_extension("png").is_file(), png, "{}", f.display());
     }
 
     // Only the internalizer changes: stage 1 and its evaluation are reused.
@@ -472,12 +476,15 @@ fn run_reuses_finished_stages_and_sweeps_compare() {
     assert_eq!(stage_status(&report, "internalize"), "ran");
     assert!(report.contains("1 evaluated, 1 reused"), "{report}");
     assert!(report.contains("| ce-ao |"));
+    // The run folder now holds both internalizers' rows; the report shows its own only.
+    assert!(!report.contains("| hidden-align-ao |"), "{report}");
     // Nothing changes: everything is reused.
     siren(&["run", c]).unwrap();
     let report = std::fs::read_to_string(runs.join("tiny/report.md")).unwrap();
     for stage in ["train", "internalize", "eval"] {
         assert_eq!(stage_status(&report, stage), "reused", "{stage}");
     }
+    assert!(report.contains("| hidden-align-ao |") && !report.contains("| ce-ao |"));
     // Predictions for pairs, with the stage-2 weights.
     let pairs = tmp.path().join("pairs.jsonl");
     std::fs::write(
@@ -521,6 +528,10 @@ fn run_reuses_finished_stages_and_sweeps_compare() {
         "{sweep}"
     );
     assert!(runs.join("tiny-sweep-alignment-kind/sweep.svg").is_file());
+    assert_eq!(
+        runs.join("tiny-sweep-alignment-kind/sweep.png").is_file(),
+        png
+    );
 
     // Two backbones side by side (base weights, answer-only).
     let other = tmp.path().join("tiny2");

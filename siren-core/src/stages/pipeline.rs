@@ -219,16 +219,36 @@ pub fn run(config: &RunConfig) -> Result<Outcome> {
             detail,
         });
     }
-    let metrics = match metrics {
-        Some(m) => m,
-        None => Metrics::read(&run.file("metrics.json"))?,
-    };
+    let metrics = own_rows(
+        config,
+        match metrics {
+            Some(m) => m,
+            None => Metrics::read(&run.file("metrics.json"))?,
+        },
+    );
     let report = write_report(config, &run, &metrics, &logs)?;
     Ok(Outcome {
         metrics,
         stages: logs,
         report,
     })
+}
+
+/// The rows of `m` that this config's stages produce: its `[[baselines]]`, `base-*`, stage 1's
+/// `<trainer>-cot*` / `<trainer>-ao*` and stage 2's `<internalizer>-ao*`. A run folder shared
+/// by a sweep also holds the rows of the other points, which the run's report leaves out.
+pub fn own_rows(config: &RunConfig, mut m: Metrics) -> Metrics {
+    let stage1 = super::eval::method_name(config, &super::eval::Weights::Stage1);
+    let stage2 = format!("{}-ao", super::internalize::internalizer_slot(config).kind);
+    m.results.retain(|r| {
+        let own = |p: &str| r.method == p || r.method.starts_with(&format!("{p}-"));
+        config.baselines.iter().any(|b| b.kind == r.method)
+            || own("base")
+            || own(&stage2)
+            || own(&format!("{stage1}-cot"))
+            || own(&format!("{stage1}-ao"))
+    });
+    m
 }
 
 /// The key of the sketch stage: every section its topics, sketches and token report depend on.
@@ -283,7 +303,8 @@ fn write_report(
     logs: &[StageLog],
 ) -> Result<PathBuf> {
     let methods: Vec<String> = m.results.iter().map(|r| r.method.clone()).collect();
-    let bars = crate::plot::bars_svg(
+    crate::plot::write_bars(
+        &run.file("report-metrics"),
         &format!("{} · {} {} (n = {})", config.name, m.dataset, m.split, m.n),
         &methods,
         &[
@@ -293,15 +314,15 @@ fn write_report(
                 m.results.iter().map(|r| r.rmse).collect(),
             ),
         ],
-    );
-    crate::run::write_atomic(&run.file("report-metrics.svg"), bars.as_bytes())?;
+    )?;
     let timed: Vec<&MethodResult> = m
         .results
         .iter()
         .filter(|r| num(r, "latency_s").is_some())
         .collect();
     if !timed.is_empty() {
-        let lat = crate::plot::bars_svg(
+        crate::plot::write_bars(
+            &run.file("report-latency"),
             "latency per sample (s): CoT vs answer-only",
             &timed.iter().map(|r| r.method.clone()).collect::<Vec<_>>(),
             &[(
@@ -311,8 +332,7 @@ fn write_report(
                     .map(|r| num(r, "latency_s").unwrap_or(0.0))
                     .collect(),
             )],
-        );
-        crate::run::write_atomic(&run.file("report-latency.svg"), lat.as_bytes())?;
+        )?;
     }
     let mut s = String::new();
     let _ = writeln!(s, "# {}\n", config.name);

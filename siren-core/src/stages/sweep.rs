@@ -99,26 +99,14 @@ pub fn shares_run(points: &[Point]) -> bool {
 /// The rows of a point's own models: the baselines, stage 1 (or the base model) and this
 /// point's stage 2, whose rows are renamed `stage2-ao…` so that points with different
 /// internalizers line up. Rows other points left in a shared run are dropped.
-fn point_rows(cfg: &RunConfig, mut m: Metrics) -> Metrics {
-    let stage1 = cfg.trainer.as_ref().map(|t| t.kind.clone());
-    let stage2 = cfg.internalizer.as_ref().map(|i| format!("{}-ao", i.kind));
-    m.results = m
-        .results
-        .into_iter()
-        .filter_map(|mut r| {
-            let own = |p: &str| r.method == p || r.method.starts_with(&format!("{p}-"));
-            if let Some(s2) = stage2.as_deref().filter(|s2| own(s2)) {
-                r.method = format!("stage2-ao{}", &r.method[s2.len()..]);
-                return Some(r);
-            }
-            let keep = cfg.baselines.iter().any(|b| b.kind == r.method)
-                || own("base")
-                || stage1
-                    .as_deref()
-                    .is_some_and(|s1| own(&format!("{s1}-cot")) || own(&format!("{s1}-ao")));
-            keep.then_some(r)
-        })
-        .collect();
+fn point_rows(cfg: &RunConfig, m: Metrics) -> Metrics {
+    let stage2 = format!("{}-ao", super::internalize::internalizer_slot(cfg).kind);
+    let mut m = super::pipeline::own_rows(cfg, m);
+    for r in &mut m.results {
+        if r.method == stage2 || r.method.starts_with(&format!("{stage2}-")) {
+            r.method = format!("stage2-ao{}", &r.method[stage2.len()..]);
+        }
+    }
     m
 }
 
@@ -203,8 +191,7 @@ pub fn run(
             (format!("{name} MAE"), v)
         })
         .collect();
-    let svg = crate::plot::bars_svg(title, &labels, &series);
-    crate::run::write_atomic(&dir.join("sweep.svg"), svg.as_bytes())?;
+    crate::plot::write_bars(&dir.join("sweep"), title, &labels, &series)?;
     let _ = writeln!(s, "\n![MAE per point](sweep.svg)\n");
     let _ = writeln!(
         s,

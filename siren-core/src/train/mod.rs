@@ -307,7 +307,8 @@ fn read_metrics(path: &Path, upto: usize) -> Result<Vec<serde_json::Value>> {
     Ok(rows)
 }
 
-/// Writes `training.svg` (one panel per metric) from metrics rows.
+/// Writes `training.svg` and `training.png` (one panel per metric) from metrics rows; `path`
+/// names the SVG.
 pub fn plot_metrics(rows: &[serde_json::Value], title: &str, path: &Path) -> Result<()> {
     let mut names: Vec<String> = Vec::new();
     for r in rows {
@@ -329,7 +330,7 @@ pub fn plot_metrics(rows: &[serde_json::Value], title: &str, path: &Path) -> Res
                 .collect(),
         })
         .collect();
-    crate::run::write_atomic(path, crate::plot::panels_svg(title, &series, 3).as_bytes())
+    crate::plot::write_panels(&path.with_extension(""), title, &series, 3)
 }
 
 /// Drives a trainer: `step_fn` performs one step (forward, backward, optimizer update(s)) on

@@ -1,8 +1,51 @@
-//! Small SVG charts for run artifacts, written without a drawing library: training curves
-//! ([`panels_svg`]: one panel per metric, steps on the x axis, min/max labels on the y axis)
-//! and grouped bar charts ([`bars_svg`]: metrics per method in reports).
+//! Charts for run artifacts: training curves ([`panels_svg`]: one panel per metric, steps on
+//! the x axis) and grouped bar charts ([`bars_svg`]: metrics per method in reports).
+//!
+//! Each is written twice by [`write_panels`] / [`write_bars`]: as SVG, by hand here (no font or
+//! drawing library needed, so always written), and as PNG through plotters ([`png`]), when a
+//! TrueType font is found ([`png::font`]).
 
+pub mod png;
+
+use crate::error::Result;
 use std::fmt::Write as _;
+use std::path::Path;
+
+/// Writes `<stem>.svg` and `<stem>.png` (the PNG only when a font is found; a PNG that cannot
+/// be drawn is logged and skipped, never failing the run that asked for it).
+pub fn write_panels(stem: &Path, title: &str, series: &[Series], columns: usize) -> Result<()> {
+    crate::run::write_atomic(
+        &stem.with_extension("svg"),
+        panels_svg(title, series, columns).as_bytes(),
+    )?;
+    if png::font().is_some() {
+        let path = stem.with_extension("png");
+        if let Err(e) = png::panels(&path, title, series, columns) {
+            tracing::warn!("{}: PNG chart not written: {e}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// Writes `<stem>.svg` and `<stem>.png` of a grouped bar chart, as [`write_panels`].
+pub fn write_bars(
+    stem: &Path,
+    title: &str,
+    categories: &[String],
+    series: &[(String, Vec<f64>)],
+) -> Result<()> {
+    crate::run::write_atomic(
+        &stem.with_extension("svg"),
+        bars_svg(title, categories, series).as_bytes(),
+    )?;
+    if png::font().is_some() {
+        let path = stem.with_extension("png");
+        if let Err(e) = png::bars(&path, title, categories, series) {
+            tracing::warn!("{}: PNG chart not written: {e}", path.display());
+        }
+    }
+    Ok(())
+}
 
 /// One curve: a name and `(x, y)` points (non-finite points are skipped).
 #[derive(Debug, Clone)]
