@@ -11,7 +11,7 @@ bash scripts/setup-torch.sh
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
 bash scripts/fetch-assets.sh
-echo "== building siren (release; the first build takes ~20 min on 2 cores)"
+echo "== building siren (release; the first build takes ~27 min on 2 cores)"
 # --all-targets: the same feature resolution as the test build, so both share one set of artifacts
 cargo build --release --workspace --all-features --all-targets
 ./target/release/siren run configs/quickstart.toml "$@"

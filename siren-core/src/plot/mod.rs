@@ -59,6 +59,8 @@ pub struct Series {
 fn fmt_num(v: f64) -> String {
     if v == 0.0 {
         "0".into()
+    } else if v.fract() == 0.0 && v.abs() < 1e6 {
+        format!("{v:.0}")
     } else if v.abs() >= 1000.0 || v.abs() < 0.01 {
         format!("{v:.2e}")
     } else {
@@ -145,14 +147,45 @@ pub fn panels_svg(title: &str, series: &[Series], columns: usize) -> String {
     s
 }
 
-const COLORS: [&str; 6] = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+/// Bar colours, shared by the SVG and PNG charts (tab10, then two light ones).
+const PALETTE: [(u8, u8, u8); 12] = [
+    (0x1f, 0x77, 0xb4),
+    (0xff, 0x7f, 0x0e),
+    (0x2c, 0xa0, 0x2c),
+    (0xd6, 0x27, 0x28),
+    (0x94, 0x67, 0xbd),
+    (0x8c, 0x56, 0x4b),
+    (0xe3, 0x77, 0xc2),
+    (0x7f, 0x7f, 0x7f),
+    (0xbc, 0xbd, 0x22),
+    (0x17, 0xbe, 0xcf),
+    (0xae, 0xc7, 0xe8),
+    (0xff, 0xbb, 0x78),
 ];
+
+fn color_hex(j: usize) -> String {
+    let (r, g, b) = PALETTE[j % PALETTE.len()];
+    format!("#{r:02x}{g:02x}{b:02x}")
+}
+
+/// Width of the legend column right of a bar chart (none for a single series).
+fn legend_width(series: &[(String, Vec<f64>)]) -> f64 {
+    if series.len() < 2 {
+        return 0.0;
+    }
+    let chars = series
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .max()
+        .unwrap_or(0);
+    (chars as f64 * 6.5 + 30.0).min(320.0)
+}
 
 /// A grouped bar chart: one group per category, one bar per series (`(name, value per
 /// category)`; non-finite values are left out), y from 0, a legend, values over the bars.
 pub fn bars_svg(title: &str, categories: &[String], series: &[(String, Vec<f64>)]) -> String {
-    let (ml, mr, mt, mb) = (58.0, 16.0, 48.0, 120.0);
+    let legend = legend_width(series);
+    let (ml, mr, mt, mb) = (58.0, 16.0 + legend, 36.0, 120.0);
     let group = 22.0 * series.len().max(1) as f64 + 18.0;
     let iw = (group * categories.len().max(1) as f64).max(240.0);
     let ih = 240.0;
@@ -192,15 +225,18 @@ pub fn bars_svg(title: &str, categories: &[String], series: &[(String, Vec<f64>)
             ml + iw
         );
     }
-    for (j, (name, _)) in series.iter().enumerate() {
-        let x = ml + 90.0 * j as f64;
-        let _ = writeln!(
-            s,
-            r##"<rect x="{x}" y="28" width="10" height="10" fill="{}"/><text x="{}" y="37">{}</text>"##,
-            COLORS[j % COLORS.len()],
-            x + 14.0,
-            xml_escape(name)
-        );
+    if legend > 0.0 {
+        for (j, (name, _)) in series.iter().enumerate() {
+            let (x, y) = (ml + iw + 16.0, mt + 16.0 * j as f64);
+            let _ = writeln!(
+                s,
+                r##"<rect x="{x}" y="{y}" width="10" height="10" fill="{}"/><text x="{}" y="{}">{}</text>"##,
+                color_hex(j),
+                x + 14.0,
+                y + 9.0,
+                xml_escape(name)
+            );
+        }
     }
     let gw = iw / categories.len().max(1) as f64;
     for (i, c) in categories.iter().enumerate() {
@@ -217,7 +253,7 @@ pub fn bars_svg(title: &str, categories: &[String], series: &[(String, Vec<f64>)
                 r##"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{bh:.1}" fill="{}"/><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="9">{}</text>"##,
                 mt + ih - bh,
                 bw - 2.0,
-                COLORS[j % COLORS.len()],
+                color_hex(j),
                 x + bw / 2.0,
                 mt + ih - bh - 3.0,
                 fmt_num(v)
@@ -250,7 +286,7 @@ fn bounds(pts: &[(f64, f64)]) -> (f64, f64, f64, f64) {
         x1 = x0 + 1.0;
     }
     if y1 <= y0 {
-        let pad = y0.abs().max(1.0) * 0.05;
+        let pad = if y0 == 0.0 { 0.05 } else { y0.abs() * 0.05 };
         y0 -= pad;
         y1 += pad;
     }

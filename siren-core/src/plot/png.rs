@@ -5,7 +5,7 @@
 //! else the first `*.ttf` under the system font folders. Without one, PNG charts are skipped
 //! with a single warning (the SVG charts need no font).
 
-use super::{Series, bounds, fmt_num};
+use super::{PALETTE, Series, bounds, fmt_num, legend_width};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::{Path, PathBuf};
@@ -14,14 +14,10 @@ use std::sync::OnceLock;
 /// The font family name the found font is registered under.
 const FAMILY: &str = "siren-sans";
 
-const COLORS: [RGBColor; 6] = [
-    RGBColor(0x1f, 0x77, 0xb4),
-    RGBColor(0xff, 0x7f, 0x0e),
-    RGBColor(0x2c, 0xa0, 0x2c),
-    RGBColor(0xd6, 0x27, 0x28),
-    RGBColor(0x94, 0x67, 0xbd),
-    RGBColor(0x8c, 0x56, 0x4b),
-];
+fn color(j: usize) -> RGBColor {
+    let (r, g, b) = PALETTE[j % PALETTE.len()];
+    RGBColor(r, g, b)
+}
 
 const PREFERRED: [&str; 8] = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
@@ -177,12 +173,12 @@ pub fn panels(path: &Path, title: &str, series: &[Series], columns: usize) -> Re
             chart
                 .draw_series(LineSeries::new(
                     pts.iter().copied(),
-                    COLORS[0].stroke_width(2),
+                    color(0).stroke_width(2),
                 ))
                 .map_err(|e| e.to_string())?;
             if pts.len() == 1 {
                 chart
-                    .draw_series(std::iter::once(Circle::new(pts[0], 3, COLORS[0].filled())))
+                    .draw_series(std::iter::once(Circle::new(pts[0], 3, color(0).filled())))
                     .map_err(|e| e.to_string())?;
             }
         }
@@ -206,20 +202,21 @@ pub fn bars(
         .max()
         .unwrap_or(0);
     let bottom = (label_chars as u32 * 6 + 14).clamp(40, 260);
-    let width = (group * n as u32).max(240) + 80;
-    let height = 48 + 260 + bottom;
+    let legend = legend_width(series) as u32;
+    let width = (group * n as u32).max(240) + 80 + legend;
+    let height = 36 + 260 + bottom;
     let top = series
         .iter()
         .flat_map(|(_, v)| v.iter().copied())
         .filter(|v| v.is_finite())
         .fold(0.0f64, f64::max)
         .max(1e-9)
-        * 1.35; // headroom for the legend over the bars
+        * 1.15;
     render(path, (width, height), |root| {
         let body = root.titled(title, style(15.0)).map_err(|e| e.to_string())?;
         let mut chart = ChartBuilder::on(&body)
             .margin(8)
-            .margin_right(16)
+            .margin_right(16 + legend)
             .x_label_area_size(bottom)
             .y_label_area_size(52)
             .build_cartesian_2d(0f64..n as f64, 0f64..top)
@@ -234,8 +231,10 @@ pub fn bars(
             .draw()
             .map_err(|e| e.to_string())?;
         let bw = 0.8 / series.len().max(1) as f64;
-        for (j, (name, vals)) in series.iter().enumerate() {
-            let color = COLORS[j % COLORS.len()];
+        // Values over the bars only where a bar is wide enough to hold one.
+        let bar_px = f64::from(chart.plotting_area().dim_in_pixel().0) / n as f64 * bw;
+        for (j, (_, vals)) in series.iter().enumerate() {
+            let color = color(j);
             let bars: Vec<(f64, f64)> = vals
                 .iter()
                 .take(n)
@@ -249,11 +248,10 @@ pub fn bars(
                         Rectangle::new([(x, 0.0), (x + bw * 0.92, v)], color.filled())
                     }),
                 )
-                .map_err(|e| e.to_string())?
-                .label(name.clone())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
-                });
+                .map_err(|e| e.to_string())?;
+            if bar_px < 26.0 {
+                continue;
+            }
             let value_style = style(9.0).pos(Pos::new(HPos::Center, VPos::Bottom));
             chart
                 .draw_series(
@@ -263,14 +261,23 @@ pub fn bars(
                 )
                 .map_err(|e| e.to_string())?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(style(10.0))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        if legend > 0 {
+            let x = body.dim_in_pixel().0 as i32 - legend as i32;
+            for (j, (name, _)) in series.iter().enumerate() {
+                let y = 8 + 16 * j as i32;
+                body.draw(&Rectangle::new(
+                    [(x, y), (x + 10, y + 10)],
+                    color(j).filled(),
+                ))
+                .map_err(|e| e.to_string())?;
+                body.draw(&Text::new(
+                    name.clone(),
+                    (x + 14, y + 5),
+                    style(10.0).pos(Pos::new(HPos::Left, VPos::Center)),
+                ))
+                .map_err(|e| e.to_string())?;
+            }
+        }
         let label_style = style(10.0)
             .transform(FontTransform::Rotate90)
             .pos(Pos::new(HPos::Left, VPos::Center));
