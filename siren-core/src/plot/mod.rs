@@ -14,17 +14,9 @@ use std::path::Path;
 /// Writes `<stem>.svg` and `<stem>.png` (the PNG only when a font is found; a PNG that cannot
 /// be drawn is logged and skipped, never failing the run that asked for it).
 pub fn write_panels(stem: &Path, title: &str, series: &[Series], columns: usize) -> Result<()> {
-    crate::run::write_atomic(
-        &stem.with_extension("svg"),
-        panels_svg(title, series, columns).as_bytes(),
-    )?;
-    if png::font().is_some() {
-        let path = stem.with_extension("png");
-        if let Err(e) = png::panels(&path, title, series, columns) {
-            tracing::warn!("{}: PNG chart not written: {e}", path.display());
-        }
-    }
-    Ok(())
+    write_both(stem, &panels_svg(title, series, columns), |path| {
+        png::panels(path, title, series, columns)
+    })
 }
 
 /// Writes `<stem>.svg` and `<stem>.png` of a grouped bar chart, as [`write_panels`].
@@ -34,13 +26,20 @@ pub fn write_bars(
     categories: &[String],
     series: &[(String, Vec<f64>)],
 ) -> Result<()> {
-    crate::run::write_atomic(
-        &stem.with_extension("svg"),
-        bars_svg(title, categories, series).as_bytes(),
-    )?;
+    write_both(stem, &bars_svg(title, categories, series), |path| {
+        png::bars(path, title, categories, series)
+    })
+}
+
+fn write_both(
+    stem: &Path,
+    svg: &str,
+    png: impl FnOnce(&Path) -> std::result::Result<(), String>,
+) -> Result<()> {
+    crate::run::write_atomic(&stem.with_extension("svg"), svg.as_bytes())?;
     if png::font().is_some() {
         let path = stem.with_extension("png");
-        if let Err(e) = png::bars(&path, title, categories, series) {
+        if let Err(e) = png(&path) {
             tracing::warn!("{}: PNG chart not written: {e}", path.display());
         }
     }
@@ -54,6 +53,17 @@ pub struct Series {
     pub name: String,
     /// Points in x order.
     pub points: Vec<(f64, f64)>,
+}
+
+impl Series {
+    /// The points with both coordinates finite.
+    pub fn finite_points(&self) -> Vec<(f64, f64)> {
+        self.points
+            .iter()
+            .copied()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect()
+    }
 }
 
 fn fmt_num(v: f64) -> String {
@@ -88,12 +98,7 @@ pub fn panels_svg(title: &str, series: &[Series], columns: usize) -> String {
     for (k, se) in series.iter().enumerate() {
         let ox = pw * (k % columns) as f64;
         let oy = 30.0 + ph * (k / columns) as f64;
-        let pts: Vec<(f64, f64)> = se
-            .points
-            .iter()
-            .copied()
-            .filter(|(x, y)| x.is_finite() && y.is_finite())
-            .collect();
+        let pts = se.finite_points();
         let (x0, x1, y0, y1) = bounds(&pts);
         let (iw, ih) = (pw - ml - mr, ph - mt - mb);
         let _ = write!(
@@ -168,6 +173,17 @@ fn color_hex(j: usize) -> String {
     format!("#{r:02x}{g:02x}{b:02x}")
 }
 
+/// The largest finite value of a bar chart (at least 1e-9): the top of its y axis before
+/// headroom.
+fn bars_top(series: &[(String, Vec<f64>)]) -> f64 {
+    series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max)
+        .max(1e-9)
+}
+
 /// Width of the legend column right of a bar chart (none for a single series).
 fn legend_width(series: &[(String, Vec<f64>)]) -> f64 {
     if series.len() < 2 {
@@ -190,13 +206,7 @@ pub fn bars_svg(title: &str, categories: &[String], series: &[(String, Vec<f64>)
     let iw = (group * categories.len().max(1) as f64).max(240.0);
     let ih = 240.0;
     let (w, h) = (ml + iw + mr, mt + ih + mb);
-    let top = series
-        .iter()
-        .flat_map(|(_, v)| v.iter().copied())
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max)
-        .max(1e-9)
-        * 1.1;
+    let top = bars_top(series) * 1.1;
     let mut s = String::new();
     let _ = write!(
         s,
@@ -299,6 +309,25 @@ fn xml_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// Three curves for chart tests: one with a NaN point, one of a single point, one empty.
+#[cfg(test)]
+fn sample_series() -> Vec<Series> {
+    vec![
+        Series {
+            name: "loss".into(),
+            points: vec![(1.0, 2.0), (2.0, f64::NAN), (3.0, 1.0)],
+        },
+        Series {
+            name: "reward".into(),
+            points: vec![(1.0, 0.5)],
+        },
+        Series {
+            name: "empty".into(),
+            points: vec![],
+        },
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,20 +349,8 @@ mod tests {
 
     #[test]
     fn svg_has_one_polyline_per_series_and_skips_nan() {
-        let s = panels_svg(
-            "t <1>",
-            &[
-                Series {
-                    name: "loss".into(),
-                    points: vec![(1.0, 2.0), (2.0, f64::NAN), (3.0, 1.0)],
-                },
-                Series {
-                    name: "reward".into(),
-                    points: vec![(1.0, 0.5)],
-                },
-            ],
-            2,
-        );
+        let s = panels_svg("t <1>", &sample_series(), 2);
+        // One per series with points; the empty series gets its panel but no line.
         assert_eq!(s.matches("<polyline").count(), 2);
         assert!(s.contains("t &lt;1&gt;"));
         assert!(!s.contains("NaN"));

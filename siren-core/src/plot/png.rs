@@ -5,7 +5,7 @@
 //! else the first `*.ttf` under the system font folders. Without one, PNG charts are skipped
 //! with a single warning (the SVG charts need no font).
 
-use super::{PALETTE, Series, bounds, fmt_num, legend_width};
+use super::{PALETTE, Series, bars_top, bounds, fmt_num, legend_width};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::{Path, PathBuf};
@@ -146,12 +146,7 @@ pub fn panels(path: &Path, title: &str, series: &[Series], columns: usize) -> Re
     render(path, size, |root| {
         let body = root.titled(title, style(16.0)).map_err(|e| e.to_string())?;
         for (area, se) in body.split_evenly((rows, columns)).iter().zip(series) {
-            let pts: Vec<(f64, f64)> = se
-                .points
-                .iter()
-                .copied()
-                .filter(|(x, y)| x.is_finite() && y.is_finite())
-                .collect();
+            let pts = se.finite_points();
             let (x0, x1, y0, y1) = bounds(&pts);
             let mut chart = ChartBuilder::on(area)
                 .caption(&se.name, style(13.0))
@@ -205,13 +200,7 @@ pub fn bars(
     let legend = legend_width(series) as u32;
     let width = (group * n as u32).max(240) + 80 + legend;
     let height = 36 + 260 + bottom;
-    let top = series
-        .iter()
-        .flat_map(|(_, v)| v.iter().copied())
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max)
-        .max(1e-9)
-        * 1.15;
+    let top = bars_top(series) * 1.15;
     render(path, (width, height), |root| {
         let body = root.titled(title, style(15.0)).map_err(|e| e.to_string())?;
         let mut chart = ChartBuilder::on(&body)
@@ -349,21 +338,7 @@ mod tests {
         .unwrap();
         assert!(is_png(&b));
         let p = tmp.path().join("panels.png");
-        let series = [
-            Series {
-                name: "loss".into(),
-                points: vec![(1.0, 2.0), (2.0, f64::NAN), (3.0, 1.0)],
-            },
-            Series {
-                name: "reward".into(),
-                points: vec![(1.0, 0.5)],
-            },
-            Series {
-                name: "empty".into(),
-                points: vec![],
-            },
-        ];
-        panels(&p, "training", &series, 2).unwrap();
+        panels(&p, "training", &super::super::sample_series(), 2).unwrap();
         assert!(is_png(&p));
         // Written through a temporary name, which does not stay behind.
         let names: Vec<_> = std::fs::read_dir(tmp.path())
