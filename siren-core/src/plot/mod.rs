@@ -348,6 +348,21 @@ mod tests {
     }
 
     #[test]
+    fn a_flat_curve_is_padded_relative_to_its_value() {
+        // A constant lr of 1e-3 must not be drawn on a -0.05..0.05 axis (it would read as 0).
+        let (_, _, y0, y1) = bounds(&[(1.0, 1e-3), (2.0, 1e-3)]);
+        assert!(
+            y0 > 0.0 && y0 < 1e-3 && y1 > 1e-3 && y1 < 1.1e-3,
+            "{y0} {y1}"
+        );
+        let (_, _, y0, y1) = bounds(&[(1.0, 0.0)]);
+        assert!(y0 < 0.0 && y1 > 0.0);
+        assert_eq!(fmt_num(8.0), "8");
+        assert_eq!(fmt_num(0.5), "0.500");
+        assert_eq!(fmt_num(1e-3), "1.00e-3");
+    }
+
+    #[test]
     fn svg_has_one_polyline_per_series_and_skips_nan() {
         let s = panels_svg("t <1>", &sample_series(), 2);
         // One per series with points; the empty series gets its panel but no line.
