@@ -204,35 +204,9 @@ fn quickstart_on_movielens_100k() {
 #[test]
 fn train_then_eval_on_a_tiny_model() {
     let tmp = tempfile::tempdir().unwrap();
-    let (inter, item) = small_movielens(tmp.path());
-    let model = tmp.path().join("tiny");
-    siren_core::testkit::write_tiny_model(&model, 5).unwrap();
-    let cfg = tmp.path().join("t.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"name = "tiny"
-runs_dir = "{runs}"
-device = "flex"
-[dataset]
-kind = "movielens"
-[dataset.params]
-inter = "{inter}"
-item = "{item}"
-k_core = 0
-min_history = 2
-[eval]
-sample = 5
-batch_size = 4
-max_new_tokens = 6
-[[baselines]]
-kind = "global-mean"
-[model]
-path = "{model}"
-[prompt]
-strategy = "recent"
-recent = 3
-[training]
+    let cfg = tiny_config(
+        tmp.path(),
+        r#"[training]
 lr = 1e-3
 batch_size = 4
 micro_batch = 2
@@ -242,13 +216,7 @@ checkpoint_every = 1
 [trainer]
 kind = "ao-sft"
 "#,
-            runs = tmp.path().join("runs").display(),
-            inter = inter.display(),
-            item = item.display(),
-            model = model.display()
-        ),
-    )
-    .unwrap();
+    );
     let c = cfg.to_str().unwrap();
     siren(&["train", c]).unwrap();
     let stage = tmp.path().join("runs/tiny/stage1");
@@ -379,6 +347,35 @@ fn internalize_then_eval_on_a_tiny_model() {
 /// The config of the tiny end-to-end tests: stage 1 (full fine-tuning into the tag format),
 /// stage 2 and the evaluation of a tiny HF-folder model on a small MovieLens-format dataset.
 fn tiny_pipeline_config(dir: &Path) -> PathBuf {
+    tiny_config(
+        dir,
+        r#"[training]
+lr = 1e-2
+batch_size = 8
+max_examples = 8
+epochs = 40
+checkpoint_every = 40
+full_finetune = true
+[trainer]
+kind = "ao-sft"
+[trainer.params]
+target = "format"
+[internalizer]
+kind = "hidden-align"
+[internalization.harvest]
+max_new_tokens = 8
+max_examples = 24
+[internalization.training]
+max_steps = 2
+batch_size = 4
+"#,
+    )
+}
+
+/// `dir/t.toml` for a tiny HF-folder model (written to `dir/tiny`) on a small MovieLens-format
+/// dataset: run `tiny` under `dir/runs`, flex, 5 eval rows, the global-mean baseline, recent-3
+/// prompts; `rest` adds the stage sections.
+fn tiny_config(dir: &Path, rest: &str) -> PathBuf {
     let (inter, item) = small_movielens(dir);
     let model = dir.join("tiny");
     siren_core::testkit::write_tiny_model(&model, 5).unwrap();
@@ -407,31 +404,12 @@ path = "{model}"
 [prompt]
 strategy = "recent"
 recent = 3
-[training]
-lr = 1e-2
-batch_size = 8
-max_examples = 8
-epochs = 40
-checkpoint_every = 40
-full_finetune = true
-[trainer]
-kind = "ao-sft"
-[trainer.params]
-target = "format"
-[internalizer]
-kind = "hidden-align"
-[internalization.harvest]
-max_new_tokens = 8
-max_examples = 24
-[internalization.training]
-max_steps = 2
-batch_size = 4
 "#,
             runs = dir.join("runs").display(),
             inter = inter.display(),
             item = item.display(),
             model = model.display()
-        ),
+        ) + rest,
     )
     .unwrap();
     cfg

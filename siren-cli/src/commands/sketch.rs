@@ -3,15 +3,10 @@
 
 use std::path::Path;
 
-use siren_core::config::RunConfig;
-use siren_core::run::RunDir;
 use siren_core::stages;
 
 pub fn run(config_path: &Path, overrides: &[String]) -> anyhow::Result<serde_json::Value> {
-    let config = RunConfig::load(config_path, overrides)?;
-    config.validate()?;
-    let run = RunDir::create(&config, &config.device)?;
-    let ds = stages::load_dataset(&config)?;
+    let (config, run, ds) = super::open_run(config_path, overrides)?;
     let out = stages::sketch::run(&config, &ds, &run)?;
     println!("{} topics:", out.topics.len());
     for t in &out.topics {

@@ -23,7 +23,7 @@ use crate::data::Dataset;
 use crate::engine::{Decoder, TensorMap, Weights};
 use crate::registry::build;
 use crate::run::RunDir;
-use crate::train::{Policy, Tuning};
+use crate::train::Policy;
 use crate::traits::{AlignmentLoss, Internalizer, LoraTargets, RunCtx, TrainReport};
 use crate::{CoreError, Result};
 
@@ -194,11 +194,10 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
         hdir.display()
     );
 
-    let tuning = training.tuning();
     let mut policy = Policy::new(
         model,
         tok,
-        tuning.clone(),
+        training.tuning(),
         &|s| targets.select(s),
         config.seed,
         format!("{} + {} (merged)", model_path.display(), stage1.display()),
@@ -209,16 +208,7 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
         al.kind,
         teacher.examples.len(),
         policy.trainable_count()?,
-        match &tuning {
-            Tuning::Lora(s) => format!(
-                ", LoRA `{}` r={} α={} on {} sites",
-                ls.kind,
-                s.r,
-                s.alpha,
-                policy.model.lora_sites()
-            ),
-            Tuning::Full => ", full fine-tuning".into(),
-        }
+        policy.tuning_note(&ls.kind)
     );
     let tdir = train_dir(config, run)?;
     let ctx = RunCtx {

@@ -122,7 +122,7 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
     let mut policy = Policy::new(
         model,
         tok,
-        tuning.clone(),
+        tuning,
         &|s| targets.select(s),
         config.seed,
         model_path.display().to_string(),
@@ -133,16 +133,7 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
         examples.len(),
         model_path.display(),
         policy.trainable_count()?,
-        match &tuning {
-            Tuning::Lora(s) => format!(
-                ", LoRA `{}` r={} α={} on {} sites",
-                lora.kind,
-                s.r,
-                s.alpha,
-                policy.model.lora_sites()
-            ),
-            Tuning::Full => ", full fine-tuning".into(),
-        }
+        policy.tuning_note(&lora.kind)
     );
     let ctx = RunCtx {
         run_dir: stage.clone(),

@@ -153,6 +153,20 @@ impl Policy {
         self.model.tensors_by_path(true)
     }
 
+    /// What trains, for log lines: `, LoRA `<targets>` r=.. α=.. on N sites` (`targets` is the
+    /// `lora-targets` plugin that chose the sites) or `, full fine-tuning`.
+    pub fn tuning_note(&self, targets: &str) -> String {
+        match &self.tuning {
+            Tuning::Lora(s) => format!(
+                ", LoRA `{targets}` r={} α={} on {} sites",
+                s.r,
+                s.alpha,
+                self.model.lora_sites()
+            ),
+            Tuning::Full => ", full fine-tuning".into(),
+        }
+    }
+
     /// Number of trainable scalars.
     pub fn trainable_count(&self) -> Result<usize> {
         Ok(self
