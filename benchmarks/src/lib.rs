@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-/// The paper's Movies split beside the repository (`../shared/data/amazon-movies`), if present.
+/// The paper's Movies split shipped with the project (`data/amazon-movies`).
 pub fn paper_movies_dir() -> Option<PathBuf> {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/amazon-movies");
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/amazon-movies");
     d.join("history.jsonl.gz").is_file().then_some(d)
 }

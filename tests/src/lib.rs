@@ -8,9 +8,9 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The paper's Movies split beside the repository (`../shared/data/amazon-movies`), if present.
+/// The paper's Movies split shipped with the project (`data/amazon-movies`).
 pub fn paper_movies_dir() -> Option<PathBuf> {
-    let d = repo_root().join("../shared/data/amazon-movies");
+    let d = repo_root().join("data/amazon-movies");
     d.join("history.jsonl.gz").is_file().then_some(d)
 }
 

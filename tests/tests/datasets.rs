@@ -265,3 +265,23 @@ fn corrupted_jsonl_line_names_file_and_line() {
     let ds = load("siren-jsonl", &format!("{p}\non_bad_row = 'skip'")).unwrap();
     assert_eq!(ds.valid.len(), 1);
 }
+
+/// The shipped split is the paper's, byte for byte: every file matches `SHA256SUMS`.
+#[test]
+fn shipped_movies_split_matches_its_checksums() {
+    use sha2::Digest;
+    let dir = siren_tests::paper_movies_dir().expect("data/amazon-movies ships with the project");
+    let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+    let mut files = 0;
+    for line in sums.lines().filter(|l| !l.trim().is_empty()) {
+        let (want, name) = line.split_once("  ").expect("`<sha256>  <file>` lines");
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        let got: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(got, want, "{name}");
+        files += 1;
+    }
+    assert_eq!(files, 3, "train, valid and history");
+}

@@ -67,7 +67,8 @@ fn unknown_names_list_the_valid_ones() {
         .to_string();
     assert_eq!(
         e,
-        "unknown rating-baseline `median`; valid names: global-mean, item-avg, mf, user-avg"
+        "unknown rating-baseline `median`; valid names: baseline-only, constant, global-mean, \
+         item-avg, mf, user-avg"
     );
     let e = build::<dyn TopicClusterer>("dbscan", &Default::default())
         .err()

@@ -30,8 +30,7 @@ fn main() -> anyhow::Result<()> {
     let model = Path::new(&args[1]);
     let n: usize = args[2].parse().context("n_items")?;
     let out = Path::new(&args[3]);
-    let data =
-        siren_benchmarks::paper_movies_dir().context("../shared/data/amazon-movies is missing")?;
+    let data = siren_benchmarks::paper_movies_dir().context("data/amazon-movies is missing")?;
     let mut params = siren_core::config::Params::new();
     params.insert("dir".into(), data.display().to_string().into());
     let ds = build::<dyn DatasetLoader>("siren-jsonl", &params)?.load()?;

@@ -1,7 +1,10 @@
-//! Rating baselines, registered in the `rating-baseline` slot: [`global_mean`], [`user_avg`],
-//! [`item_avg`] and [`mf`] (biased matrix factorisation by SGD).
+//! Rating baselines, registered in the `rating-baseline` slot: [`constant`], [`global_mean`],
+//! [`user_avg`], [`item_avg`], [`baseline_only`] (Surprise's global mean + user and item
+//! biases) and [`mf`] (biased matrix factorisation by SGD).
 #![warn(missing_docs)]
 
+pub mod baseline_only;
+pub mod constant;
 pub mod global_mean;
 pub mod item_avg;
 pub mod mf;
