@@ -11,7 +11,7 @@
 //! [dataset]
 //! kind = "siren-jsonl"
 //! [dataset.params]
-//! dir = "../shared/data/amazon-movies"
+//! dir = "data/amazon-movies"
 //! [[baselines]]
 //! kind = "mf"
 //! params = { factors = 32 }
@@ -73,6 +73,11 @@ pub struct EvalConfig {
     /// `expected`; `median`); the other two are reported as `<method>-ao-<decoder>`.
     #[serde(default = "default_decoder")]
     pub decoder: crate::rating::RatingDecoder,
+    /// Also report answer-only rows calibrated for a label shift (`<method>-ao-cal-*`,
+    /// [`crate::calibration`]), fitted on the evaluated rows by cross-fitting: each half is
+    /// scored by the calibration fitted on the other half. Default false.
+    #[serde(default)]
+    pub calibrate: bool,
 }
 
 fn default_decoder() -> crate::rating::RatingDecoder {
@@ -94,6 +99,7 @@ impl Default for EvalConfig {
             batch_size: default_eval_batch(),
             max_new_tokens: default_eval_tokens(),
             decoder: default_decoder(),
+            calibrate: false,
         }
     }
 }
@@ -121,6 +127,11 @@ pub struct TopicsConfig {
     pub nearest: usize,
     /// Users whose sketch prompts go to `prompts.sample.txt`.
     pub sample_prompts: usize,
+    /// A topic model written by the sketch stage (`topic-model.json`: topic names, centers and
+    /// the topic of every item) to use instead of fitting one; items it does not know are
+    /// encoded and given their nearest center. Default: fit topics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<PathBuf>,
 }
 
 impl Default for TopicsConfig {
@@ -129,6 +140,7 @@ impl Default for TopicsConfig {
             k: 20,
             nearest: 100,
             sample_prompts: 5,
+            model: None,
         }
     }
 }
@@ -142,6 +154,13 @@ pub struct ModelConfig {
     /// Backbone kind for HF folders (default: the folder's `model_type`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backbone: Option<String>,
+    /// Trained weights merged over the base, in order: PEFT adapter folders or folders with a
+    /// full fine-tuning's `model.safetensors` (e.g. a shipped model's stage 1 and stage 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adapters: Vec<PathBuf>,
+    /// The name of the evaluation rows of this model with `adapters` (default `base`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// A whole run. Relative paths are relative to the working directory.
@@ -203,6 +222,9 @@ pub struct RunConfig {
     /// Slot `policy-trainer`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trainer: Option<SlotConfig>,
+    /// Stage 1's warm start, trained first; stage 1 starts from its weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<WarmupConfig>,
     /// Slot `internalizer`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internalizer: Option<SlotConfig>,
@@ -271,6 +293,59 @@ pub struct InternalizationConfig {
     pub training: Params,
 }
 
+/// `base` with the keys of `keys` laid over it (`what` names the table in errors).
+pub fn overlay_training(
+    base: &crate::train::TrainingConfig,
+    keys: &Params,
+    what: &str,
+) -> Result<crate::train::TrainingConfig> {
+    let mut table =
+        toml::Table::try_from(base).map_err(|e| CoreError::config(what, e.to_string()))?;
+    for (k, v) in keys {
+        table.insert(k.clone(), v.clone());
+    }
+    let cfg: crate::train::TrainingConfig = table.try_into().map_err(|e: toml::de::Error| {
+        CoreError::config(what, e.to_string().trim_end().to_string())
+    })?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// A warm start of stage 1 (`[warmup]`): a first training with a trainer of its own, whose
+/// weights stage 1 starts from (e.g. `ao-sft` teaching the answer format before `grpo`, which
+/// learns nothing while every sample misses the format).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarmupConfig {
+    /// The warm start's trainer (slot `policy-trainer`).
+    pub trainer: SlotConfig,
+    /// Keys of `[training]` that differ for the warm start; the others come from `[training]`.
+    #[serde(default)]
+    pub training: Params,
+}
+
+impl WarmupConfig {
+    /// The warm start's training settings.
+    pub fn training(
+        &self,
+        stage1: &crate::train::TrainingConfig,
+    ) -> Result<crate::train::TrainingConfig> {
+        let base = crate::train::TrainingConfig {
+            init_adapter: None,
+            ..stage1.clone()
+        };
+        let cfg = overlay_training(&base, &self.training, "warmup.training")?;
+        if cfg.answer_tokens != stage1.answer_tokens || cfg.full_finetune != stage1.full_finetune {
+            return Err(CoreError::config(
+                "warmup.training",
+                "answer_tokens and full_finetune must equal [training]'s (stage 1 continues the \
+                 warm start's weights)",
+            ));
+        }
+        Ok(cfg)
+    }
+}
+
 impl InternalizationConfig {
     /// The stage-2 training settings (see [`InternalizationConfig::training`]).
     pub fn training(
@@ -292,18 +367,7 @@ impl InternalizationConfig {
             lora_dropout: 0.05,
             ..crate::train::TrainingConfig::default()
         };
-        let mut table = toml::Table::try_from(&base)
-            .map_err(|e| CoreError::config("internalization.training", e.to_string()))?;
-        for (k, v) in &self.training {
-            table.insert(k.clone(), v.clone());
-        }
-        let cfg: crate::train::TrainingConfig =
-            table.try_into().map_err(|e: toml::de::Error| {
-                CoreError::config(
-                    "internalization.training",
-                    e.to_string().trim_end().to_string(),
-                )
-            })?;
+        let cfg = overlay_training(&base, &self.training, "internalization.training")?;
         if cfg.answer_tokens != stage1.answer_tokens {
             return Err(CoreError::config(
                 "internalization.training.answer_tokens",

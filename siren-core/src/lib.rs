@@ -8,10 +8,13 @@
 #![warn(missing_docs)]
 
 pub mod answer;
+pub mod batching;
+pub mod calibration;
 pub mod config;
 pub mod data;
 pub mod engine;
 mod error;
+pub mod files;
 pub mod metrics;
 pub mod plot;
 pub mod progress;

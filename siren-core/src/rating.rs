@@ -6,7 +6,7 @@
 
 use burn::tensor::Device;
 
-use crate::engine::{Batch, Decoder, TextTokenizer};
+use crate::engine::{Decoder, Prefix, TextTokenizer};
 use crate::{CoreError, Result};
 
 /// How a distribution over ratings becomes one rating.
@@ -91,6 +91,147 @@ impl RatingTokens {
     }
 }
 
+/// The answer-only outcome of one prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerScores {
+    /// The distribution over the rating tokens, renormalised over them.
+    pub probs: Vec<f32>,
+    /// The paper's strict protocol: the one greedy token over the whole vocabulary, as a
+    /// rating when it is a rating token (`None` otherwise: an unparsable answer).
+    pub greedy: Option<f32>,
+    /// The probability the model puts on the rating tokens together.
+    pub mass: f32,
+}
+
+/// Per prompt (already ending with the answer-only suffix), the answer-only scores at the next
+/// position. With `prefix`, every prompt is `prefix` + its entry of `prompts` and the prefix
+/// is computed once ([`crate::engine::Prefix`]).
+pub fn answer_scores(
+    model: &Decoder,
+    prefix: Option<&Prefix>,
+    prompts: &[Vec<u32>],
+    tokens: &RatingTokens,
+    pad_id: u32,
+    device: &Device,
+) -> Result<Vec<AnswerScores>> {
+    let logits = crate::engine::last_logits(model, prefix, prompts, pad_id, device)?;
+    let v = logits.dims()[1];
+    let host = logits
+        .try_into_vec_as::<f32>()
+        .map_err(|e| CoreError::Numeric(format!("reading logits: {e:?}")))?;
+    Ok(host
+        .chunks_exact(v)
+        .map(|row| {
+            let top = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let total: f64 = row.iter().map(|&x| f64::from(x - top).exp()).sum();
+            let z: Vec<f32> = tokens.ids.iter().map(|&i| row[i as usize]).collect();
+            let e: Vec<f32> = z.iter().map(|x| (x - top).exp()).collect();
+            let sum: f32 = e.iter().sum();
+            let argmax = row
+                .iter()
+                .enumerate()
+                .fold((0usize, f32::NEG_INFINITY), |b, (i, &x)| {
+                    if x > b.1 { (i, x) } else { b }
+                })
+                .0 as u32;
+            AnswerScores {
+                probs: e.iter().map(|x| x / sum).collect(),
+                greedy: tokens
+                    .ids
+                    .iter()
+                    .position(|&i| i == argmax)
+                    .map(|k| tokens.values[k]),
+                mass: (f64::from(sum) / total) as f32,
+            }
+        })
+        .collect())
+}
+
+/// How [`score_grouped`] ran: the tokens it computed once and the padding of its batches.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScoringStats {
+    /// Length of the prefix every prompt shares (computed once for all).
+    pub common_prefix: usize,
+    /// Groups of two or more prompts that shared a longer prefix of their own.
+    pub shared_groups: usize,
+    /// Prompt tokens computed (prefixes once each, plus every tail).
+    pub computed_tokens: usize,
+    /// Prompt tokens in all (what scoring each prompt alone computes).
+    pub total_tokens: usize,
+    /// Padded fraction of the tail tokens, batches bucketed by length.
+    pub pad_fraction: f64,
+    /// The same without length buckets.
+    pub pad_fraction_unbucketed: f64,
+}
+
+/// Answer-only scores of many prompts (each ending with the answer-only suffix), in order,
+/// computing shared prefixes once: each of `groups` (indices into `prompts`, e.g. one user's
+/// candidates) with two or more prompts runs on its own common prefix; the other prompts run
+/// on the prefix common to all (the system prompt). Batches of `batch` are formed from tails
+/// of similar length. `progress` is told of each scored prompt.
+pub fn score_grouped(
+    model: &Decoder,
+    prompts: &[Vec<u32>],
+    groups: &[Vec<usize>],
+    tokens: &RatingTokens,
+    (pad_id, batch): (u32, usize),
+    device: &Device,
+    progress: &dyn Fn(usize),
+) -> Result<(Vec<AnswerScores>, ScoringStats)> {
+    use crate::engine::common_prefix_len;
+    let mut out: Vec<Option<AnswerScores>> = vec![None; prompts.len()];
+    let mut stats = ScoringStats {
+        total_tokens: prompts.iter().map(Vec::len).sum(),
+        ..ScoringStats::default()
+    };
+    let (mut padded, mut unbucketed, mut tail_total) = (0f64, 0f64, 0usize);
+    let mut run = |idx: &[usize], k: usize, stats: &mut ScoringStats| -> Result<()> {
+        if idx.is_empty() {
+            return Ok(());
+        }
+        let prefix = Prefix::new(model, &prompts[idx[0]][..k], device)?;
+        let tails: Vec<Vec<u32>> = idx.iter().map(|&i| prompts[i][k..].to_vec()).collect();
+        let lens: Vec<usize> = tails.iter().map(Vec::len).collect();
+        let (batches, after, before) = crate::batching::length_buckets(&lens, batch, true);
+        let n_tail: usize = lens.iter().sum();
+        padded += after * n_tail as f64;
+        unbucketed += before * n_tail as f64;
+        tail_total += n_tail;
+        stats.computed_tokens += k + n_tail;
+        for b in batches {
+            let chunk: Vec<Vec<u32>> = b.iter().map(|&j| tails[j].clone()).collect();
+            let scores = answer_scores(model, Some(&prefix), &chunk, tokens, pad_id, device)?;
+            for (&j, s) in b.iter().zip(scores) {
+                out[idx[j]] = Some(s);
+            }
+            progress(b.len());
+        }
+        Ok(())
+    };
+    let mut alone = vec![true; prompts.len()];
+    for g in groups.iter().filter(|g| g.len() > 1) {
+        let seqs: Vec<Vec<u32>> = g.iter().map(|&i| prompts[i].clone()).collect();
+        run(g, common_prefix_len(&seqs), &mut stats)?;
+        stats.shared_groups += 1;
+        for &i in g {
+            alone[i] = false;
+        }
+    }
+    let rest: Vec<usize> = (0..prompts.len()).filter(|&i| alone[i]).collect();
+    let k = common_prefix_len(&rest.iter().map(|&i| prompts[i].clone()).collect::<Vec<_>>());
+    stats.common_prefix = k;
+    run(&rest, k, &mut stats)?;
+    if tail_total > 0 {
+        stats.pad_fraction = padded / tail_total as f64;
+        stats.pad_fraction_unbucketed = unbucketed / tail_total as f64;
+    }
+    let scores = out
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| CoreError::Data("score_grouped: a prompt was left unscored".into()))?;
+    Ok((scores, stats))
+}
+
 /// Per prompt (already ending with the answer-only suffix), the distribution over the rating
 /// tokens at the next position, renormalised over them.
 pub fn rating_distributions(
@@ -100,23 +241,9 @@ pub fn rating_distributions(
     pad_id: u32,
     device: &Device,
 ) -> Result<Vec<Vec<f32>>> {
-    let batch = Batch::left_padded(prompts, pad_id, device)?;
-    let [b, _] = batch.ids.dims();
-    let logits = model.forward_tail(&batch, None, false, 1).logits; // [b, 1, v]
-    let v = logits.dims()[2];
-    let host = logits
-        .reshape([b, v])
-        .try_into_vec_as::<f32>()
-        .map_err(|e| CoreError::Numeric(format!("reading logits: {e:?}")))?;
-    Ok(host
-        .chunks_exact(v)
-        .map(|row| {
-            let z: Vec<f32> = tokens.ids.iter().map(|&i| row[i as usize]).collect();
-            let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let e: Vec<f32> = z.iter().map(|x| (x - m).exp()).collect();
-            let sum: f32 = e.iter().sum();
-            e.into_iter().map(|x| x / sum).collect()
-        })
+    Ok(answer_scores(model, None, prompts, tokens, pad_id, device)?
+        .into_iter()
+        .map(|s| s.probs)
         .collect())
 }
 
@@ -150,6 +277,33 @@ mod tests {
         for row in &d {
             assert_eq!(row.len(), 5);
             assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn the_strict_reading_takes_the_greedy_token_over_the_whole_vocabulary() {
+        let tok = crate::testkit::tiny_tokenizer().unwrap();
+        let rt = RatingTokens::new(&tok, 5).unwrap();
+        let device = Device::flex();
+        let model = crate::testkit::tiny_decoder(1, &device).unwrap();
+        let prompts = [vec![6, 9], vec![6, 10, 2], vec![3, 3, 12]];
+        let s = answer_scores(&model, None, &prompts, &rt, 0, &device).unwrap();
+        let logits = crate::engine::last_logits(&model, None, &prompts, 0, &device)
+            .unwrap()
+            .try_into_vec_as::<f32>()
+            .unwrap();
+        for (k, sc) in s.iter().enumerate() {
+            let row = &logits[k * 13..(k + 1) * 13];
+            let top = (0..13).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap() as u32;
+            // A rating token as the top token reads as that rating; anything else is a miss.
+            match rt.ids.iter().position(|&i| i == top) {
+                Some(r) => assert_eq!(sc.greedy, Some(rt.values[r])),
+                None => assert_eq!(sc.greedy, None),
+            }
+            assert!(sc.mass > 0.0 && sc.mass <= 1.0 + 1e-6);
+            let full: f32 = row.iter().map(|x| x.exp()).sum();
+            let on: f32 = rt.ids.iter().map(|&i| row[i as usize].exp()).sum();
+            assert!((sc.mass - on / full).abs() < 1e-5);
         }
     }
 }

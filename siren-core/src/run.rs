@@ -35,13 +35,7 @@ pub struct RunDir {
     path: PathBuf,
 }
 
-/// Writes `bytes` to `path` atomically (temporary file + rename), so a crash never leaves a
-/// half-written artifact.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| CoreError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| CoreError::io(path, e))
-}
+pub use crate::files::write_atomic;
 
 /// The git revision of the current directory, `-dirty` when the tree has changes.
 pub fn git_revision() -> String {

@@ -115,7 +115,8 @@ fn config_errors_name_the_key_and_list_valid_names() {
         .to_string();
     assert!(
         e.contains(
-            "unknown rating-baseline `median`; valid names: global-mean, item-avg, mf, user-avg"
+            "unknown rating-baseline `median`; valid names: baseline-only, constant, global-mean, \
+             item-avg, mf, user-avg"
         ),
         "{e}"
     );
@@ -138,10 +139,7 @@ fn config_errors_name_the_key_and_list_valid_names() {
 
 #[test]
 fn paper_movies_reference_numbers() {
-    let Some(dir) = paper_movies_dir() else {
-        eprintln!("skipped: ../shared/data/amazon-movies not present");
-        return;
-    };
+    let dir = paper_movies_dir().expect("data/amazon-movies ships with the project");
     let tmp = tempfile::tempdir().unwrap();
     siren(&[
         "baselines",

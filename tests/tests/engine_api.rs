@@ -433,3 +433,37 @@ fn lora_target_plugins_select_sites() {
         assert_eq!(cfg["r"], 2);
     }
 }
+
+/// Log-probabilities at a temperature are those of the distribution the sampler draws from at
+/// that temperature (GRPO scores its samples so, as VERL does).
+#[test]
+fn logprobs_at_a_temperature_match_the_sampling_distribution() {
+    use siren_core::engine::{completion_logprobs_at, sampling_distribution};
+    let exp = expected("llama");
+    for (dev_name, device) in devices() {
+        let model = load_hf_dir(&fixture("llama"), None, &device).unwrap();
+        let prompt = exp.prompts[0][..4].to_vec();
+        let batch = Batch::left_padded(std::slice::from_ref(&prompt), 0, &device).unwrap();
+        let logits = host(model.forward_tail(&batch, None, false, 1).logits);
+        for t in [1.0f32, 0.6, 1.7] {
+            let dist = sampling_distribution(&logits, t, 0, 1.0);
+            for &(tok, p) in dist.iter().take(3) {
+                let sc = completion_logprobs_at(
+                    &model,
+                    std::slice::from_ref(&prompt),
+                    &[vec![tok]],
+                    0,
+                    t,
+                    &device,
+                )
+                .unwrap();
+                let lp = host(sc.logprobs)[0];
+                assert!(
+                    (lp.exp() - p).abs() < 1e-4,
+                    "{dev_name} T={t}: token {tok} p={p} but exp(logprob)={}",
+                    lp.exp()
+                );
+            }
+        }
+    }
+}

@@ -111,6 +111,9 @@ fn ctx(dir: &Path, lr: f64, steps: usize, full: bool) -> RunCtx {
             checkpoint_every: 1000,
             full_finetune: full,
             lora_dropout: 0.0,
+            // The CoT model is trained by a plain AdamW loop without clipping: every model of
+            // the comparison trains with the same optimizer.
+            grad_clip: 0.0,
             ..TrainingConfig::default()
         },
         resume: false,

@@ -106,7 +106,14 @@ pub fn internalize(
     let (layers, width) = (teacher.layers, teacher.hidden);
     let pad = policy.pad_id();
     run_loop(name, policy, n, hash, ctx, &mut |policy, optim, input| {
-        let chunks: Vec<&[usize]> = input.indices.chunks(micro).collect();
+        // Micro-batches of students of similar length: less padding, the same step loss.
+        let lens: Vec<usize> = input.indices.iter().map(|&i| students[i].len()).collect();
+        let (groups, pad_fraction, _) = siren_core::batching::length_buckets(&lens, micro, true);
+        let order: Vec<Vec<usize>> = groups
+            .iter()
+            .map(|g| g.iter().map(|&j| input.indices[j]).collect())
+            .collect();
+        let chunks: Vec<&[usize]> = order.iter().map(Vec::as_slice).collect();
         let total = input.indices.len() as f64;
         let mut sums = BTreeMap::<&str, f64>::new();
         let loss = accumulated_step(
@@ -197,6 +204,7 @@ pub fn internalize(
         let mut m: BTreeMap<String, f64> =
             sums.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         m.insert("loss".into(), loss);
+        m.insert("pad_fraction".into(), pad_fraction);
         Ok(m)
     })
 }

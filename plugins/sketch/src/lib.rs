@@ -121,7 +121,11 @@ pub(crate) fn finish(
     if p.max_dislikes > 0 {
         dislikes.truncate(p.max_dislikes);
     }
-    Sketch { likes, dislikes }
+    Sketch {
+        likes,
+        dislikes,
+        threshold: Some(p.theta),
+    }
 }
 
 pub(crate) fn topic(t: usize, names: &[String], s: &TopicStats) -> SketchTopic {

@@ -86,7 +86,13 @@ mod tests {
         assert!((s.likes[0].mean_rating - 14.0 / 3.0).abs() < 1e-6);
         assert_eq!(s.likes[1].name, "T0");
         // Empty history → empty sketch.
-        assert_eq!(rule.build(&[], &names(5)).unwrap(), Sketch::default());
+        let empty = rule.build(&[], &names(5)).unwrap();
+        assert!(empty.likes.is_empty() && empty.dislikes.is_empty());
+        assert_eq!(
+            empty.threshold,
+            Some(4.0),
+            "the sketch carries the rule's θ"
+        );
         // Limits and min support.
         let rule = PaperRule::from_params(RuleParams {
             max_likes: 1,

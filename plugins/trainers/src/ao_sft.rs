@@ -99,7 +99,16 @@ impl PolicyTrainer for AoSft {
             hash,
             ctx,
             &mut |policy, optim, input| {
-                let chunks: Vec<&[usize]> = input.indices.chunks(micro).collect();
+                // Micro-batches of prompts of similar length (the step's loss is the same
+                // whatever the grouping): less padding.
+                let lens: Vec<usize> = input.indices.iter().map(|&i| data[i].0.len()).collect();
+                let (groups, pad_fraction, unbucketed) =
+                    siren_core::batching::length_buckets(&lens, micro, true);
+                let order: Vec<Vec<usize>> = groups
+                    .iter()
+                    .map(|g| g.iter().map(|&j| input.indices[j]).collect())
+                    .collect();
+                let chunks: Vec<&[usize]> = order.iter().map(Vec::as_slice).collect();
                 let tokens: usize = input.indices.iter().map(|&i| data[i].1.len()).sum();
                 let loss = crate::accumulated_step(
                     policy,
@@ -112,13 +121,24 @@ impl PolicyTrainer for AoSft {
                             chunks[k].iter().map(|&i| data[i].0.clone()).collect();
                         let comps: Vec<Vec<u32>> =
                             chunks[k].iter().map(|&i| data[i].1.clone()).collect();
-                        let sc = policy.scores(&prompts, &comps)?;
+                        // The prefix all prompts share (the system prompt) is computed once.
+                        let owner: Vec<usize> = (0..prompts.len()).collect();
+                        let sc = policy.scores_shared(
+                            siren_core::engine::SharedPrefix {
+                                prompts: &prompts,
+                                owner: &owner,
+                                completions: &comps,
+                            },
+                            1.0,
+                        )?;
                         Ok(sc.logprobs.sum().neg().div_scalar(tokens as f64))
                     },
                 )?;
                 Ok(BTreeMap::from([
                     ("loss".to_string(), loss),
                     ("answer_tokens".to_string(), tokens as f64),
+                    ("pad_fraction".to_string(), pad_fraction),
+                    ("pad_fraction_unbucketed".to_string(), unbucketed),
                 ]))
             },
         )

@@ -2,7 +2,8 @@
 //! STaR / RFT). Per step, `group_size` completions of each prompt are sampled; those in the
 //! `<think>…</think><answer>…</answer>` format whose rating equals the label (within
 //! `tolerance`) are kept, and the loss is their token-mean cross-entropy. A step that keeps
-//! nothing makes no update (its loss is logged as 0 and `kept` as 0).
+//! nothing makes no update (its loss is logged as 0 and `kept` as 0). A prompt is computed
+//! once for all of its completions, when sampling and in the loss.
 
 use std::collections::BTreeMap;
 
@@ -137,12 +138,19 @@ impl PolicyTrainer for CotSft {
                     input.step,
                     chunks.len(),
                     &mut |policy, k| {
-                        let pr: Vec<Vec<u32>> = chunks[k]
-                            .iter()
-                            .map(|s| prompts[s.prompt].clone())
-                            .collect();
+                        // Kept completions of one prompt share its computation.
+                        let rows: Vec<usize> = chunks[k].iter().map(|s| s.prompt).collect();
+                        let (uniq, owner) = crate::distinct(&rows);
+                        let pr: Vec<Vec<u32>> = uniq.iter().map(|&i| prompts[i].clone()).collect();
                         let co: Vec<Vec<u32>> = chunks[k].iter().map(|s| s.ids.clone()).collect();
-                        let sc = policy.scores(&pr, &co)?;
+                        let sc = policy.scores_shared(
+                            siren_core::engine::SharedPrefix {
+                                prompts: &pr,
+                                owner: &owner,
+                                completions: &co,
+                            },
+                            1.0,
+                        )?;
                         Ok(sc.logprobs.sum().neg().div_scalar(tokens as f64))
                     },
                 )?;

@@ -14,7 +14,13 @@
 //! 4. `loss_agg = "seq-mean-token-mean"` (default) averages tokens within each completion and
 //!    then completions; `"token-mean"` averages every token of the step;
 //! 5. `inner_steps` optimizer updates on the same samples (each over all of them, with
-//!    gradient accumulation over `[training] micro_batch` sequences).
+//!    gradient accumulation over micro-batches of whole groups: `max(1, micro_batch / G)`
+//!    prompts with their G completions each).
+//!
+//! Log-probabilities (policy, sampling weights, reference) are those of the sampling
+//! distribution: logits divided by `temperature`, as VERL computes them. Each prompt is
+//! computed once for all G of its completions, when sampling and when scoring
+//! ([`siren_core::engine::shared_prefix_logprobs`]).
 //!
 //! The first completion of up to 4 prompts per step goes to `samples.jsonl` (step, example,
 //! reward, text).
@@ -24,7 +30,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use siren_core::burn::tensor::{Tensor, TensorData};
-use siren_core::engine::completion_logprobs;
+use siren_core::engine::{SharedPrefix, shared_prefix_logprobs};
 use siren_core::train::{Policy, run_loop};
 use siren_core::traits::{Example, PolicyTrainer, Reward, RunCtx, TrainReport};
 use siren_core::{CoreError, Plugin, Result};
@@ -297,29 +303,52 @@ impl PolicyTrainer for Grpo {
                     / n as f64)
                     .sqrt();
 
-                // 3. Log-probs of the reference, per micro-batch. Those of the sampling weights
-                // are the first inner update's own (detached): the weights have not moved yet.
+                // 3. Log-probs of the reference, per micro-batch of whole groups. Those of the
+                // sampling weights are the first inner update's own (detached): the weights
+                // have not moved yet.
+                let per_micro = (micro / g).max(1) * g;
                 let chunks: Vec<Vec<usize>> = (0..n)
                     .collect::<Vec<_>>()
-                    .chunks(micro)
+                    .chunks(per_micro)
                     .map(<[usize]>::to_vec)
                     .collect();
-                let inputs = |c: &[usize]| -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
-                    (
-                        c.iter()
-                            .map(|&j| prompts[samples[j].prompt].clone())
-                            .collect(),
-                        c.iter().map(|&j| samples[j].ids.clone()).collect(),
-                    )
+                struct Inputs {
+                    prompts: Vec<Vec<u32>>,
+                    owner: Vec<usize>,
+                    completions: Vec<Vec<u32>>,
+                }
+                let inputs = |c: &[usize]| -> Inputs {
+                    let rows: Vec<usize> = c.iter().map(|&j| samples[j].prompt).collect();
+                    let (uniq, owner) = crate::distinct(&rows);
+                    Inputs {
+                        prompts: uniq.iter().map(|&i| prompts[i].clone()).collect(),
+                        owner,
+                        completions: c.iter().map(|&j| samples[j].ids.clone()).collect(),
+                    }
                 };
+                fn shared(x: &Inputs) -> SharedPrefix<'_> {
+                    SharedPrefix {
+                        prompts: &x.prompts,
+                        owner: &x.owner,
+                        completions: &x.completions,
+                    }
+                }
+                let temperature = p.temperature;
                 let mut refs = Vec::with_capacity(chunks.len());
                 if p.kl_coef > 0.0 {
                     let device = policy.inference_device();
                     let ref_model = policy.reference_model();
                     for c in &chunks {
-                        let (pr, co) = inputs(c);
+                        let x = inputs(c);
                         refs.push(crate::host(
-                            completion_logprobs(&ref_model, &pr, &co, pad, &device)?.logprobs,
+                            shared_prefix_logprobs(
+                                &ref_model,
+                                shared(&x),
+                                pad,
+                                temperature,
+                                &device,
+                            )?
+                            .logprobs,
                         )?);
                     }
                 }
@@ -338,8 +367,8 @@ impl PolicyTrainer for Grpo {
                         chunks.len(),
                         &mut |policy, k| {
                             let c = &chunks[k];
-                            let (pr, co) = inputs(c);
-                            let sc = policy.scores(&pr, &co)?;
+                            let x = inputs(c);
+                            let sc = policy.scores_shared(shared(&x), temperature)?;
                             let [m, width] = sc.logprobs.dims();
                             let dev = &policy.device;
                             let t = |v: Vec<f32>, shape: [usize; 2]| {

@@ -87,8 +87,26 @@ pub(crate) struct Sample {
     pub ids: Vec<u32>,
 }
 
+/// The distinct prompts of `rows` (prompt indices, in first-appearance order) and, for each
+/// row, the position of its prompt among them: the input of the shared-prefix engine calls.
+pub(crate) fn distinct(rows: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let (mut uniq, mut owner) = (Vec::new(), Vec::with_capacity(rows.len()));
+    for &r in rows {
+        let pos = match uniq.iter().position(|&u| u == r) {
+            Some(p) => p,
+            None => {
+                uniq.push(r);
+                uniq.len() - 1
+            }
+        };
+        owner.push(pos);
+    }
+    (uniq, owner)
+}
+
 /// `group_size` completions of each prompt in `indices` (consecutive per prompt), sampled with
-/// the current weights, ending at EOS or `</answer>`; seeded by `seed`.
+/// the current weights, ending at EOS or `</answer>`; seeded by `seed`. Each generation call
+/// computes each of its prompts once and samples all of that prompt's completions from it.
 pub(crate) fn sample_groups(
     policy: &Policy,
     prompts: &[Vec<u32>],
@@ -116,8 +134,13 @@ pub(crate) fn sample_groups(
             pad_id: policy.pad_id(),
             use_cache: true,
         };
-        let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| prompts[i].clone()).collect();
-        for (ids, &i) in policy.generate(&batch, &cfg)?.into_iter().zip(chunk) {
+        let (uniq, owner) = distinct(chunk);
+        let batch: Vec<Vec<u32>> = uniq.iter().map(|&i| prompts[i].clone()).collect();
+        for (ids, &i) in policy
+            .generate_shared(&batch, &owner, &cfg)?
+            .into_iter()
+            .zip(chunk)
+        {
             samples.push(Sample { prompt: i, ids });
         }
     }

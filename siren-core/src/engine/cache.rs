@@ -1,6 +1,6 @@
 //! The key/value cache, passed explicitly to every forward call.
 
-use burn::tensor::{Bool, Int, Tensor};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 /// Keys and values of every layer for the tokens seen so far, with their padding mask and
 /// the next position of each sequence.
@@ -32,5 +32,43 @@ impl KvCache {
     /// Whether nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Number of cached sequences.
+    pub fn rows(&self) -> usize {
+        self.pad.as_ref().map(|p| p.dims()[0]).unwrap_or(0)
+    }
+
+    /// A cache whose row `i` is row `rows[i]` of this one: a prefix computed once, fanned out
+    /// to each of its continuations. On an autodiff device the gradients of every copy flow
+    /// back into the one computed prefix.
+    pub fn select_rows(&self, rows: &[usize], device: &Device) -> Self {
+        let idx = Tensor::<1, Int>::from_data(
+            TensorData::new(rows.iter().map(|&r| r as i64).collect(), [rows.len()]),
+            device,
+        );
+        Self {
+            layers: self
+                .layers
+                .iter()
+                .map(|l| {
+                    l.as_ref().map(|(k, v)| {
+                        (
+                            k.clone().select(0, idx.clone()),
+                            v.clone().select(0, idx.clone()),
+                        )
+                    })
+                })
+                .collect(),
+            // Through ints: a selected bool tensor comes back as bytes on some backends.
+            pad: self
+                .pad
+                .as_ref()
+                .map(|p| p.clone().int().select(0, idx.clone()).bool()),
+            next_position: self
+                .next_position
+                .as_ref()
+                .map(|p| p.clone().select(0, idx.clone())),
+        }
     }
 }

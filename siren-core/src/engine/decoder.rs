@@ -10,6 +10,7 @@ use super::cache::KvCache;
 use super::config::DecoderSpec;
 use super::lora::LoraLinear;
 use super::rope;
+use super::token_rows::TokenRows;
 use super::weights::Weights;
 use crate::{CoreError, Result};
 
@@ -55,6 +56,8 @@ pub struct Decoder {
     pub norm: RmsNorm,
     /// Output projection; `None` when tied to the embeddings.
     pub lm_head: Option<Linear>,
+    /// Embedding (and untied `lm_head`) rows trained on their own (see `token_rows.rs`).
+    pub token_rows: Option<TokenRows>,
     /// RoPE inverse frequencies.
     pub inv_freq: Vec<f32>,
     /// The configuration.
@@ -221,6 +224,7 @@ impl Decoder {
             layers,
             norm,
             lm_head,
+            token_rows: None,
             inv_freq: rope::inverse_frequencies(&spec),
             spec,
         })
@@ -288,6 +292,9 @@ impl Decoder {
             .expand([b, 1, s, t]);
         let mask = causal.bool_or(pad.clone().reshape([b, 1, 1, t]).expand([b, 1, s, t]));
         let mut x = self.embed_tokens.forward(batch.ids.clone());
+        if let Some(tr) = &self.token_rows {
+            x = tr.embed(x, &batch.ids);
+        }
         let dtype = x.dtype();
         let (cos, sin) = rope::tables(&self.inv_freq, batch.positions.clone(), &device);
         let (cos, sin) = (cos.cast(dtype), sin.cast(dtype));
@@ -326,11 +333,16 @@ impl Decoder {
         } else {
             x
         };
-        let logits = match &self.lm_head {
-            Some(head) => head.forward(x),
-            None => x.matmul(self.embed_tokens.weight.val().transpose().unsqueeze::<3>()),
+        let mut logits = match &self.lm_head {
+            Some(head) => head.forward(x.clone()),
+            None => x
+                .clone()
+                .matmul(self.embed_tokens.weight.val().transpose().unsqueeze::<3>()),
+        };
+        if let Some(tr) = &self.token_rows {
+            logits = tr.logits(logits, x);
         }
-        .cast(DType::F32);
+        let logits = logits.cast(DType::F32);
         if let Some(c) = cache {
             c.pad = Some(pad);
             c.next_position = Some(batch.positions.clone().narrow(1, s - 1, 1).add_scalar(1));

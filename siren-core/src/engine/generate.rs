@@ -240,15 +240,75 @@ pub fn generate(
         }
         return Ok(outs.out);
     }
+    let owner: Vec<usize> = (0..prompts.len()).collect();
+    decode_cached(model, prompts, &owner, cfg, device, &mut sampler, &mut outs)?;
+    Ok(outs.out)
+}
+
+/// [`generate`] for continuations that share prompts: row `i` of the result continues
+/// `prompts[owner[i]]`. Each prompt is computed once and its KV cache fanned out to its rows
+/// ([`KvCache::select_rows`]), so G samples of one prompt cost one prefill. The tokens drawn
+/// are those of [`generate`] on the prompts repeated as `owner` says, with the same seed.
+pub fn generate_shared(
+    model: &Decoder,
+    prompts: &[Vec<u32>],
+    owner: &[usize],
+    cfg: &GenerationConfig,
+    device: &Device,
+) -> Result<Vec<Vec<u32>>> {
+    cfg.validate()?;
+    if let Some(&o) = owner.iter().find(|&&o| o >= prompts.len()) {
+        return Err(CoreError::Data(format!(
+            "generate_shared: owner {o} is not one of the {} prompts",
+            prompts.len()
+        )));
+    }
+    let mut outs = Outputs {
+        out: vec![Vec::new(); owner.len()],
+        done: vec![false; owner.len()],
+        cfg,
+    };
+    if cfg.max_new_tokens == 0 || owner.is_empty() {
+        return Ok(outs.out);
+    }
+    let mut sampler = Sampler {
+        rng: StdRng::seed_from_u64(cfg.seed),
+    };
+    if !cfg.use_cache {
+        let rows: Vec<Vec<u32>> = owner.iter().map(|&o| prompts[o].clone()).collect();
+        return generate(model, &rows, cfg, device);
+    }
+    decode_cached(model, prompts, owner, cfg, device, &mut sampler, &mut outs)?;
+    Ok(outs.out)
+}
+
+/// The cached decoding loop: prefill `prompts` once, fan the cache out to `owner`'s rows,
+/// then one token per step for every row until all are done.
+fn decode_cached(
+    model: &Decoder,
+    prompts: &[Vec<u32>],
+    owner: &[usize],
+    cfg: &GenerationConfig,
+    device: &Device,
+    sampler: &mut Sampler,
+    outs: &mut Outputs<'_>,
+) -> Result<()> {
     let mut cache = KvCache::new(model.layers.len());
     let batch = Batch::left_padded(prompts, cfg.pad_id, device)?;
-    let mut next = sampler.pick(
-        cfg,
-        model
-            .forward_tail(&batch, Some(&mut cache), false, 1)
-            .logits,
-    )?;
-    let b = prompts.len();
+    let mut logits = model
+        .forward_tail(&batch, Some(&mut cache), false, 1)
+        .logits;
+    let identity = owner.len() == prompts.len() && owner.iter().enumerate().all(|(i, &o)| i == o);
+    if !identity {
+        let idx = Tensor::<1, burn::tensor::Int>::from_data(
+            TensorData::new(owner.iter().map(|&o| o as i64).collect(), [owner.len()]),
+            device,
+        );
+        logits = logits.select(0, idx);
+        cache = cache.select_rows(owner, device);
+    }
+    let mut next = sampler.pick(cfg, logits)?;
+    let b = owner.len();
     for step in 0..cfg.max_new_tokens {
         if outs.push(&next) || step + 1 == cfg.max_new_tokens {
             break;
@@ -270,7 +330,7 @@ pub fn generate(
                 .logits,
         )?;
     }
-    Ok(outs.out)
+    Ok(())
 }
 
 /// Greedy continuation of each prompt by up to `max_new_tokens` tokens (left-padded batch). A

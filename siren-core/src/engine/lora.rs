@@ -136,9 +136,51 @@ struct PeftConfig {
     task_type: Option<String>,
     #[serde(default)]
     base_model_name_or_path: Option<String>,
+    /// Token ids whose embedding rows train on their own: a list (the embedding, and a tied
+    /// `lm_head` with it) or `{"embed_tokens": [...], "lm_head": [...]}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trainable_token_indices: Option<serde_json::Value>,
 }
 
 const PEFT_PREFIX: &str = "base_model.model.";
+/// PEFT's keys of trained token rows (embedding, untied `lm_head`).
+const TOKEN_EMBED_KEY: &str =
+    "base_model.model.model.embed_tokens.token_adapter.trainable_tokens_delta";
+const TOKEN_HEAD_KEY: &str = "base_model.model.lm_head.token_adapter.trainable_tokens_delta";
+
+/// The token ids of `trainable_token_indices` (a list, or a map whose lists must agree).
+fn token_indices(v: &serde_json::Value) -> std::result::Result<Vec<u32>, String> {
+    let list = |v: &serde_json::Value| -> std::result::Result<Vec<u32>, String> {
+        v.as_array()
+            .ok_or("expected a list of token ids")?
+            .iter()
+            .map(|x| {
+                x.as_u64()
+                    .and_then(|i| u32::try_from(i).ok())
+                    .ok_or_else(|| format!("`{x}` is not a token id"))
+            })
+            .collect()
+    };
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut ids: Option<Vec<u32>> = None;
+            for (layer, l) in m {
+                if layer != "embed_tokens" && layer != "lm_head" {
+                    return Err(format!(
+                        "layer `{layer}`: only embed_tokens and lm_head are supported"
+                    ));
+                }
+                let l = list(l)?;
+                if ids.as_ref().is_some_and(|i| *i != l) {
+                    return Err("embed_tokens and lm_head must list the same ids".into());
+                }
+                ids = Some(l);
+            }
+            Ok(ids.unwrap_or_default())
+        }
+        other => list(other),
+    }
+}
 
 impl Decoder {
     /// Every linear site with its HF name (`model.layers.{i}.self_attn.q_proj`, ...), in
@@ -223,12 +265,16 @@ impl Decoder {
         Ok((model, n))
     }
 
-    /// Turns every adapter on or off (off = the base model, e.g. GRPO's reference policy).
+    /// Turns every adapter (and trained token rows) on or off (off = the base model, e.g.
+    /// GRPO's reference policy).
     pub fn set_lora_enabled(&mut self, enabled: bool) {
         for (_, lin) in self.linear_sites_mut() {
             if let Some(a) = lin.adapter.as_mut() {
                 a.enabled = enabled;
             }
+        }
+        if let Some(tr) = self.token_rows.as_mut() {
+            tr.enabled = enabled;
         }
     }
 
@@ -241,12 +287,12 @@ impl Decoder {
     }
 
     /// Folds every enabled adapter into its base weight (for inference) and removes all
-    /// adapters.
+    /// adapters; trained token rows are written into their matrices.
     pub fn merge_lora(mut self) -> Self {
         for (_, lin) in self.linear_sites_mut() {
             lin.merge();
         }
-        self
+        self.merge_token_rows()
     }
 
     /// Writes the adapters in PEFT's layout: `dir/adapter_model.safetensors` and
@@ -271,9 +317,29 @@ impl Decoder {
                 "the model has no LoRA adapter to save".into(),
             ));
         }
+        let mut token_ids = None;
+        if let Some(tr) = &self.token_rows {
+            let mut put = |key: &str, t: Tensor<2>| -> Result<()> {
+                let shape = t.dims().to_vec();
+                let data = t
+                    .try_into_vec_as::<f32>()
+                    .map_err(|e| CoreError::Numeric(format!("reading `{key}`: {e:?}")))?;
+                tensors.insert(key.to_string(), (shape, data));
+                Ok(())
+            };
+            put(TOKEN_EMBED_KEY, tr.embed.val())?;
+            let ids = serde_json::json!(tr.ids);
+            token_ids = Some(match &tr.head {
+                Some(h) => {
+                    put(TOKEN_HEAD_KEY, h.val())?;
+                    serde_json::json!({"embed_tokens": ids, "lm_head": ids})
+                }
+                None => ids,
+            });
+        }
         std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
         let bytes = serialize_f32(&tensors)?;
-        crate::run::write_atomic(&dir.join("adapter_model.safetensors"), &bytes)?;
+        crate::files::write_atomic(&dir.join("adapter_model.safetensors"), &bytes)?;
         let cfg = PeftConfig {
             peft_type: "LORA".into(),
             r: spec.r,
@@ -286,10 +352,11 @@ impl Decoder {
             bias: Some("none".into()),
             task_type: Some("CAUSAL_LM".into()),
             base_model_name_or_path: base_model.map(str::to_string),
+            trainable_token_indices: token_ids,
         };
         let json =
             serde_json::to_vec_pretty(&cfg).map_err(|e| CoreError::Numeric(e.to_string()))?;
-        crate::run::write_atomic(&dir.join("adapter_config.json"), &json)?;
+        crate::files::write_atomic(&dir.join("adapter_config.json"), &json)?;
         Ok(())
     }
 
@@ -336,10 +403,40 @@ impl Decoder {
             dropout: cfg.lora_dropout,
         };
         spec.validate()?;
+        let token_ids = match &cfg.trainable_token_indices {
+            Some(v) => token_indices(v).map_err(|m| CoreError::Parse {
+                path: cfg_path.clone(),
+                line: 0,
+                field: Some("trainable_token_indices".into()),
+                message: m,
+            })?,
+            None => Vec::new(),
+        };
         let st_path = dir.join("adapter_model.safetensors");
         let mut w = Weights::from_safetensors(&st_path)?;
         let mut model = self.no_grad();
         let device = model.embed_tokens.weight.val().device();
+        if !token_ids.is_empty() {
+            let (n, h) = (token_ids.len(), model.spec.hidden_size);
+            let embed: Tensor<2> = w.take(TOKEN_EMBED_KEY, [n, h], &device)?;
+            let head: Option<Tensor<2>> = if model.lm_head.is_some() {
+                Some(w.take(TOKEN_HEAD_KEY, [n, h], &device)?)
+            } else {
+                None
+            };
+            if let Some(&bad) = token_ids
+                .iter()
+                .find(|&&i| i as usize >= model.spec.vocab_size)
+            {
+                return Err(CoreError::Data(format!(
+                    "{}: trainable token {bad} is outside the model's vocabulary of {} (was the \
+                     adapter trained with training.answer_tokens = true?)",
+                    cfg_path.display(),
+                    model.spec.vocab_size
+                )));
+            }
+            model = model.with_token_rows(token_ids, embed, head)?;
+        }
         let mut n = 0;
         for (name, lin) in model.linear_sites_mut() {
             let ka = format!("{PEFT_PREFIX}{name}.lora_A.weight");

@@ -21,7 +21,9 @@ mod infer;
 mod load;
 mod lora;
 mod params;
+mod prefix;
 mod rope;
+mod token_rows;
 mod tokenizer;
 mod vocab;
 mod weights;
@@ -29,12 +31,19 @@ mod weights;
 pub use cache::KvCache;
 pub use config::{DecoderSpec, RopeScaling};
 pub use decoder::{Batch, Decoder, ForwardOutput};
-pub use generate::{GenerationConfig, StopFn, generate, greedy, sampling_distribution};
-pub use infer::{CompletionScores, PositionStates, completion_logprobs, states_at};
+pub use generate::{
+    GenerationConfig, StopFn, generate, generate_shared, greedy, sampling_distribution,
+};
+pub use infer::{
+    CompletionScores, PositionStates, SharedPrefix, completion_logprobs, completion_logprobs_at,
+    shared_prefix_logprobs, states_at,
+};
 pub use load::{load_gguf, load_hf_dir, load_model};
 pub(crate) use lora::serialize_f32;
 pub use lora::{Adapter, LoraLinear, LoraSpec};
 pub use params::TensorMap;
+pub use prefix::{Prefix, common_prefix_len, last_logits};
+pub use token_rows::TokenRows;
 pub use tokenizer::{Message, TextTokenizer};
 pub use vocab::{ANSWER_TOKENS, add_answer_tokens, add_tokens};
 pub use weights::Weights;

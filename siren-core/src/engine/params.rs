@@ -114,7 +114,21 @@ impl ModuleMapper for Replace {
     }
 }
 
+struct RequireGrad;
+
+impl ModuleMapper for RequireGrad {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.set_require_grad(true)
+    }
+}
+
 impl Decoder {
+    /// Marks every parameter as trainable (full fine-tuning), including weights that a merge
+    /// of adapters or [`Module::no_grad`] left frozen.
+    pub fn require_grad_all(self) -> Self {
+        self.map(&mut RequireGrad)
+    }
+
     /// Gives every parameter an id derived from its path, so that the same model built twice
     /// (e.g. before a crash and on resume) has the same ids and saved optimizer state applies.
     pub fn with_stable_param_ids(self) -> Self {

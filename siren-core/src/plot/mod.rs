@@ -36,7 +36,7 @@ fn write_both(
     svg: &str,
     png: impl FnOnce(&Path) -> std::result::Result<(), String>,
 ) -> Result<()> {
-    crate::run::write_atomic(&stem.with_extension("svg"), svg.as_bytes())?;
+    crate::files::write_atomic(&stem.with_extension("svg"), svg.as_bytes())?;
     if png::font().is_some() {
         let path = stem.with_extension("png");
         if let Err(e) = png(&path) {

@@ -8,7 +8,14 @@
 //!   token budget of the sketch prompt (same input length, raw history instead of a sketch);
 //! - `full-history` (for token accounting): every past interaction.
 //!
-//! The category word ("movie", "book") comes from the config.
+//! The category word ("movie", "book") comes from the config. `[prompt] style` picks the
+//! paper's wording and item rendering (`paper`, default) or the [`compact`] one (the same
+//! information in fewer tokens).
+
+pub mod compact;
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +49,39 @@ impl Strategy {
     }
 }
 
+/// Which interactions a prompt's sketch is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SketchScope {
+    /// The user's interactions strictly before the prompt's target (default): a training
+    /// prompt never sees its own rating or later ones, as at valid/test time.
+    BeforeTarget,
+    /// One sketch per user from the whole history before the evaluated split, shared by every
+    /// prompt of the user (training prompts then see their own and later ratings; kept for
+    /// the ablation).
+    PerUser,
+}
+
+impl SketchScope {
+    /// Kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BeforeTarget => "before-target",
+            Self::PerUser => "per-user",
+        }
+    }
+}
+
+/// How prompts are worded and items rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PromptStyle {
+    /// Table 12 of the paper: its instructions, `Title, Cat|Cat|Cat, 4.0` lines.
+    Paper,
+    /// Short instructions and `Title | genre, genre | 4` lines ([`compact`]).
+    Compact,
+}
+
 /// Prompt settings (`[prompt]` in a run config).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -52,8 +92,14 @@ pub struct PromptConfig {
     pub recent: usize,
     /// The user-modelling strategy.
     pub strategy: Strategy,
-    /// Rating threshold quoted in the sketch headers ("ratings ≥ 4").
-    pub like_threshold: f32,
+    /// Which interactions each prompt's sketch summarises (default `before-target`).
+    pub sketch_scope: SketchScope,
+    /// Wording and item rendering (default `paper`).
+    pub style: PromptStyle,
+    /// Removed: the sketch headers quote the sketch rule's own θ (`[sketch.params] theta`).
+    /// Kept only to name the new key when an old config sets it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub like_threshold: Option<f32>,
 }
 
 impl Default for PromptConfig {
@@ -62,7 +108,9 @@ impl Default for PromptConfig {
             category: "movie".into(),
             recent: 10,
             strategy: Strategy::Sketch,
-            like_threshold: 4.0,
+            sketch_scope: SketchScope::BeforeTarget,
+            style: PromptStyle::Paper,
+            like_threshold: None,
         }
     }
 }
@@ -75,6 +123,13 @@ impl PromptConfig {
         }
         if self.recent == 0 {
             return Err(CoreError::config("prompt.recent", "must be at least 1"));
+        }
+        if self.like_threshold.is_some() {
+            return Err(CoreError::config(
+                "prompt.like_threshold",
+                "was removed: the sketch headers quote the sketch rule's threshold; set \
+                 `theta` in [sketch.params] instead",
+            ));
         }
         Ok(())
     }
@@ -103,11 +158,14 @@ pub fn system_prompt(category: &str) -> String {
 }
 
 /// The sketch as text (the authors' format): liked topics, then disliked topics, one per line.
-/// An empty sketch says so.
+/// The headers quote the threshold of the rule that built the sketch. An empty sketch says so.
 pub fn sketch_text(sketch: &Sketch, cfg: &PromptConfig) -> String {
     let mut parts = Vec::new();
     let cat = &cfg.category;
-    let th = cfg.like_threshold;
+    let (like, dislike) = match sketch.threshold {
+        Some(th) => (format!(" (ratings ≥ {th})"), format!(" (ratings < {th})")),
+        None => (String::new(), String::new()),
+    };
     if !sketch.likes.is_empty() {
         let lines: Vec<String> = sketch
             .likes
@@ -115,7 +173,7 @@ pub fn sketch_text(sketch: &Sketch, cfg: &PromptConfig) -> String {
             .map(|t| format!("- {}", t.name))
             .collect();
         parts.push(format!(
-            "The user shows preference for the following {cat} topics (ratings ≥ {th}):\n{}",
+            "The user shows preference for the following {cat} topics{like}:\n{}",
             lines.join("\n")
         ));
     }
@@ -126,7 +184,7 @@ pub fn sketch_text(sketch: &Sketch, cfg: &PromptConfig) -> String {
             .map(|t| format!("- {}", t.name))
             .collect();
         parts.push(format!(
-            "The user shows dislike for the following {cat} topics (ratings < {th}):\n{}",
+            "The user shows dislike for the following {cat} topics{dislike}:\n{}",
             lines.join("\n")
         ));
     }
@@ -173,16 +231,89 @@ pub fn interaction_line(ds: &Dataset, x: &Interaction) -> String {
 pub struct PromptBuilder {
     /// Settings.
     pub cfg: PromptConfig,
+    /// Category components most items share (compact style), from the first dataset seen.
+    frequent: OnceLock<HashSet<String>>,
 }
 
 impl PromptBuilder {
     /// A builder with checked settings.
     pub fn new(cfg: PromptConfig) -> Result<Self> {
         cfg.validate()?;
-        Ok(Self { cfg })
+        Ok(Self {
+            cfg,
+            frequent: OnceLock::new(),
+        })
+    }
+
+    /// An item as prompts show it (`Title, Genres` or, compact, `Title | genre, genre`).
+    pub fn item(&self, ds: &Dataset, item: u32) -> String {
+        match self.cfg.style {
+            PromptStyle::Paper => item_text(ds, item),
+            PromptStyle::Compact => {
+                let f = self
+                    .frequent
+                    .get_or_init(|| compact::frequent_components(ds));
+                compact::item_text(ds, item, f)
+            }
+        }
+    }
+
+    /// One rated line of the user's history.
+    pub fn line(&self, ds: &Dataset, x: &Interaction) -> String {
+        match self.cfg.style {
+            PromptStyle::Paper => interaction_line(ds, x),
+            PromptStyle::Compact => {
+                format!("{} | {}", self.item(ds, x.item), compact::rating(x.rating))
+            }
+        }
+    }
+
+    /// The sketch as the prompt shows it.
+    pub fn sketch(&self, sketch: &Sketch) -> String {
+        match self.cfg.style {
+            PromptStyle::Paper => sketch_text(sketch, &self.cfg),
+            PromptStyle::Compact => {
+                let names = |v: &[crate::traits::SketchTopic]| -> String {
+                    v.iter()
+                        .map(|t| t.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                };
+                let mut s = Vec::new();
+                if !sketch.likes.is_empty() {
+                    s.push(format!("Liked topics: {}", names(&sketch.likes)));
+                }
+                if !sketch.dislikes.is_empty() {
+                    s.push(format!("Disliked topics: {}", names(&sketch.dislikes)));
+                }
+                if s.is_empty() {
+                    s.push("Liked topics: unknown".into());
+                }
+                s.join("\n")
+            }
+        }
+    }
+
+    /// The system message.
+    pub fn system(&self) -> String {
+        match self.cfg.style {
+            PromptStyle::Paper => system_prompt(&self.cfg.category),
+            PromptStyle::Compact => compact::system_prompt(&self.cfg.category),
+        }
     }
 
     fn user_message(&self, sketch: Option<&str>, lines: &[String], candidate: &str) -> String {
+        if self.cfg.style == PromptStyle::Compact {
+            let mut s = String::new();
+            if let Some(sk) = sketch {
+                s.push_str(sk);
+                s.push('\n');
+            }
+            s.push_str("Recent ratings (title | genres | rating):\n");
+            s.push_str(&lines.join("\n"));
+            s.push_str(&format!("\nCandidate: {candidate}\nRating?"));
+            return s;
+        }
         let cat = &self.cfg.category;
         let mut s = String::new();
         if let Some(sk) = sketch {
@@ -214,19 +345,17 @@ impl PromptBuilder {
         count_tokens: &dyn Fn(&str) -> usize,
     ) -> Prompt {
         let n = self.cfg.recent;
-        let lines: Vec<String> = past.iter().map(|x| interaction_line(ds, x)).collect();
+        let lines: Vec<String> = past.iter().map(|x| self.line(ds, x)).collect();
         let recent = &lines[lines.len().saturating_sub(n)..];
-        let candidate = item_text(ds, target.item);
-        let system = system_prompt(&self.cfg.category);
+        let candidate = self.item(ds, target.item);
+        let system = self.system();
         let user = match strategy {
             Strategy::Recent => self.user_message(None, recent, &candidate),
-            Strategy::Sketch => {
-                self.user_message(Some(&sketch_text(sketch, &self.cfg)), recent, &candidate)
-            }
+            Strategy::Sketch => self.user_message(Some(&self.sketch(sketch)), recent, &candidate),
             Strategy::FullHistory => self.user_message(None, &lines, &candidate),
             Strategy::MoreHistory => {
                 let budget = count_tokens(&self.user_message(
-                    Some(&sketch_text(sketch, &self.cfg)),
+                    Some(&self.sketch(sketch)),
                     recent,
                     &candidate,
                 ));
@@ -275,6 +404,16 @@ pub fn past_of<'a>(timeline: &'a [Interaction], target: &Interaction) -> &'a [In
     }
 }
 
+/// The interactions of a user before their rating of `item` in `timeline` (oldest first):
+/// everything before the item's first entry, or the whole timeline when the user has not
+/// rated it (a new candidate).
+pub fn past_of_item(timeline: &[Interaction], item: u32) -> &[Interaction] {
+    match timeline.iter().position(|x| x.item == item) {
+        Some(i) => &timeline[..i],
+        None => timeline,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,7 +453,31 @@ mod tests {
         Sketch {
             likes: vec![t("War epics"), t("Quiet dramas")],
             dislikes: vec![t("Slapstick")],
+            threshold: Some(4.0),
         }
+    }
+
+    #[test]
+    fn sketch_headers_quote_the_rules_threshold() {
+        let cfg = PromptConfig::default();
+        let mut s = sketch();
+        s.threshold = Some(3.5);
+        let text = sketch_text(&s, &cfg);
+        assert!(text.contains("topics (ratings ≥ 3.5):"), "{text}");
+        assert!(text.contains("topics (ratings < 3.5):"), "{text}");
+        assert!(!text.contains("≥ 4"), "{text}");
+        s.threshold = None;
+        assert!(sketch_text(&s, &cfg).contains("following movie topics:\n- War epics"));
+        // The old key names its replacement.
+        let old = PromptConfig {
+            like_threshold: Some(4.0),
+            ..PromptConfig::default()
+        };
+        let e = old.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("prompt.like_threshold") && e.contains("theta"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -390,6 +553,40 @@ mod tests {
     }
 
     #[test]
+    fn compact_prompts_carry_the_same_parts_in_fewer_words() {
+        let (ds, past) = toy();
+        let target = Interaction {
+            user: 0,
+            item: 29,
+            rating: 4.0,
+            timestamp: 99,
+        };
+        let words = |s: &str| s.split_whitespace().count();
+        let paper = PromptBuilder::new(PromptConfig::default()).unwrap();
+        let compact = PromptBuilder::new(PromptConfig {
+            style: PromptStyle::Compact,
+            ..PromptConfig::default()
+        })
+        .unwrap();
+        let p = paper.build(&ds, &past, &sketch(), &target, Strategy::Sketch, &words);
+        let c = compact.build(&ds, &past, &sketch(), &target, Strategy::Sketch, &words);
+        assert!(
+            c.user
+                .contains("Liked topics: War epics; Quiet dramas\nDisliked topics: Slapstick")
+        );
+        // Every toy item is `Drama|War`: categories all items share say nothing and go.
+        assert!(c.user.contains("Film 24 | 5\n"), "{}", c.user);
+        assert!(
+            c.user.ends_with("Candidate: Film 29\nRating?"),
+            "{}",
+            c.user
+        );
+        assert!(c.system.contains("<think>") && c.system.contains("<answer>"));
+        let len = |p: &Prompt| words(&p.system) + words(&p.user);
+        assert!(2 * len(&c) < len(&p), "{} vs {}", len(&c), len(&p));
+    }
+
+    #[test]
     fn past_stops_before_a_train_target() {
         let (_, past) = toy();
         assert_eq!(past_of(&past, &past[5]).len(), 5);
@@ -400,5 +597,8 @@ mod tests {
             timestamp: 100,
         };
         assert_eq!(past_of(&past, &later).len(), 25);
+        // By item: a rated item's past stops before it; a new item sees everything.
+        assert_eq!(past_of_item(&past, 7).len(), 7);
+        assert_eq!(past_of_item(&past, 29).len(), 25);
     }
 }

@@ -76,5 +76,5 @@ fn write_predictions(
         }
         out.push('\n');
     }
-    crate::run::write_atomic(&run.file("predictions.csv"), out.as_bytes())
+    crate::files::write_atomic(&run.file("predictions.csv"), out.as_bytes())
 }

@@ -61,12 +61,19 @@ pub fn resolve_weights(
         Weights::Auto => Weights::Base,
         w => w.clone(),
     };
-    let files = match &which {
+    // The model's own merged weights come first (`[model] adapters`).
+    let mut files: Vec<PathBuf> = config
+        .model
+        .iter()
+        .flat_map(|m| m.adapters.iter())
+        .map(|d| weights_file(d))
+        .collect::<Result<_>>()?;
+    files.extend(match &which {
         Weights::Base | Weights::Auto => Vec::new(),
         Weights::Adapter(dir) => vec![weights_file(dir)?],
         Weights::Stage1 => vec![weights_file(&stage1)?],
         Weights::Stage2 => vec![weights_file(&stage1)?, weights_file(&stage2)?],
-    };
+    });
     Ok((which, files))
 }
 
@@ -74,7 +81,12 @@ pub fn resolve_weights(
 /// the internalizer's name.
 pub fn method_name(config: &RunConfig, weights: &Weights) -> String {
     match weights {
-        Weights::Base | Weights::Auto => "base".into(),
+        Weights::Base | Weights::Auto => config
+            .model
+            .as_ref()
+            .filter(|m| !m.adapters.is_empty())
+            .and_then(|m| m.name.clone())
+            .unwrap_or_else(|| "base".into()),
         Weights::Adapter(_) => "adapter".into(),
         Weights::Stage1 => config
             .trainer
@@ -195,7 +207,7 @@ fn write_jsonl(path: &Path, examples: &[Example], pred: &[f32], out: &[Decoded])
         );
         s.push('\n');
     }
-    crate::run::write_atomic(path, s.as_bytes())
+    crate::files::write_atomic(path, s.as_bytes())
 }
 
 /// Runs the evaluation and records the rows in `metrics.json`. With `cache`, LLM rows are
@@ -315,7 +327,8 @@ pub fn run(
             &tok,
             &examples,
             &truth,
-            (batch, config.eval.decoder),
+            (batch, config.eval.decoder, mean),
+            config.eval.calibrate.then_some(config.seed),
             &device,
             &label,
             &method,
@@ -325,67 +338,91 @@ pub fn run(
     if let Some(p) = &cache_path {
         let json =
             serde_json::to_vec_pretty(&llm_rows).map_err(|e| CoreError::Numeric(e.to_string()))?;
-        crate::run::write_atomic(p, &json)?;
+        crate::files::write_atomic(p, &json)?;
     }
     results.extend(llm_rows);
     run.record_metrics(&ds.name, split.as_str(), n, results)
 }
 
-/// The answer-only rows: one forward per prompt, every rating decoder.
+/// The answer-only rows: one forward per prompt, every rating decoder, and the strict row
+/// (the paper's protocol: one greedy token over the whole vocabulary). The prompts' common
+/// prefix (the system prompt and the start of the user message) is computed once, and
+/// batches are formed from prompts of similar length.
 #[allow(clippy::too_many_arguments)]
 fn answer_only(
     model: &Decoder,
     tok: &TextTokenizer,
     examples: &[Example],
     truth: &[f32],
-    (batch, main): (usize, crate::rating::RatingDecoder),
+    (batch, main, fallback): (usize, crate::rating::RatingDecoder, f32),
+    calibrate: Option<u64>,
     device: &burn::tensor::Device,
     label: &str,
     method: &str,
     dir: &Path,
 ) -> Result<Vec<MethodResult>> {
-    use crate::rating::{RatingDecoder, RatingTokens, rating_distributions};
+    use crate::rating::{RatingDecoder, RatingTokens, score_grouped};
     let rt = RatingTokens::new(tok, 5)?;
     let prompts: Vec<Vec<u32>> = examples
         .iter()
         .map(|e| tok.encode(&format!("{}{}", e.prompt, answer::AO_SUFFIX), false))
         .collect::<Result<_>>()?;
     let pad = tok.pad_id();
-    let bar = crate::progress::bar(prompts.len() as u64, format!("{method}-ao"));
     let t = Instant::now();
-    let mut dists = Vec::with_capacity(prompts.len());
-    for chunk in prompts.chunks(batch) {
-        dists.extend(rating_distributions(model, chunk, &rt, pad, device)?);
-        bar.inc(chunk.len() as u64);
-    }
+    let bar = crate::progress::bar(prompts.len() as u64, format!("{method}-ao"));
+    let (scores, stats) = score_grouped(model, &prompts, &[], &rt, (pad, batch), device, &|n| {
+        bar.inc(n as u64)
+    })?;
     bar.finish_and_clear();
+    let (k, padded) = (stats.common_prefix, stats.pad_fraction);
+    tracing::info!(
+        "{method}-ao: the {k}-token prefix all prompts share was computed once ({:.1}% of \
+         prompt tokens computed); padding {:.1}% of tail tokens ({:.1}% without length buckets)",
+        100.0 * stats.computed_tokens as f64 / stats.total_tokens.max(1) as f64,
+        100.0 * padded,
+        100.0 * stats.pad_fraction_unbucketed
+    );
     let secs = t.elapsed().as_secs_f64();
     let n = examples.len();
     let mut rows = Vec::new();
     let mut lines = String::new();
-    for (e, d) in examples.iter().zip(&dists) {
-        lines
-            .push_str(&serde_json::json!({"id": e.id, "rating": e.rating, "probs": d}).to_string());
+    for (e, s) in examples.iter().zip(&scores) {
+        lines.push_str(
+            &serde_json::json!({"id": e.id, "rating": e.rating, "probs": s.probs,
+                "greedy": s.greedy, "rating_mass": s.mass})
+            .to_string(),
+        );
         lines.push('\n');
     }
-    crate::run::write_atomic(&dir.join(format!("{method}-ao.jsonl")), lines.as_bytes())?;
+    crate::files::write_atomic(&dir.join(format!("{method}-ao.jsonl")), lines.as_bytes())?;
+    let common = |r: &mut MethodResult, dec: &str| {
+        for (k, v) in [
+            ("decoder", serde_json::json!(dec)),
+            ("mean_output_tokens", serde_json::json!(1.0)),
+            ("latency_s", serde_json::json!(secs / n as f64)),
+            ("batch_size", serde_json::json!(batch)),
+            ("device", serde_json::json!(label)),
+            ("prefix_tokens", serde_json::json!(k)),
+            ("pad_fraction", serde_json::json!(padded)),
+        ] {
+            r.extra.insert(k.into(), v);
+        }
+    };
     for dec in RatingDecoder::ALL {
         let name = if dec == main {
             format!("{method}-ao")
         } else {
             format!("{method}-ao-{}", dec.as_str())
         };
-        let pred: Vec<f32> = dists.iter().map(|d| dec.decode(d, &rt.values)).collect();
+        let pred: Vec<f32> = scores
+            .iter()
+            .map(|s| dec.decode(&s.probs, &rt.values))
+            .collect();
         let mut r = MethodResult::evaluate(&name, &pred, truth)?;
-        for (k, v) in [
-            ("decoder", serde_json::json!(dec.as_str())),
-            ("mean_output_tokens", serde_json::json!(1.0)),
-            ("latency_s", serde_json::json!(secs / n as f64)),
-            ("batch_size", serde_json::json!(batch)),
-            ("device", serde_json::json!(label)),
-        ] {
-            r.extra.insert(k.into(), v);
-        }
+        common(&mut r, dec.as_str());
+        let mass = scores.iter().map(|s| f64::from(s.mass)).sum::<f64>() / n as f64;
+        r.extra
+            .insert("rating_mass".into(), serde_json::json!(mass));
         tracing::info!(
             "{name}: MAE {:.4} RMSE {:.4}, one forward pass, {:.3}s/sample",
             r.mae,
@@ -394,5 +431,62 @@ fn answer_only(
         );
         rows.push(r);
     }
+    // Cross-fitted calibration for a label shift: each half scored by the other half's fit.
+    if let Some(seed) = calibrate {
+        let probs: Vec<Vec<f32>> = scores.iter().map(|s| s.probs.clone()).collect();
+        let labels: Vec<usize> = truth
+            .iter()
+            .map(|&r| {
+                rt.values
+                    .iter()
+                    .position(|&v| (v - r).abs() < 0.5)
+                    .unwrap_or(rt.values.len() - 1)
+            })
+            .collect();
+        let (cal, fits) = crate::calibration::cross_fit(&probs, &labels, seed);
+        crate::files::write_atomic(
+            &dir.join(format!("{method}-calibration.json")),
+            &serde_json::to_vec_pretty(&serde_json::json!({
+                "cross_fit": fits,
+                "all_rows": crate::calibration::Calibration::fit(&probs, &labels),
+            }))
+            .map_err(|e| CoreError::Numeric(e.to_string()))?,
+        )?;
+        for dec in RatingDecoder::ALL {
+            let name = format!("{method}-ao-cal-{}", dec.as_str());
+            let pred: Vec<f32> = cal.iter().map(|p| dec.decode(p, &rt.values)).collect();
+            let mut r = MethodResult::evaluate(&name, &pred, truth)?;
+            common(&mut r, dec.as_str());
+            r.extra
+                .insert("calibration".into(), serde_json::json!("cross-fit"));
+            tracing::info!(
+                "{name}: MAE {:.4} RMSE {:.4} (calibrated by cross-fitting on the evaluated rows)",
+                r.mae,
+                r.rmse
+            );
+            rows.push(r);
+        }
+    }
+    // The strict row: the greedy token itself, the mean training rating when it is no rating.
+    let parsed = scores.iter().filter(|s| s.greedy.is_some()).count();
+    let pred: Vec<f32> = scores
+        .iter()
+        .map(|s| s.greedy.unwrap_or(fallback))
+        .collect();
+    let name = format!("{method}-ao-strict");
+    let mut r = MethodResult::evaluate(&name, &pred, truth)?;
+    common(&mut r, "strict");
+    r.extra.insert(
+        "parse_rate".into(),
+        serde_json::json!(parsed as f64 / n as f64),
+    );
+    r.extra
+        .insert("fallbacks".into(), serde_json::json!(n - parsed));
+    tracing::info!(
+        "{name}: MAE {:.4} RMSE {:.4}, greedy token is a rating for {parsed}/{n}",
+        r.mae,
+        r.rmse
+    );
+    rows.push(r);
     Ok(rows)
 }

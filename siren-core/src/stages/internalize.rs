@@ -194,6 +194,7 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
         hdir.display()
     );
 
+    let trained_tokens = super::trained_token_ids(config, &tok);
     let mut policy = Policy::new(
         model,
         tok,
@@ -201,7 +202,8 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
         &|s| targets.select(s),
         config.seed,
         format!("{} + {} (merged)", model_path.display(), stage1.display()),
-    )?;
+    )?
+    .train_tokens(&trained_tokens)?;
     tracing::info!(
         "stage 2: `{}` (loss `{}`) on {} CoT examples, {} trainable parameters{}, device {label}",
         is.kind,

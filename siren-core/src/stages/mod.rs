@@ -19,11 +19,11 @@ use rand::seq::SliceRandom;
 use crate::config::RunConfig;
 use crate::data::{Dataset, Interaction, SplitName};
 use crate::engine::{Message, TextTokenizer};
-use crate::prompt::{PromptBuilder, Strategy};
+use crate::prompt::{PromptBuilder, SketchScope, Strategy};
 use crate::registry::build;
 use crate::run::RunDir;
 use crate::traits::DatasetLoader;
-use crate::traits::{Example, Sketch};
+use crate::traits::Example;
 use crate::{CoreError, Result};
 
 /// Loads the configured dataset (with a spinner and a summary log line).
@@ -54,7 +54,8 @@ pub fn eval_rows(config: &RunConfig, ds: &Dataset) -> usize {
 }
 
 /// The run's `[model]` on `device` with its tokenizer, with `<answer>`/`</answer>` made single
-/// tokens when `[training] answer_tokens` is set (every stage that runs the decoder loads it so).
+/// tokens when `[training] answer_tokens` is set and `[model] adapters` merged in order (every
+/// stage that runs the decoder loads it so).
 /// `what` names the stage in the error when the config has no `[model]`.
 pub fn load_run_model(
     config: &RunConfig,
@@ -71,7 +72,26 @@ pub fn load_run_model(
     if config.training.answer_tokens {
         model = crate::engine::add_answer_tokens(model, &mut tok)?;
     }
+    for dir in &m.adapters {
+        tracing::info!(
+            "merging the trained weights of {} into the model",
+            dir.display()
+        );
+        model = internalize::with_weights(model, dir)?;
+    }
     Ok((model, tok))
+}
+
+/// Token ids whose rows train with the LoRA adapters: `<answer>` and `</answer>` when
+/// `[training] answer_tokens` made them single tokens, else none.
+pub fn trained_token_ids(config: &RunConfig, tok: &TextTokenizer) -> Vec<u32> {
+    if !config.training.answer_tokens {
+        return Vec::new();
+    }
+    crate::engine::ANSWER_TOKENS
+        .iter()
+        .filter_map(|t| tok.token_id(t))
+        .collect()
 }
 
 /// FNV-1a over byte strings (cache keys, stable ids; not cryptographic).
@@ -116,14 +136,35 @@ pub fn sample_rows(rows: &[Interaction], n: Option<usize>, seed: u64) -> Vec<Int
     }
 }
 
-/// Every user's sketch when the configured prompt strategy uses one (the sketch stage's
-/// steps 1–4, with cached item embeddings; no token report), else empty sketches.
-pub fn sketches_for(config: &RunConfig, ds: &Dataset, run: &RunDir) -> Result<Vec<Sketch>> {
+/// The prompts' sketches when the configured prompt strategy uses one (the sketch stage's
+/// steps 1–4, with cached item embeddings; no token report): built per prompt from the
+/// interactions before its target, or one per user (`[prompt] sketch_scope`).
+pub fn sketches_for(
+    config: &RunConfig,
+    ds: &Dataset,
+    run: &RunDir,
+) -> Result<sketch::PromptSketches> {
     match config.prompt.strategy {
         Strategy::Sketch | Strategy::MoreHistory => {
-            Ok(sketch::topics_and_sketches(config, ds, run)?.sketches)
+            let built = sketch::topics_and_sketches(config, ds, run)?;
+            let scope = config.prompt.sketch_scope;
+            tracing::info!(
+                "prompt sketches: {} ({})",
+                scope.as_str(),
+                match scope {
+                    SketchScope::BeforeTarget =>
+                        "each from the user's interactions before the prompt's target",
+                    SketchScope::PerUser =>
+                        "one per user from the history before the evaluated split; training \
+                         prompts see their own and later ratings",
+                }
+            );
+            Ok(match scope {
+                SketchScope::BeforeTarget => sketch::PromptSketches::BeforeTarget(built.sketcher),
+                SketchScope::PerUser => sketch::PromptSketches::PerUser(built.sketches),
+            })
         }
-        _ => Ok(vec![Sketch::default(); ds.users.len()]),
+        _ => Ok(sketch::PromptSketches::None),
     }
 }
 
@@ -133,7 +174,7 @@ pub fn examples(
     config: &RunConfig,
     ds: &Dataset,
     rows: &[Interaction],
-    sketches: &[Sketch],
+    sketches: &sketch::PromptSketches,
     tok: &TextTokenizer,
 ) -> Result<Vec<Example>> {
     let pb = PromptBuilder::new(config.prompt.clone())?;
@@ -143,7 +184,8 @@ pub fn examples(
         .map(|x| {
             let u = x.user as usize;
             let past = crate::prompt::past_of(&timelines[u], x);
-            let p = pb.build(ds, past, &sketches[u], x, pb.cfg.strategy, &count);
+            let sk = sketches.for_prompt(x.user, past)?;
+            let p = pb.build(ds, past, &sk, x, pb.cfg.strategy, &count);
             Ok(Example {
                 id: format!("{}:{}", ds.users[u], ds.items[x.item as usize].id),
                 prompt: render_prompt(tok, &p)?,

@@ -117,12 +117,15 @@ pub fn run(config: &RunConfig) -> Result<Outcome> {
                     )
                 } else {
                     let out = super::sketch::run(config, &ds, &run)?;
-                    crate::run::write_atomic(&key_path, format!("{key}\n").as_bytes())?;
+                    crate::files::write_atomic(&key_path, format!("{key}\n").as_bytes())?;
                     ("ran", format!("{} topics", out.topics.len()))
                 }
             }
             "train" => {
-                let key = format!("{:016x}", super::train::key(config));
+                let key = format!(
+                    "{:016x}",
+                    super::train::key(&super::train::stage1_config(config, &run))
+                );
                 let policy = super::train::policy_dir(&run);
                 let done = super::internalize::weights_file(&policy).is_ok();
                 match super::train::recorded_key(&run) {
@@ -386,6 +389,6 @@ fn write_report(
         config.to_toml()?
     );
     let path = run.file("report.md");
-    crate::run::write_atomic(&path, s.as_bytes())?;
+    crate::files::write_atomic(&path, s.as_bytes())?;
     Ok(path)
 }

@@ -2,17 +2,21 @@
 //! one forward pass each (answer-only, [`crate::rating`]).
 //!
 //! Input: JSONL, one `{"user": "<user id>", "item": "<item id>"}` per line (ids as in the
-//! dataset; numbers are accepted). The prompt uses everything known about the user (history,
-//! valid and, when loaded, test interactions) and their sketch. Output: JSONL with `user`,
-//! `item`, `rating` (the `[eval] decoder`), `argmax`, `expected`, `median` and `probs` (the
-//! distribution over 1..5).
+//! dataset; numbers are accepted). A pair is scored from what precedes it: when the user has
+//! rated the item (a history, valid or test interaction), the prompt's sketch and recent lines
+//! come from the interactions before that one; otherwise from everything known about the
+//! user (history, valid and, when loaded, test interactions). Output: JSONL with `user`,
+//! `item`, `rating` (the `[eval] decoder`), `argmax`, `expected`, `median`, `greedy` (the
+//! greedy token over the whole vocabulary when it is a rating, else null) and `probs` (the
+//! distribution over 1..5). Several pairs of one user compute the user's part of the prompt
+//! once ([`crate::rating::score_grouped`]).
 
 use std::path::Path;
 
 use crate::answer::AO_SUFFIX;
 use crate::config::RunConfig;
 use crate::data::{Dataset, Interaction};
-use crate::rating::{RatingDecoder, RatingTokens, rating_distributions};
+use crate::rating::{RatingDecoder, RatingTokens, score_grouped};
 use crate::run::RunDir;
 use crate::{CoreError, Result};
 
@@ -66,6 +70,38 @@ fn read_pairs(ds: &Dataset, input: &Path) -> Result<Vec<(u32, u32)>> {
     Ok(pairs)
 }
 
+/// Each user's interactions in time order: history, valid and (when loaded) test.
+pub fn full_timelines(ds: &Dataset) -> Vec<Vec<Interaction>> {
+    let mut timelines = crate::prompt::timelines(ds, true);
+    for x in &ds.test {
+        timelines[x.user as usize].push(*x);
+    }
+    timelines
+}
+
+/// The prompt that scores `user` on `item`, from what precedes the pair in the user's
+/// timeline ([`full_timelines`]): sketch and recent lines both come from the interactions
+/// before the user's rating of the item, or from all of them for an item the user has not
+/// rated.
+pub fn pair_prompt(
+    ds: &Dataset,
+    timelines: &[Vec<Interaction>],
+    sketches: &super::sketch::PromptSketches,
+    pb: &crate::prompt::PromptBuilder,
+    (user, item): (u32, u32),
+    count_tokens: &dyn Fn(&str) -> usize,
+) -> Result<crate::prompt::Prompt> {
+    let target = Interaction {
+        user,
+        item,
+        rating: 0.0,
+        timestamp: i64::MAX,
+    };
+    let past = crate::prompt::past_of_item(&timelines[user as usize], item);
+    let sketch = sketches.for_prompt(user, past)?;
+    Ok(pb.build(ds, past, &sketch, &target, pb.cfg.strategy, count_tokens))
+}
+
 /// Predicts every pair of `input` into `output`; returns the number of pairs.
 pub fn run(
     config: &RunConfig,
@@ -84,58 +120,61 @@ pub fn run(
         pairs.len()
     );
     let sketches = super::sketches_for(config, ds, run)?;
-    let mut timelines = crate::prompt::timelines(ds, true);
-    for x in &ds.test {
-        timelines[x.user as usize].push(*x);
-    }
+    let timelines = full_timelines(ds);
     let pb = crate::prompt::PromptBuilder::new(config.prompt.clone())?;
     let count = |s: &str| tok.encode(s, false).map(|v| v.len()).unwrap_or(0);
     let mut prompts = Vec::with_capacity(pairs.len());
     for &(user, item) in &pairs {
-        let target = Interaction {
-            user,
-            item,
-            rating: 0.0,
-            timestamp: i64::MAX,
-        };
-        let u = user as usize;
-        let p = pb.build(
-            ds,
-            &timelines[u],
-            &sketches[u],
-            &target,
-            pb.cfg.strategy,
-            &count,
-        );
+        let p = pair_prompt(ds, &timelines, &sketches, &pb, (user, item), &count)?;
         let text = super::render_prompt(&tok, &p)?;
         prompts.push(tok.encode(&format!("{text}{AO_SUFFIX}"), false)?);
     }
     let rt = RatingTokens::new(&tok, 5)?;
-    let bar = crate::progress::bar(prompts.len() as u64, "predict");
-    let mut out = String::new();
-    let mut k = 0;
-    for chunk in prompts.chunks(config.eval.batch_size) {
-        for d in rating_distributions(&model, chunk, &rt, tok.pad_id(), &device)? {
-            let (user, item) = pairs[k];
-            let dec = |r: RatingDecoder| r.decode(&d, &rt.values);
-            out.push_str(
-                &serde_json::json!({
-                    "user": ds.users[user as usize],
-                    "item": ds.items[item as usize].id,
-                    "rating": dec(config.eval.decoder),
-                    "argmax": dec(RatingDecoder::Argmax),
-                    "expected": dec(RatingDecoder::Expected),
-                    "median": dec(RatingDecoder::Median),
-                    "probs": d,
-                })
-                .to_string(),
-            );
-            out.push('\n');
-            k += 1;
-        }
-        bar.inc(chunk.len() as u64);
+    // Pairs of one user share the user's part of the prompt: it is computed once.
+    let mut by_user: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+    for (i, &(user, _)) in pairs.iter().enumerate() {
+        by_user.entry(user).or_default().push(i);
     }
+    let groups: Vec<Vec<usize>> = by_user.into_values().collect();
+    let bar = crate::progress::bar(prompts.len() as u64, "predict");
+    let t = std::time::Instant::now();
+    let (scores, stats) = score_grouped(
+        &model,
+        &prompts,
+        &groups,
+        &rt,
+        (tok.pad_id(), config.eval.batch_size),
+        &device,
+        &|n| bar.inc(n as u64),
+    )?;
     bar.finish_and_clear();
-    crate::run::write_atomic(output, out.as_bytes())?;
+    tracing::info!(
+        "scored {} pairs in {:.1}s: {} users with several candidates computed their prefix \
+         once; {:.1}% of the prompt tokens computed",
+        pairs.len(),
+        t.elapsed().as_secs_f64(),
+        stats.shared_groups,
+        100.0 * stats.computed_tokens as f64 / stats.total_tokens.max(1) as f64
+    );
+    let mut out = String::new();
+    for (&(user, item), sc) in pairs.iter().zip(&scores) {
+        let d = &sc.probs;
+        let dec = |r: RatingDecoder| r.decode(d, &rt.values);
+        out.push_str(
+            &serde_json::json!({
+                "user": ds.users[user as usize],
+                "item": ds.items[item as usize].id,
+                "rating": dec(config.eval.decoder),
+                "argmax": dec(RatingDecoder::Argmax),
+                "expected": dec(RatingDecoder::Expected),
+                "median": dec(RatingDecoder::Median),
+                "greedy": sc.greedy,
+                "probs": d,
+            })
+            .to_string(),
+        );
+        out.push('\n');
+    }
+    crate::files::write_atomic(output, out.as_bytes())?;
     Ok(pairs.len())
 }

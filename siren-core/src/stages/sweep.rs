@@ -206,7 +206,7 @@ pub fn run(
         }
     );
     let path = dir.join("report.md");
-    crate::run::write_atomic(&path, s.as_bytes())?;
+    crate::files::write_atomic(&path, s.as_bytes())?;
     Ok((path, all))
 }
 

@@ -38,7 +38,7 @@ pub fn key(config: &RunConfig) -> u64 {
         "topics": config.topics, "encoder": config.encoder, "clusterer": config.clusterer,
         "namer": config.namer, "sketch": config.sketch, "trainer": config.trainer,
         "reward": config.reward, "lora": config.lora, "training": config.training,
-        "seed": config.seed,
+        "warmup": config.warmup, "seed": config.seed,
     })
     .to_string();
     super::fnv1a([json.as_bytes()])
@@ -46,9 +46,41 @@ pub fn key(config: &RunConfig) -> u64 {
 
 /// The key `stage1/key.txt` records, if any.
 pub fn recorded_key(run: &RunDir) -> Option<String> {
-    std::fs::read_to_string(stage_dir(run).join("key.txt"))
+    recorded_key_in(&stage_dir(run))
+}
+
+fn recorded_key_in(dir: &std::path::Path) -> Option<String> {
+    std::fs::read_to_string(dir.join("key.txt"))
         .ok()
         .map(|s| s.trim().to_string())
+}
+
+/// The folder of stage 1's warm start inside a run.
+pub fn warmup_dir(run: &RunDir) -> PathBuf {
+    run.file("stage1-warmup")
+}
+
+/// The config of the warm start (`[warmup]`'s trainer and training keys over `[training]`),
+/// if the config has one.
+pub fn warmup_config(config: &RunConfig) -> Result<Option<RunConfig>> {
+    let Some(w) = &config.warmup else {
+        return Ok(None);
+    };
+    let mut c = config.clone();
+    c.training = w.training(&config.training)?;
+    c.trainer = Some(w.trainer.clone());
+    c.warmup = None;
+    Ok(Some(c))
+}
+
+/// The config stage 1 trains with: with a warm start (and no `training.init_adapter` of its
+/// own), starting from the warm start's weights.
+pub fn stage1_config(config: &RunConfig, run: &RunDir) -> RunConfig {
+    let mut c = config.clone();
+    if c.warmup.is_some() && c.training.init_adapter.is_none() {
+        c.training.init_adapter = Some(warmup_dir(run).join("policy"));
+    }
+    c
 }
 
 /// The `[reward]` slot, `regression` when absent.
@@ -67,8 +99,51 @@ pub fn lora_slot(config: &RunConfig) -> SlotConfig {
         .unwrap_or_else(|| SlotConfig::named("all-linear"))
 }
 
-/// Runs stage 1; `resume` continues from the newest checkpoint.
+/// Runs stage 1 (after its warm start, when `[warmup]` is configured; a finished warm start of
+/// the same settings is reused); `resume` continues from the newest checkpoint.
 pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Result<TrainReport> {
+    if let Some(w) = warmup_config(config)? {
+        let dir = warmup_dir(run);
+        let k = format!("{:016x}", key(&w));
+        let done = super::internalize::weights_file(&dir.join("policy")).is_ok();
+        match recorded_key_in(&dir) {
+            Some(r) if r == k && done => tracing::info!(
+                "warm start: reusing {} (key {k})",
+                dir.join("policy").display()
+            ),
+            Some(r) if r != k => {
+                return Err(CoreError::Data(format!(
+                    "{} holds a warm start trained with other settings (key {r}, this config \
+                     {k}); give the run another name or move the folder away",
+                    dir.display()
+                )));
+            }
+            _ => {
+                tracing::info!("warm start of stage 1 into {}", dir.display());
+                train_into(&w, ds, run, resume, &dir, "warmup")?;
+            }
+        }
+    }
+    train_into(
+        &stage1_config(config, run),
+        ds,
+        run,
+        resume,
+        &stage_dir(run),
+        "train",
+    )
+}
+
+/// Trains `config`'s `[trainer]` into `stage` (`policy/`, `key.txt`, checkpoints, curves);
+/// `section` names its section of `metrics.json`.
+fn train_into(
+    config: &RunConfig,
+    ds: &Dataset,
+    run: &RunDir,
+    resume: bool,
+    stage: &std::path::Path,
+    section: &str,
+) -> Result<TrainReport> {
     let tr_cfg = config.trainer.as_ref().ok_or_else(|| {
         CoreError::config(
             "trainer",
@@ -110,15 +185,15 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
         );
     }
     let examples = super::examples(config, ds, &rows, &sketches, &tok)?;
-    let stage = stage_dir(run);
-    std::fs::create_dir_all(&stage).map_err(|e| CoreError::io(&stage, e))?;
+    std::fs::create_dir_all(stage).map_err(|e| CoreError::io(stage, e))?;
     let sample: String = examples
         .iter()
         .take(3)
         .map(|e| format!("=== {} · rating {} ===\n{}\n\n", e.id, e.rating, e.prompt))
         .collect();
-    crate::run::write_atomic(&stage.join("examples.sample.txt"), sample.as_bytes())?;
+    crate::files::write_atomic(&stage.join("examples.sample.txt"), sample.as_bytes())?;
 
+    let trained_tokens = super::trained_token_ids(config, &tok);
     let mut policy = Policy::new(
         model,
         tok,
@@ -126,7 +201,8 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
         &|s| targets.select(s),
         config.seed,
         model_path.display().to_string(),
-    )?;
+    )?
+    .train_tokens(&trained_tokens)?;
     tracing::info!(
         "stage 1: `{}` on {} training prompts, {} ({} trainable parameters{}), device {label}",
         tr_cfg.kind,
@@ -136,16 +212,16 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
         policy.tuning_note(&lora.kind)
     );
     let ctx = RunCtx {
-        run_dir: stage.clone(),
+        run_dir: stage.to_path_buf(),
         seed: config.seed,
         device,
         training: config.training.clone(),
         resume,
     };
     let report = trainer.train(&mut policy, &examples, reward.as_ref(), &ctx)?;
-    let out = policy_dir(run);
+    let out = stage.join("policy");
     policy.export(&out)?;
-    crate::run::write_atomic(
+    crate::files::write_atomic(
         &stage.join("key.txt"),
         format!("{:016x}\n", key(config)).as_bytes(),
     )?;
@@ -159,7 +235,7 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
         &ds.name,
         config.eval.split.as_str(),
         super::eval_rows(config, ds),
-        "train",
+        section,
         serde_json::json!({
             "trainer": tr_cfg.kind,
             "reward": rw.kind,

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::optim::ModuleOptimizer;
+use super::Optimizer;
 use serde::{Deserialize, Serialize};
 
 use super::policy::Policy;
@@ -80,12 +80,7 @@ impl Checkpoints {
     }
 
     /// Saves the policy's trainable weights, the optimizer and `state`.
-    pub fn save(
-        &self,
-        policy: &Policy,
-        optim: &ModuleOptimizer,
-        state: &TrainState,
-    ) -> Result<PathBuf> {
+    pub fn save(&self, policy: &Policy, optim: &Optimizer, state: &TrainState) -> Result<PathBuf> {
         std::fs::create_dir_all(&self.dir).map_err(|e| CoreError::io(&self.dir, e))?;
         let name = name_of(state.step);
         let fin = self.dir.join(&name);
@@ -110,6 +105,7 @@ impl Checkpoints {
         std::fs::write(&wpath, bytes).map_err(|e| CoreError::io(&wpath, e))?;
         let opath = tmp.join("optimizer.bpk");
         optim
+            .inner()
             .save(&opath)
             .map_err(|e| CoreError::Data(format!("{}: {e:?}", opath.display())))?;
         let spath = tmp.join("state.json");
@@ -122,7 +118,7 @@ impl Checkpoints {
             std::fs::remove_dir_all(&fin).map_err(|e| CoreError::io(&fin, e))?;
         }
         std::fs::rename(&tmp, &fin).map_err(|e| CoreError::io(&fin, e))?;
-        crate::run::write_atomic(&self.dir.join("latest"), name.as_bytes())?;
+        crate::files::write_atomic(&self.dir.join("latest"), name.as_bytes())?;
         self.prune(state.step)?;
         Ok(fin)
     }
@@ -160,8 +156,8 @@ impl Checkpoints {
     pub fn load(
         path: &Path,
         policy: &mut Policy,
-        optim: ModuleOptimizer,
-    ) -> Result<(TrainState, ModuleOptimizer)> {
+        optim: Optimizer,
+    ) -> Result<(TrainState, Optimizer)> {
         let state = Self::read_state(path)?;
         let wpath = path.join("weights.safetensors");
         let mut w = Weights::from_safetensors(&wpath)?;
@@ -175,9 +171,10 @@ impl Checkpoints {
             .restore(tensors)
             .map_err(|e| CoreError::Data(format!("{}: {e}", wpath.display())))?;
         let opath = path.join("optimizer.bpk");
-        let optim = optim
-            .load(&opath)
-            .map_err(|e| CoreError::Data(format!("{}: {e:?}", opath.display())))?;
+        let optim = optim.map_inner(|o| {
+            o.load(&opath)
+                .map_err(|e| CoreError::Data(format!("{}: {e:?}", opath.display())))
+        })?;
         Ok((state, optim))
     }
 }

@@ -17,10 +17,12 @@
 //! exactness holds for one training at a time in a process.)
 
 mod checkpoint;
+pub mod optimizer;
 mod policy;
 pub mod teacher;
 
 pub use checkpoint::{Checkpoints, TrainState};
+pub use optimizer::{ClipMode, Optimizer};
 pub use policy::{Policy, Tuning};
 pub use teacher::{HarvestConfig, Teacher};
 
@@ -29,7 +31,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use burn::optim::{AdamWConfig, ModuleOptimizer};
+use burn::optim::AdamWConfig;
 use burn::tensor::Tensor;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -64,8 +66,11 @@ pub struct TrainingConfig {
     pub warmup_steps: usize,
     /// AdamW decoupled weight decay.
     pub weight_decay: f64,
-    /// Clip each parameter's gradient to this L2 norm (none when absent).
-    pub grad_clip: Option<f64>,
+    /// Clip gradients to this L2 norm before each update (0 = no clipping; default 1.0, as
+    /// VERL).
+    pub grad_clip: f64,
+    /// `global` (one norm over every trainable tensor, default) or `per-parameter`.
+    pub grad_clip_mode: ClipMode,
     /// Passes over the training examples.
     pub epochs: usize,
     /// Stop after this many steps (default: all epochs).
@@ -107,7 +112,8 @@ impl Default for TrainingConfig {
             schedule: Schedule::Constant,
             warmup_steps: 0,
             weight_decay: 0.0,
-            grad_clip: None,
+            grad_clip: 1.0,
+            grad_clip_mode: ClipMode::Global,
             epochs: 1,
             max_steps: None,
             batch_size: 8,
@@ -151,8 +157,8 @@ impl TrainingConfig {
         if !(0.0..1.0).contains(&self.lora_dropout) || self.lora_r == 0 {
             return bad("lora_r", "lora_r must be ≥ 1 and lora_dropout in [0, 1)");
         }
-        if self.grad_clip.is_some_and(|c| c.is_nan() || c <= 0.0) {
-            return bad("grad_clip", "must be positive");
+        if !(self.grad_clip.is_finite() && self.grad_clip >= 0.0) {
+            return bad("grad_clip", "must be ≥ 0 (0 turns clipping off)");
         }
         Ok(())
     }
@@ -170,17 +176,20 @@ impl TrainingConfig {
         }
     }
 
-    /// The optimizer: AdamW with torch's defaults (β 0.9/0.999, ε 1e-8) and this weight decay.
-    pub fn optimizer(&self) -> ModuleOptimizer {
+    /// The optimizer: AdamW with torch's defaults (β 0.9/0.999, ε 1e-8) and this weight
+    /// decay, clipping gradients as `grad_clip` and `grad_clip_mode` say.
+    pub fn optimizer(&self) -> Optimizer {
         let mut c = AdamWConfig::new()
             .with_epsilon(1e-8)
             .with_weight_decay(self.weight_decay as f32);
-        if let Some(g) = self.grad_clip {
+        let clip = (self.grad_clip > 0.0).then_some(self.grad_clip);
+        if let (Some(g), ClipMode::PerParameter) = (clip, self.grad_clip_mode) {
             c = c.with_grad_clipping(Some(
                 burn::optim::grad_clipping::GradientClippingConfig::Norm(g as f32),
             ));
         }
-        c.init()
+        let global = clip.filter(|_| self.grad_clip_mode == ClipMode::Global);
+        Optimizer::new(c.init(), global)
     }
 
     /// Learning rate at step `step` (0-based) of `total`.
@@ -263,7 +272,7 @@ pub fn host<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
 /// optimizer steps once. A non-finite share stops before the update. Returns the loss.
 pub fn accumulated_step(
     policy: &mut Policy,
-    optim: &mut ModuleOptimizer,
+    optim: &mut Optimizer,
     lr: f64,
     step: usize,
     n_micro: usize,
@@ -280,7 +289,7 @@ pub fn accumulated_step(
         let grads = GradientsParams::from_grads(loss.backward(), &policy.model);
         acc.accumulate(&policy.model, grads);
     }
-    policy.model = optim.step(lr, policy.model.clone(), acc.grads());
+    policy.model = optim.step(lr, policy.model.clone(), acc.grads())?;
     Ok(total)
 }
 
@@ -343,7 +352,7 @@ pub fn run_loop(
     n_examples: usize,
     settings_hash: u64,
     ctx: &RunCtx,
-    step_fn: &mut dyn FnMut(&mut Policy, &mut ModuleOptimizer, &StepInput) -> Result<StepMetrics>,
+    step_fn: &mut dyn FnMut(&mut Policy, &mut Optimizer, &StepInput) -> Result<StepMetrics>,
 ) -> Result<TrainReport> {
     let cfg = &ctx.training;
     cfg.validate()?;
@@ -399,7 +408,7 @@ pub fn run_loop(
         text.push_str(&r.to_string());
         text.push('\n');
     }
-    crate::run::write_atomic(&metrics_path, text.as_bytes())?;
+    crate::files::write_atomic(&metrics_path, text.as_bytes())?;
     let mut log = std::fs::OpenOptions::new()
         .append(true)
         .open(&metrics_path)
@@ -425,6 +434,9 @@ pub fn run_loop(
         })?;
         check_finite("the loss", loss, step)?;
         m.insert("lr".into(), input.lr);
+        if let Some(g) = optim.last_grad_norm() {
+            m.insert("grad_norm".into(), g);
+        }
         m.insert("step_seconds".into(), t.elapsed().as_secs_f64());
         let mut row = serde_json::Map::new();
         row.insert("step".into(), serde_json::json!(step + 1));

@@ -8,8 +8,8 @@ use burn::module::Module;
 use burn::tensor::Device;
 
 use crate::engine::{
-    CompletionScores, Decoder, GenerationConfig, LoraSpec, TensorMap, TextTokenizer,
-    completion_logprobs, generate,
+    CompletionScores, Decoder, GenerationConfig, LoraSpec, SharedPrefix, TensorMap, TextTokenizer,
+    completion_logprobs, generate, generate_shared, shared_prefix_logprobs,
 };
 use crate::{CoreError, Result};
 
@@ -69,9 +69,10 @@ impl Policy {
                 (model, Some(reference))
             }
             Tuning::Lora(spec) => (model.add_lora(spec, select, seed)?.0, None),
+            // Every parameter trains, including weights an earlier merge left frozen.
             Tuning::Full => {
                 let reference = model.valid();
-                (model, Some(reference))
+                (model.require_grad_all(), Some(reference))
             }
         };
         Ok(Self {
@@ -82,6 +83,18 @@ impl Policy {
             source: source.into(),
             reference,
         })
+    }
+
+    /// Also trains the embedding (and untied `lm_head`) rows of `ids` under LoRA, where every
+    /// base parameter is otherwise frozen (PEFT's trainable tokens; e.g. the new `<answer>`
+    /// and `</answer>` tokens). Rows the model already carries (a PEFT adapter with trainable
+    /// tokens) are kept; full fine-tuning trains every row already.
+    pub fn train_tokens(mut self, ids: &[u32]) -> Result<Self> {
+        if ids.is_empty() || self.tuning == Tuning::Full || self.model.token_rows.is_some() {
+            return Ok(self);
+        }
+        self.model = self.model.train_token_rows(ids)?.with_stable_param_ids();
+        Ok(self)
     }
 
     /// The device inference runs on (the training device without autodiff).
@@ -133,6 +146,39 @@ impl Policy {
         )
     }
 
+    /// Continues `prompts[owner[i]]` for every `i` with the current weights (no gradient),
+    /// each prompt computed once.
+    pub fn generate_shared(
+        &self,
+        prompts: &[Vec<u32>],
+        owner: &[usize],
+        cfg: &GenerationConfig,
+    ) -> Result<Vec<Vec<u32>>> {
+        generate_shared(
+            &self.inference_model(),
+            prompts,
+            owner,
+            cfg,
+            &self.inference_device(),
+        )
+    }
+
+    /// Per-token log-probabilities at `temperature` of completions that share prompts, each
+    /// prompt computed once, with the autodiff graph.
+    pub fn scores_shared(
+        &self,
+        shared: SharedPrefix<'_>,
+        temperature: f32,
+    ) -> Result<CompletionScores> {
+        shared_prefix_logprobs(
+            &self.model,
+            shared,
+            self.pad_id(),
+            temperature,
+            &self.device,
+        )
+    }
+
     /// Per-token log-probabilities of `completions` after `prompts`, with the autodiff graph.
     pub fn scores(
         &self,
@@ -158,10 +204,14 @@ impl Policy {
     pub fn tuning_note(&self, targets: &str) -> String {
         match &self.tuning {
             Tuning::Lora(s) => format!(
-                ", LoRA `{targets}` r={} α={} on {} sites",
+                ", LoRA `{targets}` r={} α={} on {} sites{}",
                 s.r,
                 s.alpha,
-                self.model.lora_sites()
+                self.model.lora_sites(),
+                match &self.model.token_rows {
+                    Some(t) => format!(" + the rows of tokens {:?}", t.ids),
+                    None => String::new(),
+                }
             ),
             Tuning::Full => ", full fine-tuning".into(),
         }
@@ -198,8 +248,78 @@ impl Policy {
             Tuning::Full => {
                 std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
                 let bytes = crate::engine::serialize_f32(&self.model.tensors_by_path(false)?)?;
-                crate::run::write_atomic(&dir.join("model.safetensors"), &bytes)
+                crate::files::write_atomic(&dir.join("model.safetensors"), &bytes)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::LoraSpec;
+    use crate::testkit::{tiny_decoder, tiny_tokenizer};
+
+    fn spec() -> LoraSpec {
+        LoraSpec {
+            r: 2,
+            alpha: 4.0,
+            dropout: 0.0,
+        }
+    }
+
+    #[test]
+    fn full_finetuning_after_a_merged_lora_trains_every_weight() {
+        let device = Device::flex().autodiff();
+        let fresh = tiny_decoder(2, &device).unwrap();
+        let all = fresh.num_params();
+        // A LoRA stage merged into the base leaves the merged weights frozen...
+        let merged = fresh
+            .add_lora(&spec(), |s| s.ends_with("k_proj"), 1)
+            .unwrap()
+            .0
+            .merge_lora();
+        let p = Policy::new(
+            merged,
+            tiny_tokenizer().unwrap(),
+            Tuning::Full,
+            &|_| false,
+            1,
+            "tiny",
+        )
+        .unwrap();
+        // ...full fine-tuning trains them all the same.
+        assert_eq!(p.trainable_count().unwrap(), all);
+    }
+
+    #[test]
+    fn lora_trains_the_new_token_rows_and_saves_them() {
+        let device = Device::flex().autodiff();
+        let p = Policy::new(
+            tiny_decoder(2, &device).unwrap(),
+            tiny_tokenizer().unwrap(),
+            Tuning::Lora(spec()),
+            &|s| s.ends_with("v_proj"),
+            1,
+            "tiny",
+        )
+        .unwrap();
+        let lora_only = p.trainable_count().unwrap();
+        let p = p.train_tokens(&[12]).unwrap();
+        let h = p.model.spec.hidden_size;
+        // The row of token 12 in the embedding and in the untied head train with the adapter.
+        assert_eq!(p.trainable_count().unwrap(), lora_only + 2 * h);
+        let names: Vec<String> = p.trainable().unwrap().keys().cloned().collect();
+        assert!(names.iter().any(|n| n == "token_rows.embed"), "{names:?}");
+        // They round-trip through the PEFT folder.
+        let dir = tempfile::tempdir().unwrap();
+        p.export(dir.path()).unwrap();
+        let cfg = std::fs::read_to_string(dir.path().join("adapter_config.json")).unwrap();
+        assert!(cfg.contains("trainable_token_indices"), "{cfg}");
+        let (back, _) = tiny_decoder(2, &Device::flex())
+            .unwrap()
+            .load_peft(dir.path())
+            .unwrap();
+        assert_eq!(back.token_rows.as_ref().unwrap().ids, vec![12]);
     }
 }

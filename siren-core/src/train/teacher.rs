@@ -178,7 +178,7 @@ pub fn harvest(
         text.push_str(&serde_json::to_string(d).map_err(|e| CoreError::Numeric(e.to_string()))?);
         text.push('\n');
     }
-    crate::run::write_atomic(&log_path, text.as_bytes())?;
+    crate::files::write_atomic(&log_path, text.as_bytes())?;
     let seen: std::collections::BTreeSet<usize> = done.iter().map(|d| d.index).collect();
     let todo: Vec<usize> = (0..examples.len()).filter(|i| !seen.contains(i)).collect();
     if !seen.is_empty() {
@@ -303,7 +303,7 @@ pub fn harvest(
             "answer_logprobs".into(),
             (vec![part.len(), ANSWER_CLASSES], lps),
         );
-        crate::run::write_atomic(&path, &crate::engine::serialize_f32(&t)?)?;
+        crate::files::write_atomic(&path, &crate::engine::serialize_f32(&t)?)?;
     }
     bar.finish_and_clear();
     let mut text = String::new();
@@ -311,7 +311,7 @@ pub fn harvest(
         text.push_str(&serde_json::to_string(c).map_err(|e| CoreError::Numeric(e.to_string()))?);
         text.push('\n');
     }
-    crate::run::write_atomic(&dir.join("kept.jsonl"), text.as_bytes())?;
+    crate::files::write_atomic(&dir.join("kept.jsonl"), text.as_bytes())?;
     let index = Index {
         layers,
         hidden,
@@ -321,7 +321,7 @@ pub fn harvest(
         shards,
     };
     let json = serde_json::to_vec_pretty(&index).map_err(|e| CoreError::Numeric(e.to_string()))?;
-    crate::run::write_atomic(&dir.join("index.json"), &json)?;
+    crate::files::write_atomic(&dir.join("index.json"), &json)?;
     Teacher::open(dir)
 }
 

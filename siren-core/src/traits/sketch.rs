@@ -29,6 +29,10 @@ pub struct Sketch {
     pub likes: Vec<SketchTopic>,
     /// Disliked topics, strongest first.
     pub dislikes: Vec<SketchTopic>,
+    /// The rating threshold of the rule that made the sketch (liked: ratings ≥ it), quoted in
+    /// the prompt's sketch headers; `None` when the rule has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f32>,
 }
 
 /// Slot `sketch-builder`: liked and disliked topics from a user's history.

@@ -131,6 +131,23 @@ fn number(path: &Path, line: usize, s: &str, name: &str) -> Result<f64> {
         })
 }
 
+/// Title columns recognised in `.item` files, in order of preference.
+const TITLE_COLUMNS: [&str; 3] = ["movie_title", "title", "name"];
+/// Year columns recognised in `.item` files.
+const YEAR_COLUMNS: [&str; 2] = ["release_year", "year"];
+/// Genre / category columns recognised in `.item` files.
+const GENRE_COLUMNS: [&str; 5] = ["class", "genre", "genres", "categories", "category"];
+
+/// Genres of a cell: separated by spaces (`token_seq`, or a `token` holding several), `|` or
+/// `,`.
+fn split_genres(cell: &str) -> Vec<String> {
+    cell.split(|c: char| c.is_whitespace() || c == '|' || c == ',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 impl DatasetLoader for MovieLens {
     fn load(&self) -> Result<Dataset> {
         let p = &self.params;
@@ -139,12 +156,41 @@ impl DatasetLoader for MovieLens {
         let mut ds = Dataset::new(super::dataset_name(&p.name, &p.inter));
         let mut bad = BadRows::new(p.on_bad_row);
 
-        // Items.
+        // Items: RecBole's movie datasets name their text columns differently (ml-100k
+        // `class:token_seq`, ml-1m `genre:token_seq`, others `genre:token`).
         let mut items = Atomic::open(&p.item)?;
         let c_id = items.column("item_id")?;
-        let c_title = items.columns.get("movie_title").copied();
-        let c_year = items.columns.get("release_year").copied();
-        let c_class = items.columns.get("class").copied();
+        let pick = |names: &[&str]| -> Option<(usize, String)> {
+            names
+                .iter()
+                .find_map(|n| items.columns.get(*n).map(|&c| (c, (*n).to_string())))
+        };
+        let title_col = pick(&TITLE_COLUMNS);
+        let year_col = pick(&YEAR_COLUMNS);
+        let genre_col = pick(&GENRE_COLUMNS);
+        let used = |c: &Option<(usize, String)>| {
+            c.as_ref()
+                .map_or("none".to_string(), |(_, n)| format!("`{n}`"))
+        };
+        tracing::info!(
+            "{}: item fields used: title {}, year {}, genres {}",
+            p.item.display(),
+            used(&title_col),
+            used(&year_col),
+            used(&genre_col)
+        );
+        if genre_col.is_none() {
+            tracing::warn!(
+                "{}: no genre column (looked for {}); prompts and topic names will use titles only",
+                p.item.display(),
+                GENRE_COLUMNS.join(", ")
+            );
+        }
+        let (c_title, c_year, c_class) = (
+            title_col.map(|c| c.0),
+            year_col.map(|c| c.0),
+            genre_col.map(|c| c.0),
+        );
         let item_path = p.item.clone();
         while let Some((n, text)) = items.lines.next_line()? {
             if text.trim().is_empty() {
@@ -169,10 +215,7 @@ impl DatasetLoader for MovieLens {
             } else {
                 format!("{title} ({year})")
             };
-            it.categories = get(c_class)
-                .split_whitespace()
-                .map(str::to_string)
-                .collect();
+            it.categories = split_genres(get(c_class));
         }
 
         // Interactions.
@@ -252,5 +295,63 @@ impl DatasetLoader for MovieLens {
         }
         .apply(&mut ds, raw)?;
         Ok(ds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn genre_cells_of_recbole_movie_datasets() {
+        assert_eq!(
+            split_genres("Animation Children's Comedy"),
+            vec!["Animation", "Children's", "Comedy"]
+        );
+        assert_eq!(
+            split_genres("Action|Film-Noir"),
+            vec!["Action", "Film-Noir"]
+        );
+        assert_eq!(split_genres("  "), Vec::<String>::new());
+    }
+
+    #[test]
+    fn ml_1m_style_columns_give_genres() {
+        let dir = tempfile::tempdir().unwrap();
+        let item = dir.path().join("ml-1m.item");
+        let inter = dir.path().join("ml-1m.inter");
+        std::fs::write(
+            &item,
+            "item_id:token\tmovie_title:token_seq\trelease_year:token\tgenre:token_seq\n\
+             1\tToy Story\t1995\tAnimation Children's Comedy\n2\tHeat\t1995\tAction Crime Thriller\n\
+             3\tFargo\t1996\tCrime Drama Thriller\n",
+        )
+        .unwrap();
+        let mut rows =
+            String::from("user_id:token\titem_id:token\trating:float\ttimestamp:float\n");
+        for (k, (u, i)) in [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)]
+            .iter()
+            .enumerate()
+        {
+            rows.push_str(&format!("{u}\t{i}\t4\t{k}\n"));
+        }
+        std::fs::write(&inter, rows).unwrap();
+        let ds = MovieLens::from_params(MovieLensParams {
+            inter,
+            item,
+            k_core: 0,
+            balance: false,
+            balance_ratio: 1.0,
+            seed: 1,
+            min_history: 0,
+            on_bad_row: OnBadRow::Error,
+            name: None,
+        })
+        .unwrap()
+        .load()
+        .unwrap();
+        let toy = &ds.items[ds.item_index("1").unwrap() as usize];
+        assert_eq!(toy.title, "Toy Story (1995)");
+        assert_eq!(toy.categories, vec!["Animation", "Children's", "Comedy"]);
     }
 }

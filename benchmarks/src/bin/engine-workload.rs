@@ -1,0 +1,657 @@
+//! The SIREN workload on the engine, the per-sequence path against the shared-prefix path, in
+//! one run on the same weights, prompts and samples (issue "compute each user prompt once"):
+//!
+//! - `peak`: a 1024³ f32 matmul on the device, the reference for achieved GFLOP/s;
+//! - `grpo`: one GRPO step on `--prompts` training prompts × `--group` samples of up to
+//!   `--response` tokens (sampling at T = 1 with no early stop, so every sample is that long):
+//!   sampling, reference log-probs (no gradient), then the policy's log-probs with gradients
+//!   and the AdamW update, in micro-batches of `--micro` sequences (whole groups on the shared
+//!   path). Seconds per phase and achieved GFLOP/s;
+//! - `ao-sft`: one answer-only SFT step at micro-batch `--micro` on prompts cut or padded to
+//!   `--sft-tokens` tokens: forward, backward and optimizer seconds, the attention and
+//!   output-projection share measured on their own, GFLOP/s and peak resident memory;
+//! - `rank`: `--candidates` items for one user, each pair alone against the user prefix
+//!   computed once (answer-only distributions compared);
+//! - `eval`: answer-only seconds per user on `--eval-users` valid users at each batch size of
+//!   `--batches`, plain left-padded batches against the common prefix + length buckets.
+//!
+//! ```text
+//! engine-workload CONFIG [--set KEY=VALUE]... [--only grpo,ao-sft,rank,eval] [--prompts 8]
+//!     [--group 8] [--response 64] [--micro 4] [--sft-tokens 512] [--candidates 100]
+//!     [--eval-users 64] [--batches 1,8,16,32] [--json FILE]
+//! ```
+//! `benchmarks/engine-workload.sh` builds and runs it. FLOPs are counted from the model's
+//! shapes: `2·(linear weights)·tokens` per forward, plus attention `4·layers·heads·head_dim`
+//! per (query, key) pair and the output projection on the columns that need logits; a LoRA
+//! backward computes input gradients only (one more forward's worth), a full one also weight
+//! gradients.
+
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use siren_core::answer::AO_SUFFIX;
+use siren_core::burn::module::Module;
+use siren_core::burn::optim::{AdamWConfig, GradientsParams};
+use siren_core::burn::tensor::{Device, Tensor};
+use siren_core::config::RunConfig;
+use siren_core::engine::{
+    Decoder, GenerationConfig, LoraSpec, SharedPrefix, completion_logprobs_at, generate,
+    generate_shared, shared_prefix_logprobs,
+};
+use siren_core::rating::{RatingTokens, answer_scores, score_grouped};
+use siren_core::run::RunDir;
+use siren_core::stages;
+use {siren_backends as _, siren_plugins as _};
+
+struct Args {
+    config: std::path::PathBuf,
+    sets: Vec<String>,
+    only: Vec<String>,
+    prompts: usize,
+    group: usize,
+    response: usize,
+    micro: usize,
+    sft_tokens: usize,
+    candidates: usize,
+    eval_users: usize,
+    batches: Vec<usize>,
+    json: Option<std::path::PathBuf>,
+}
+
+fn parse() -> anyhow::Result<Args> {
+    let mut a = Args {
+        config: Default::default(),
+        sets: Vec::new(),
+        only: ["peak", "grpo", "ao-sft", "rank", "eval"]
+            .map(String::from)
+            .to_vec(),
+        prompts: 8,
+        group: 8,
+        response: 64,
+        micro: 4,
+        sft_tokens: 512,
+        candidates: 100,
+        eval_users: 64,
+        batches: vec![1, 8, 16, 32],
+        json: None,
+    };
+    let mut config = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(x) = it.next() {
+        let mut val = || it.next().with_context(|| format!("{x} needs a value"));
+        match x.as_str() {
+            "--set" => a.sets.push(val()?),
+            "--only" => {
+                a.only = val()?.split(',').map(str::to_string).collect();
+                a.only.push("peak".into());
+            }
+            "--prompts" => a.prompts = val()?.parse()?,
+            "--group" => a.group = val()?.parse()?,
+            "--response" => a.response = val()?.parse()?,
+            "--micro" => a.micro = val()?.parse()?,
+            "--sft-tokens" => a.sft_tokens = val()?.parse()?,
+            "--candidates" => a.candidates = val()?.parse()?,
+            "--eval-users" => a.eval_users = val()?.parse()?,
+            "--batches" => {
+                a.batches = val()?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?
+            }
+            "--json" => a.json = Some(val()?.into()),
+            _ if config.is_none() && !x.starts_with("--") => config = Some(x.into()),
+            _ => bail!("unexpected argument `{x}`"),
+        }
+    }
+    a.config = config.context("usage: engine-workload CONFIG [options] (see the source docs)")?;
+    Ok(a)
+}
+
+/// FLOP model of one decoder (see the module docs).
+struct Flops {
+    linear: f64,
+    layers: f64,
+    attn_width: f64,
+    head: f64,
+}
+
+impl Flops {
+    fn new(m: &Decoder) -> Self {
+        let s = &m.spec;
+        let (h, hd) = (s.hidden_size as f64, s.head_dim as f64);
+        let (nh, nkv, ff) = (
+            s.num_heads as f64,
+            s.num_kv_heads as f64,
+            s.intermediate_size as f64,
+        );
+        let per_layer = h * nh * hd * 2.0 + h * nkv * hd * 2.0 + 3.0 * h * ff;
+        Self {
+            linear: per_layer * s.num_layers as f64,
+            layers: s.num_layers as f64,
+            attn_width: nh * hd,
+            head: h * s.vocab_size as f64,
+        }
+    }
+    /// Forward FLOPs: `tokens` computed, `pairs` (query, key) attention pairs, `logits`
+    /// columns of the output projection.
+    fn forward(&self, tokens: f64, pairs: f64, logits: f64) -> f64 {
+        2.0 * self.linear * tokens
+            + 4.0 * self.layers * self.attn_width * pairs
+            + 2.0 * self.head * logits
+    }
+}
+
+fn rss_peak_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn reset_rss_peak() {
+    // Writing 5 to clear_refs resets the peak resident set size (Linux ≥ 4.0).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn matmul_peak(device: &Device) -> anyhow::Result<f64> {
+    let n = 1024;
+    let a = Tensor::<2>::random(
+        [n, n],
+        siren_core::burn::tensor::Distribution::Default,
+        device,
+    );
+    let b = Tensor::<2>::random(
+        [n, n],
+        siren_core::burn::tensor::Distribution::Default,
+        device,
+    );
+    let _ = a.clone().matmul(b.clone()).sum().into_scalar::<f32>();
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let _ = a.clone().matmul(b.clone()).sum().into_scalar::<f32>();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(2.0 * (n as f64).powi(3) / best / 1e9)
+}
+
+fn lora(model: Decoder) -> anyhow::Result<Decoder> {
+    let spec = LoraSpec {
+        r: 8,
+        alpha: 16.0,
+        dropout: 0.0,
+    };
+    Ok(model.add_lora(&spec, |_| true, 1)?.0)
+}
+
+fn timed<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(T, f64)> {
+    let t = Instant::now();
+    let v = f()?;
+    Ok((v, t.elapsed().as_secs_f64()))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse()?;
+    let config = RunConfig::load(&args.config, &args.sets)?;
+    config.validate()?;
+    let run = RunDir::create(&config, &config.device)?;
+    let ds = stages::load_dataset(&config)?;
+    let (device, label) = siren_core::traits::device::open(&config.device)?;
+    let (base, tok) = stages::load_run_model(&config, &device, "the benchmark")?;
+    let flops = Flops::new(&base);
+    let pad = tok.pad_id();
+    let sketches = stages::sketches_for(&config, &ds, &run)?;
+    let want = |s: &str| args.only.iter().any(|o| o == s);
+    let mut report = serde_json::Map::new();
+    report.insert("device".into(), serde_json::json!(label));
+    let peak = matmul_peak(&device)?;
+    println!(
+        "device {label}: 1024³ f32 matmul {peak:.1} GFLOP/s (the peak GFLOP/s below refer to)"
+    );
+    report.insert("matmul_gflops".into(), serde_json::json!(peak));
+
+    if want("grpo") {
+        let rows = stages::sample_rows(&ds.train, Some(args.prompts), config.seed);
+        let ex = stages::examples(&config, &ds, &rows, &sketches, &tok)?;
+        let prompts: Vec<Vec<u32>> = ex
+            .iter()
+            .map(|e| tok.encode(&e.prompt, false))
+            .collect::<Result<_, _>>()?;
+        let g = args.group;
+        let owner: Vec<usize> = (0..prompts.len())
+            .flat_map(|i| std::iter::repeat_n(i, g))
+            .collect();
+        let repeated: Vec<Vec<u32>> = owner.iter().map(|&o| prompts[o].clone()).collect();
+        let cfg = GenerationConfig {
+            max_new_tokens: args.response,
+            temperature: 1.0,
+            seed: 7,
+            pad_id: pad,
+            ..GenerationConfig::default()
+        };
+        let train_dev = device.clone().autodiff();
+        let (tmodel, _) = stages::load_run_model(&config, &train_dev, "the benchmark")?;
+        let policy = lora(tmodel)?;
+        let infer = policy.valid();
+        let n = owner.len() as f64;
+        let p_tokens: f64 = prompts.iter().map(|p| p.len() as f64).sum();
+        let mean_p = p_tokens / prompts.len() as f64;
+        println!(
+            "\n## GRPO step: {} prompts × G={g}, {} response tokens, prompts of {mean_p:.0} tokens",
+            prompts.len(),
+            args.response
+        );
+        // Sampling.
+        let (plain_samples, s_plain) = timed(|| Ok(generate(&infer, &repeated, &cfg, &device)?))?;
+        let (shared_samples, s_shared) =
+            timed(|| Ok(generate_shared(&infer, &prompts, &owner, &cfg, &device)?))?;
+        let same = plain_samples == shared_samples;
+        let r = args.response as f64;
+        let gen_flops_plain = flops.forward(n * mean_p, n * mean_p * mean_p / 2.0, n)
+            + flops.forward(n * r, n * r * (mean_p + r / 2.0), n * r);
+        let gen_flops_shared =
+            flops.forward(p_tokens, p_tokens * mean_p / 2.0, prompts.len() as f64)
+                + flops.forward(n * r, n * r * (mean_p + r / 2.0), n * r);
+        // Log-probs: the same samples on both paths.
+        let comps = plain_samples;
+        let micro = args.micro;
+        let ref_model = infer.clone();
+        let (_, ref_plain) = timed(|| {
+            for c in (0..comps.len()).collect::<Vec<_>>().chunks(micro) {
+                let pr: Vec<Vec<u32>> = c.iter().map(|&j| repeated[j].clone()).collect();
+                let co: Vec<Vec<u32>> = c.iter().map(|&j| comps[j].clone()).collect();
+                completion_logprobs_at(&ref_model, &pr, &co, pad, 1.0, &device)?;
+            }
+            Ok(())
+        })?;
+        let per_micro = (micro / g).max(1);
+        let groups: Vec<Vec<usize>> = (0..prompts.len())
+            .collect::<Vec<_>>()
+            .chunks(per_micro)
+            .map(<[usize]>::to_vec)
+            .collect();
+        let shared_of = |grp: &[usize]| {
+            let pr: Vec<Vec<u32>> = grp.iter().map(|&i| prompts[i].clone()).collect();
+            let ow: Vec<usize> = (0..grp.len())
+                .flat_map(|k| std::iter::repeat_n(k, g))
+                .collect();
+            let co: Vec<Vec<u32>> = grp
+                .iter()
+                .flat_map(|&i| (0..g).map(move |k| i * g + k))
+                .map(|j| comps[j].clone())
+                .collect();
+            (pr, ow, co)
+        };
+        let (_, ref_shared) = timed(|| {
+            for grp in &groups {
+                let (pr, ow, co) = shared_of(grp);
+                shared_prefix_logprobs(
+                    &ref_model,
+                    SharedPrefix {
+                        prompts: &pr,
+                        owner: &ow,
+                        completions: &co,
+                    },
+                    pad,
+                    1.0,
+                    &device,
+                )?;
+            }
+            Ok(())
+        })?;
+        let mut optim = AdamWConfig::new().init();
+        let (_, upd_plain) = timed(|| {
+            let mut m = policy.clone();
+            for c in (0..comps.len()).collect::<Vec<_>>().chunks(micro) {
+                let pr: Vec<Vec<u32>> = c.iter().map(|&j| repeated[j].clone()).collect();
+                let co: Vec<Vec<u32>> = c.iter().map(|&j| comps[j].clone()).collect();
+                let sc = completion_logprobs_at(&m, &pr, &co, pad, 1.0, &train_dev)?;
+                let grads = GradientsParams::from_grads(sc.logprobs.sum().backward(), &m);
+                m = optim.step(1e-5, m, grads);
+            }
+            Ok(())
+        })?;
+        let (_, upd_shared) = timed(|| {
+            let mut m = policy.clone();
+            for grp in &groups {
+                let (pr, ow, co) = shared_of(grp);
+                let sc = shared_prefix_logprobs(
+                    &m,
+                    SharedPrefix {
+                        prompts: &pr,
+                        owner: &ow,
+                        completions: &co,
+                    },
+                    pad,
+                    1.0,
+                    &train_dev,
+                )?;
+                let grads = GradientsParams::from_grads(sc.logprobs.sum().backward(), &m);
+                m = optim.step(1e-5, m, grads);
+            }
+            Ok(())
+        })?;
+        let lp_plain = flops.forward(
+            n * (mean_p + r),
+            n * (mean_p + r).powi(2) / 2.0,
+            n * (r + 1.0),
+        );
+        let lp_shared = flops.forward(
+            p_tokens + n * r,
+            p_tokens * mean_p / 2.0 + n * r * (mean_p + r / 2.0),
+            n * r,
+        );
+        let total_plain = s_plain + ref_plain + upd_plain;
+        let total_shared = s_shared + ref_shared + upd_shared;
+        let gf = |f: f64, s: f64| f / s / 1e9;
+        println!(
+            "| phase | per-sequence s | shared-prefix s | ratio | per-seq GFLOP/s | shared GFLOP/s |"
+        );
+        println!("|---|---|---|---|---|---|");
+        println!(
+            "| sampling | {s_plain:.1} | {s_shared:.1} | {:.2}× | {:.0} | {:.0} |",
+            s_plain / s_shared,
+            gf(gen_flops_plain, s_plain),
+            gf(gen_flops_shared, s_shared)
+        );
+        println!(
+            "| reference log-probs | {ref_plain:.1} | {ref_shared:.1} | {:.2}× | {:.0} | {:.0} |",
+            ref_plain / ref_shared,
+            gf(lp_plain, ref_plain),
+            gf(lp_shared, ref_shared)
+        );
+        println!(
+            "| policy log-probs + backward + AdamW | {upd_plain:.1} | {upd_shared:.1} | {:.2}× | {:.0} | {:.0} |",
+            upd_plain / upd_shared,
+            gf(2.0 * lp_plain, upd_plain),
+            gf(2.0 * lp_shared, upd_shared)
+        );
+        println!(
+            "| **step** | **{total_plain:.1}** | **{total_shared:.1}** | **{:.2}×** | | |",
+            total_plain / total_shared
+        );
+        println!("samples identical on both paths: {same}");
+        report.insert("grpo".into(), serde_json::json!({
+            "prompts": prompts.len(), "group": g, "response": args.response, "prompt_tokens": mean_p,
+            "sampling_s": [s_plain, s_shared], "reference_s": [ref_plain, ref_shared],
+            "update_s": [upd_plain, upd_shared], "step_s": [total_plain, total_shared],
+            "gflops": [gf(gen_flops_plain + 3.0 * lp_plain, total_plain), gf(gen_flops_shared + 3.0 * lp_shared, total_shared)],
+            "samples_identical": same,
+        }));
+    }
+
+    if want("ao-sft") {
+        let rows = stages::sample_rows(&ds.train, Some(args.micro * 4), config.seed + 1);
+        let ex = stages::examples(&config, &ds, &rows, &sketches, &tok)?;
+        let len = args.sft_tokens;
+        let mut prompts = Vec::new();
+        let mut comps = Vec::new();
+        for e in ex.iter().take(args.micro) {
+            let mut p = tok.encode(&format!("{}{AO_SUFFIX}", e.prompt), false)?;
+            // Cut to the last `len` tokens, or repeat the head to reach `len`.
+            while p.len() < len {
+                let extra: Vec<u32> = p[..(len - p.len()).min(p.len())].to_vec();
+                p.splice(0..0, extra);
+            }
+            p.drain(..p.len() - len);
+            prompts.push(p);
+            comps.push(tok.encode(&format!("{}</answer>", e.rating as u32), false)?);
+        }
+        let b = prompts.len() as f64;
+        let train_dev = device.clone().autodiff();
+        let (tmodel, _) = stages::load_run_model(&config, &train_dev, "the benchmark")?;
+        let mut m = lora(tmodel)?;
+        let mut optim = AdamWConfig::new().init();
+        let owner: Vec<usize> = (0..prompts.len()).collect();
+        let c = comps.iter().map(Vec::len).max().unwrap_or(1) as f64;
+        let f_fwd = flops.forward(b * (len as f64 + c), b * (len as f64).powi(2) / 2.0, b * c);
+        let mut rows_out = Vec::new();
+        for (name, shared) in [("per-sequence", false), ("shared prefix", true)] {
+            reset_rss_peak();
+            let mut best = (f64::INFINITY, 0.0, 0.0, 0.0);
+            for _ in 0..3 {
+                let t = Instant::now();
+                let sc = if shared {
+                    shared_prefix_logprobs(
+                        &m,
+                        SharedPrefix {
+                            prompts: &prompts,
+                            owner: &owner,
+                            completions: &comps,
+                        },
+                        pad,
+                        1.0,
+                        &train_dev,
+                    )?
+                } else {
+                    completion_logprobs_at(&m, &prompts, &comps, pad, 1.0, &train_dev)?
+                };
+                let loss = sc.logprobs.sum().neg();
+                let _ = loss.clone().into_scalar::<f32>();
+                let fwd = t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                let grads = GradientsParams::from_grads(loss.backward(), &m);
+                let bwd = t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                m = optim.step(1e-5, m, grads);
+                let _ = m.layers[0]
+                    .self_attn
+                    .q_proj
+                    .adapter
+                    .as_ref()
+                    .map(|a| a.lora_b.val().sum().into_scalar::<f32>());
+                let opt = t.elapsed().as_secs_f64();
+                if fwd + bwd + opt < best.0 {
+                    best = (fwd + bwd + opt, fwd, bwd, opt);
+                }
+            }
+            let rss = rss_peak_mb();
+            let gflops = 2.0 * f_fwd / best.0 / 1e9;
+            rows_out.push((name, best, gflops, rss));
+        }
+        // Attention and the output projection alone, at the same shapes (fwd + bwd).
+        let s = &base.spec;
+        let attn_s = {
+            let (bb, nh, hd) = (args.micro, s.num_heads, s.head_dim);
+            let q = Tensor::<4>::random(
+                [bb, nh, len, hd],
+                siren_core::burn::tensor::Distribution::Default,
+                &train_dev,
+            )
+            .require_grad();
+            let k = Tensor::<4>::random(
+                [bb, nh, len, hd],
+                siren_core::burn::tensor::Distribution::Default,
+                &train_dev,
+            )
+            .require_grad();
+            let v = Tensor::<4>::random(
+                [bb, nh, len, hd],
+                siren_core::burn::tensor::Distribution::Default,
+                &train_dev,
+            )
+            .require_grad();
+            let mask =
+                Tensor::<2, siren_core::burn::tensor::Bool>::tril_mask([len, len], 0, &train_dev)
+                    .reshape([1, 1, len, len])
+                    .expand([bb, nh, len, len]);
+            let t = Instant::now();
+            let sc = q
+                .matmul(k.swap_dims(2, 3))
+                .mul_scalar(0.125)
+                .mask_fill(mask, -1e9);
+            let o = siren_core::burn::tensor::activation::softmax(sc, 3).matmul(v);
+            let _ = o.sum().backward();
+            t.elapsed().as_secs_f64() * s.num_layers as f64
+        };
+        let head_s = {
+            let x = Tensor::<2>::random(
+                [args.micro * 3, s.hidden_size],
+                siren_core::burn::tensor::Distribution::Default,
+                &train_dev,
+            )
+            .require_grad();
+            let w = base.embed_tokens.weight.val();
+            let w = Tensor::<2>::from_data(w.into_data(), &train_dev);
+            let t = Instant::now();
+            let l = x.matmul(w.transpose());
+            let _ = siren_core::burn::tensor::activation::log_softmax(l, 1)
+                .sum()
+                .backward();
+            t.elapsed().as_secs_f64()
+        };
+        println!(
+            "\n## ao-sft step: micro-batch {} × {len} tokens, LoRA r=8 on every linear site",
+            args.micro
+        );
+        println!(
+            "| path | forward s | backward s | AdamW s | step s | GFLOP/s | % of matmul peak | peak RSS MB |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+        for (name, (tot, f, bw, o), gflops, rss) in &rows_out {
+            println!(
+                "| {name} | {f:.2} | {bw:.2} | {o:.3} | {tot:.2} | {gflops:.0} | {:.0}% | {rss:.0} |",
+                100.0 * gflops / peak
+            );
+        }
+        println!(
+            "attention alone (fwd+bwd, {} layers): {attn_s:.2} s; output projection + log-softmax on the answer columns: {head_s:.3} s",
+            s.num_layers
+        );
+        report.insert("ao_sft".into(), serde_json::json!({
+            "micro": args.micro, "tokens": len,
+            "rows": rows_out.iter().map(|(n, (t, f, b, o), g, r)| serde_json::json!({"path": n, "step_s": t, "forward_s": f, "backward_s": b, "optimizer_s": o, "gflops": g, "peak_rss_mb": r})).collect::<Vec<_>>(),
+            "attention_s": attn_s, "head_s": head_s,
+        }));
+    }
+
+    if want("rank") || want("eval") {
+        let rt = RatingTokens::new(&tok, 5)?;
+        if want("rank") {
+            // One valid user, `--candidates` items of the catalog as candidates.
+            let user = ds.valid[0].user;
+            let pb = siren_core::prompt::PromptBuilder::new(config.prompt.clone())?;
+            let full = stages::predict::full_timelines(&ds);
+            let count = |s: &str| tok.encode(s, false).map(|v| v.len()).unwrap_or(0);
+            let step = (ds.items.len() / args.candidates).max(1);
+            let mut prompts = Vec::new();
+            for k in 0..args.candidates {
+                let item = ((k * step) % ds.items.len()) as u32;
+                let p =
+                    stages::predict::pair_prompt(&ds, &full, &sketches, &pb, (user, item), &count)?;
+                let text = stages::render_prompt(&tok, &p)?;
+                prompts.push(tok.encode(&format!("{text}{AO_SUFFIX}"), false)?);
+            }
+            let bsz = config.eval.batch_size;
+            let (alone, t_alone) = timed(|| {
+                let mut out = Vec::new();
+                for c in prompts.chunks(bsz) {
+                    out.extend(answer_scores(&base, None, c, &rt, pad, &device)?);
+                }
+                Ok(out)
+            })?;
+            let group: Vec<usize> = (0..prompts.len()).collect();
+            let ((cached, stats), t_cached) = timed(|| {
+                Ok(score_grouped(
+                    &base,
+                    &prompts,
+                    &[group],
+                    &rt,
+                    (pad, bsz),
+                    &device,
+                    &|_| {},
+                )?)
+            })?;
+            let d = alone
+                .iter()
+                .zip(&cached)
+                .flat_map(|(a, b)| a.probs.iter().zip(&b.probs).map(|(x, y)| (x - y).abs()))
+                .fold(0f32, f32::max);
+            let mean_len =
+                prompts.iter().map(Vec::len).sum::<usize>() as f64 / prompts.len() as f64;
+            println!(
+                "\n## {} candidates for one user (prompts of {mean_len:.0} tokens, batch {bsz})",
+                prompts.len()
+            );
+            println!("| path | s | s/candidate | prompt tokens computed |");
+            println!("|---|---|---|---|");
+            println!(
+                "| each pair alone | {t_alone:.1} | {:.3} | {} |",
+                t_alone / prompts.len() as f64,
+                stats.total_tokens
+            );
+            println!(
+                "| user prefix once | {t_cached:.1} | {:.3} | {} |",
+                t_cached / prompts.len() as f64,
+                stats.computed_tokens
+            );
+            println!(
+                "speed-up {:.1}×; max difference of the distributions {d:.2e}",
+                t_alone / t_cached
+            );
+            report.insert(
+                "rank".into(),
+                serde_json::json!({
+                    "candidates": prompts.len(), "alone_s": t_alone, "cached_s": t_cached,
+                    "speedup": t_alone / t_cached, "max_diff": d,
+                    "tokens": [stats.total_tokens, stats.computed_tokens],
+                }),
+            );
+        }
+        if want("eval") {
+            let rows = stages::sample_rows(&ds.valid, Some(args.eval_users), config.seed);
+            let ex = stages::examples(&config, &ds, &rows, &sketches, &tok)?;
+            let prompts: Vec<Vec<u32>> = ex
+                .iter()
+                .map(|e| tok.encode(&format!("{}{AO_SUFFIX}", e.prompt), false))
+                .collect::<Result<_, _>>()?;
+            let n = prompts.len() as f64;
+            println!("\n## answer-only evaluation, {} valid users", prompts.len());
+            println!(
+                "| batch | plain s/user | prefix + buckets s/user | ratio | padding plain → bucketed |"
+            );
+            println!("|---|---|---|---|---|");
+            let mut out = Vec::new();
+            for &bsz in &args.batches {
+                let (_, plain) = timed(|| {
+                    for c in prompts.chunks(bsz) {
+                        answer_scores(&base, None, c, &rt, pad, &device)?;
+                    }
+                    Ok(())
+                })?;
+                let ((_, st), fast) = timed(|| {
+                    Ok(score_grouped(
+                        &base,
+                        &prompts,
+                        &[],
+                        &rt,
+                        (pad, bsz),
+                        &device,
+                        &|_| {},
+                    )?)
+                })?;
+                println!(
+                    "| {bsz} | {:.3} | {:.3} | {:.2}× | {:.1}% → {:.1}% |",
+                    plain / n,
+                    fast / n,
+                    plain / fast,
+                    100.0 * st.pad_fraction_unbucketed,
+                    100.0 * st.pad_fraction
+                );
+                out.push(serde_json::json!({"batch": bsz, "plain_s_per_user": plain / n, "fast_s_per_user": fast / n,
+                    "pad_plain": st.pad_fraction_unbucketed, "pad_bucketed": st.pad_fraction, "prefix": st.common_prefix}));
+            }
+            report.insert("eval".into(), serde_json::json!(out));
+        }
+    }
+    let json = serde_json::Value::Object(report);
+    println!("\n{json}");
+    if let Some(p) = &args.json {
+        std::fs::write(p, serde_json::to_vec_pretty(&json)?)?;
+    }
+    Ok(())
+}
