@@ -10,6 +10,8 @@
 //! A config names a device as `name` or `name:INDEX` (e.g. `tch-cuda:1`); see [`open`].
 #![warn(missing_docs)]
 
+#[cfg(feature = "tch")]
+pub mod allocator;
 pub mod auto;
 pub mod flex;
 #[cfg(feature = "tch")]

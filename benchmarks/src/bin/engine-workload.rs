@@ -56,6 +56,7 @@ struct Args {
     eval_users: usize,
     batches: Vec<usize>,
     json: Option<std::path::PathBuf>,
+    checkpointing: bool,
 }
 
 fn parse() -> anyhow::Result<Args> {
@@ -74,6 +75,7 @@ fn parse() -> anyhow::Result<Args> {
         eval_users: 64,
         batches: vec![1, 8, 16, 32],
         json: None,
+        checkpointing: false,
     };
     let mut config = None;
     let mut it = std::env::args().skip(1);
@@ -99,6 +101,7 @@ fn parse() -> anyhow::Result<Args> {
                     .collect::<Result<_, _>>()?
             }
             "--json" => a.json = Some(val()?.into()),
+            "--checkpointing" => a.checkpointing = true,
             _ if config.is_none() && !x.starts_with("--") => config = Some(x.into()),
             _ => bail!("unexpected argument `{x}`"),
         }
@@ -402,7 +405,11 @@ fn main() -> anyhow::Result<()> {
             comps.push(tok.encode(&format!("{}</answer>", e.rating as u32), false)?);
         }
         let b = prompts.len() as f64;
-        let train_dev = device.clone().autodiff();
+        let train_dev = if args.checkpointing {
+            device.clone().autodiff().gradient_checkpointing()
+        } else {
+            device.clone().autodiff()
+        };
         let (tmodel, _) = stages::load_run_model(&config, &train_dev, "the benchmark")?;
         let mut m = lora(tmodel)?;
         let mut optim = AdamWConfig::new().init();
@@ -537,10 +544,18 @@ fn main() -> anyhow::Result<()> {
             let pb = siren_core::prompt::PromptBuilder::new(config.prompt.clone())?;
             let full = stages::predict::full_timelines(&ds);
             let count = |s: &str| tok.encode(s, false).map(|v| v.len()).unwrap_or(0);
-            let step = (ds.items.len() / args.candidates).max(1);
+            // Candidates the user has not rated (the ranking case).
+            let seen: std::collections::HashSet<u32> =
+                full[user as usize].iter().map(|x| x.item).collect();
+            let step = (ds.items.len() / (args.candidates + seen.len())).max(1);
+            let items: Vec<u32> = (0..ds.items.len())
+                .step_by(step)
+                .map(|i| i as u32)
+                .filter(|i| !seen.contains(i))
+                .take(args.candidates)
+                .collect();
             let mut prompts = Vec::new();
-            for k in 0..args.candidates {
-                let item = ((k * step) % ds.items.len()) as u32;
+            for &item in &items {
                 let p =
                     stages::predict::pair_prompt(&ds, &full, &sketches, &pb, (user, item), &count)?;
                 let text = stages::render_prompt(&tok, &p)?;

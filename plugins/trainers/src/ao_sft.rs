@@ -2,8 +2,10 @@
 //! is the prompt followed by an empty reasoning block and an open answer tag
 //! ([`siren_core::answer::AO_SUFFIX`]) and the loss is the token-mean cross-entropy of the
 //! rating (`4`, `4.5`) and, by default, the closing `</answer>` tag. With `target = "format"`
-//! the input is the bare prompt and the target the whole answer in the tag format,
-//! `<think>\n</think>\n<answer>4</answer>`: a format warm start for models too small to
+//! the input is the bare prompt and the target the whole answer in the tag format, starting
+//! with the answer-only suffix, `\n<think>\n</think>\n<answer>4</answer>` (so a model that
+//! writes it reads, at `<answer>`, exactly what answer-only evaluation feeds it): a format
+//! warm start for models too small to
 //! follow the format from the instruction alone (GRPO learns nothing while every sample
 //! misses the format: all rewards are equal).
 
@@ -72,9 +74,11 @@ impl PolicyTrainer for AoSft {
         let (inputs, targets): (Vec<String>, Vec<String>) = examples
             .iter()
             .map(|e| {
+                // The format target writes the answer-only suffix itself, so that a model that
+                // generates it feeds answer-only evaluation exactly the tokens it learned.
                 let (input, mut target) = match self.p.target {
                     Target::Answer => (format!("{}{AO_SUFFIX}", e.prompt), String::new()),
-                    Target::Format => (e.prompt.clone(), "<think>\n</think>\n<answer>".to_string()),
+                    Target::Format => (e.prompt.clone(), AO_SUFFIX.to_string()),
                 };
                 target.push_str(&rating_text(e.rating));
                 if self.p.close_tag {
@@ -85,10 +89,21 @@ impl PolicyTrainer for AoSft {
             .unzip();
         let prompts =
             crate::encode_prompts("ao-sft", policy, &inputs, ctx.training.max_prompt_tokens)?;
+        // Targets tokenized as they read after their input (the text tokenized whole), when the
+        // input's tokens are a prefix of the whole; else on their own.
         let data: Vec<(Vec<u32>, Vec<u32>)> = prompts
             .into_iter()
-            .zip(&targets)
-            .map(|(p, t)| Ok((p, policy.encode(t)?)))
+            .zip(inputs.iter().zip(&targets))
+            .map(|(p, (i, t))| {
+                let alone = policy.encode(i)?;
+                let whole = policy.encode(&format!("{i}{t}"))?;
+                let target = if whole.starts_with(&alone) && whole.len() > alone.len() {
+                    whole[alone.len()..].to_vec()
+                } else {
+                    policy.encode(t)?
+                };
+                Ok((p, target))
+            })
             .collect::<Result<_>>()?;
         let hash = crate::settings_hash(&self.p, ctx, examples)?;
         let micro = ctx.training.micro_batch;

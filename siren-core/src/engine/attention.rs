@@ -34,17 +34,6 @@ pub struct Attention {
     pub head_dim: usize,
 }
 
-/// `[b, kv, s, d]` → `[b, kv·n, s, d]`, each kv head repeated `n` times in place (HF `repeat_kv`).
-fn repeat_kv(x: Tensor<4>, n: usize) -> Tensor<4> {
-    if n == 1 {
-        return x;
-    }
-    let [b, kv, s, d] = x.dims();
-    x.unsqueeze_dim::<5>(2)
-        .expand([b, kv, n, s, d])
-        .reshape([b, kv * n, s, d])
-}
-
 impl Attention {
     /// `x` `[b, s, hidden]`; `mask` `[b, 1, s, t]` (true = masked) over the `t` keys (cached +
     /// new); `past` is this layer's cache slot, extended in place when given.
@@ -80,16 +69,27 @@ impl Attention {
             *slot = Some((k.clone(), v.clone()));
         }
         let t = k.dims()[2];
-        let k = repeat_kv(k, nh / nkv);
-        let v = repeat_kv(v, nh / nkv);
+        let rep = nh / nkv;
         let dtype = q.dtype();
+        // Grouped-query attention without copying keys and values per query head: the query
+        // heads of one kv head (HF's `repeat_kv` order: head = kv·rep + r) are stacked along
+        // the rows, `[b, kv, rep·s, hd]`, against that head's `[b, kv, t, hd]` keys. The
+        // scale goes on the queries (smaller than the scores once t > hd).
+        let q = q
+            .mul_scalar(1.0 / (hd as f64).sqrt())
+            .reshape([b, nkv, rep * s, hd]);
         // Scores and softmax in f32 whatever the model's float type (HF does the same).
         let scores = q
             .matmul(k.swap_dims(2, 3))
             .cast(DType::F32)
-            .mul_scalar(1.0 / (hd as f64).sqrt());
-        let scores = scores.mask_fill(mask.clone().expand([b, nh, s, t]), MASKED);
-        let out = softmax(scores, 3).cast(dtype).matmul(v); // [b, nh, s, hd]
+            .reshape([b, nkv, rep, s, t]);
+        let masked = mask
+            .clone()
+            .reshape([b, 1, 1, s, t])
+            .expand([b, nkv, rep, s, t]);
+        let scores = scores.mask_fill(masked, MASKED);
+        let probs = softmax(scores, 4).reshape([b, nkv, rep * s, t]).cast(dtype);
+        let out = probs.matmul(v).reshape([b, nh, s, hd]); // [b, nh, s, hd]
         self.o_proj
             .forward(out.swap_dims(1, 2).reshape([b, s, nh * hd]))
     }

@@ -102,6 +102,17 @@ pub fn pair_prompt(
     Ok(pb.build(ds, past, &sketch, &target, pb.cfg.strategy, count_tokens))
 }
 
+/// Pairs that share the user's part of the prompt (the same user and the same history before
+/// the candidate), as index groups: each group's common prefix is computed once.
+pub fn user_groups(timelines: &[Vec<Interaction>], pairs: &[(u32, u32)]) -> Vec<Vec<usize>> {
+    let mut by: std::collections::BTreeMap<(u32, usize), Vec<usize>> = Default::default();
+    for (i, &(user, item)) in pairs.iter().enumerate() {
+        let cut = crate::prompt::past_of_item(&timelines[user as usize], item).len();
+        by.entry((user, cut)).or_default().push(i);
+    }
+    by.into_values().collect()
+}
+
 /// Predicts every pair of `input` into `output`; returns the number of pairs.
 pub fn run(
     config: &RunConfig,
@@ -130,12 +141,7 @@ pub fn run(
         prompts.push(tok.encode(&format!("{text}{AO_SUFFIX}"), false)?);
     }
     let rt = RatingTokens::new(&tok, 5)?;
-    // Pairs of one user share the user's part of the prompt: it is computed once.
-    let mut by_user: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
-    for (i, &(user, _)) in pairs.iter().enumerate() {
-        by_user.entry(user).or_default().push(i);
-    }
-    let groups: Vec<Vec<usize>> = by_user.into_values().collect();
+    let groups = user_groups(&timelines, &pairs);
     let bar = crate::progress::bar(prompts.len() as u64, "predict");
     let t = std::time::Instant::now();
     let (scores, stats) = score_grouped(

@@ -602,6 +602,49 @@ fn user_sketches(
     Ok((sketches, t.elapsed().as_secs_f64()))
 }
 
+/// Sketch lines and prompt tokens of training prompts (a seeded sample of at most 1,000) under
+/// each sketch scope: one sketch per user from the whole pre-valid history (`per-user`, which
+/// counts the target and later items) against the interactions before each target
+/// (`before-target`).
+fn train_prompt_report(
+    config: &RunConfig,
+    ds: &Dataset,
+    sketcher: &Sketcher,
+    per_user: &[Sketch],
+    pb: &PromptBuilder,
+    tok: &TextTokenizer,
+) -> Result<serde_json::Value> {
+    let rows = super::sample_rows(&ds.train, Some(1000), config.seed);
+    if rows.is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    let timelines = prompt::timelines(ds, false);
+    let count = |s: &str| tok.encode(s, false).map(|v| v.len()).unwrap_or(0);
+    let (mut lines, mut tokens) = ([0usize; 2], [0usize; 2]);
+    for x in &rows {
+        let u = x.user as usize;
+        let past = prompt::past_of(&timelines[u], x);
+        let before = sketcher.sketch(past)?;
+        for (k, sk) in [&per_user[u], &before].into_iter().enumerate() {
+            lines[k] += sk.likes.len() + sk.dislikes.len();
+            let p = pb.build(ds, past, sk, x, pb.cfg.strategy, &count);
+            tokens[k] += prompt_tokens(tok, &p)?;
+        }
+    }
+    let n = rows.len() as f64;
+    let side = |k: usize| serde_json::json!({"sketch_lines": lines[k] as f64 / n, "tokens": tokens[k] as f64 / n});
+    tracing::info!(
+        "training prompts ({} sampled): per-user sketches {:.2} topic lines, {:.1} tokens; \
+         before-target {:.2} lines, {:.1} tokens",
+        rows.len(),
+        lines[0] as f64 / n,
+        tokens[0] as f64 / n,
+        lines[1] as f64 / n,
+        tokens[1] as f64 / n
+    );
+    Ok(serde_json::json!({"rows": rows.len(), "per-user": side(0), "before-target": side(1)}))
+}
+
 /// Runs the stage; see the module docs for what it writes.
 pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir) -> Result<SketchOutput> {
     let enc_cfg = slot(&config.encoder, "encoder")?;
@@ -689,6 +732,10 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir) -> Result<SketchOutpu
             serde_json::json!(mean(1) / mean(0) - 1.0),
         );
         report.insert("prompts".into(), serde_json::json!(targets.len()));
+        report.insert(
+            "train_prompts".into(),
+            train_prompt_report(config, ds, &sketcher, &sketches, &pb, tok)?,
+        );
         report.insert(
             "tokenizer".into(),
             serde_json::json!(config.model.as_ref().map(|m| m.path.display().to_string())),
