@@ -182,13 +182,16 @@ pub fn internalize(
                 }
                 let label_idx: Vec<i64> = rows.iter().map(|&i| labels[i] as i64).collect();
                 let lab = Tensor::<2, Int>::from_data(TensorData::new(label_idx, [b, 1]), device);
-                let ce = lp5.clone().gather(1, lab).neg().mean();
                 if obj.ce > 0.0 {
-                    add("ce", ce, obj.ce)?;
+                    add("ce", lp5.clone().gather(1, lab).neg().mean(), obj.ce)?;
                 } else {
+                    // A metric only: computed on a detached copy, so that nothing outside the
+                    // loss stays in the autodiff graph.
+                    let ce = lp5.clone().detach().gather(1, lab).neg().mean();
                     *sums.entry("ce").or_default() += f64::from(host(ce)?[0]) * share;
                 }
                 let best = lp5
+                    .detach()
                     .argmax(1)
                     .try_into_vec_as::<i64>()
                     .map_err(|e| CoreError::Numeric(format!("reading argmax: {e:?}")))?;

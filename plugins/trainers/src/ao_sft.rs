@@ -125,6 +125,7 @@ impl PolicyTrainer for AoSft {
                     .collect();
                 let chunks: Vec<&[usize]> = order.iter().map(Vec::as_slice).collect();
                 let tokens: usize = input.indices.iter().map(|&i| data[i].1.len()).sum();
+                let prompt_tokens: usize = input.indices.iter().map(|&i| data[i].0.len()).sum();
                 let loss = crate::accumulated_step(
                     policy,
                     optim,
@@ -152,6 +153,7 @@ impl PolicyTrainer for AoSft {
                 Ok(BTreeMap::from([
                     ("loss".to_string(), loss),
                     ("answer_tokens".to_string(), tokens as f64),
+                    ("prompt_tokens".to_string(), prompt_tokens as f64),
                     ("pad_fraction".to_string(), pad_fraction),
                     ("pad_fraction_unbucketed".to_string(), unbucketed),
                 ]))

@@ -397,12 +397,16 @@ impl PolicyTrainer for Grpo {
                                 p.kl_coef,
                             );
                             let (tok, ratio) = (terms.loss, terms.ratio);
+                            // Metrics read detached copies: a result nothing backpropagates
+                            // through must not stay in the autodiff graph.
                             if last && let Some(k3) = terms.k3 {
-                                kl_sum += f64::from(crate::host(k3.mul(sc.mask.clone()).sum())?[0]);
+                                kl_sum += f64::from(
+                                    crate::host(k3.detach().mul(sc.mask.clone()).sum())?[0],
+                                );
                             }
                             let tok = tok.mul(sc.mask.clone());
                             if last {
-                                let r = crate::host(ratio)?;
+                                let r = crate::host(ratio.detach())?;
                                 let mk = crate::host(sc.mask.clone())?;
                                 for (x, w) in r.iter().zip(&mk) {
                                     if *w > 0.0 {

@@ -35,6 +35,40 @@ pub struct Attention {
 }
 
 impl Attention {
+    /// Keys and values of `x` `[b, s, hidden]` (k-norm and RoPE applied), `[b, kv, s, hd]`.
+    fn keys_values(
+        &self,
+        x: Tensor<3>,
+        cos: &Tensor<4>,
+        sin: &Tensor<4>,
+    ) -> (Tensor<4>, Tensor<4>) {
+        let [b, s, _] = x.dims();
+        let (nkv, hd) = (self.num_kv_heads, self.head_dim);
+        let k = self.k_proj.forward(x.clone()).reshape([b, s, nkv, hd]);
+        let v = self.v_proj.forward(x).reshape([b, s, nkv, hd]);
+        let k = match &self.k_norm {
+            Some(n) => n.forward(k),
+            None => k,
+        };
+        (rope::apply(k.swap_dims(1, 2), cos, sin), v.swap_dims(1, 2))
+    }
+
+    /// Appends the keys and values of `x` to this layer's cache slot without computing the
+    /// attention output (a prefix whose outputs nothing reads).
+    pub fn append_kv(
+        &self,
+        x: Tensor<3>,
+        cos: &Tensor<4>,
+        sin: &Tensor<4>,
+        slot: &mut Option<(Tensor<4>, Tensor<4>)>,
+    ) {
+        let (k, v) = self.keys_values(x, cos, sin);
+        *slot = Some(match slot.take() {
+            Some((pk, pv)) => (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2)),
+            None => (k, v),
+        });
+    }
+
     /// `x` `[b, s, hidden]`; `mask` `[b, 1, s, t]` (true = masked) over the `t` keys (cached +
     /// new); `past` is this layer's cache slot, extended in place when given.
     pub fn forward(
@@ -48,19 +82,12 @@ impl Attention {
         let [b, s, _] = x.dims();
         let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let q = self.q_proj.forward(x.clone()).reshape([b, s, nh, hd]);
-        let k = self.k_proj.forward(x.clone()).reshape([b, s, nkv, hd]);
-        let v = self.v_proj.forward(x).reshape([b, s, nkv, hd]);
         let q = match &self.q_norm {
             Some(n) => n.forward(q),
             None => q,
         };
-        let k = match &self.k_norm {
-            Some(n) => n.forward(k),
-            None => k,
-        };
         let q = rope::apply(q.swap_dims(1, 2), cos, sin);
-        let mut k = rope::apply(k.swap_dims(1, 2), cos, sin);
-        let mut v = v.swap_dims(1, 2);
+        let (mut k, mut v) = self.keys_values(x, cos, sin);
         if let Some(slot) = past {
             if let Some((pk, pv)) = slot.take() {
                 k = Tensor::cat(vec![pk, k], 2);

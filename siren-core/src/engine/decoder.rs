@@ -125,6 +125,15 @@ impl Batch {
     }
 }
 
+/// What every forward pass starts from.
+struct Inputs {
+    x: Tensor<3>,
+    mask: Tensor<4, Bool>,
+    cos: Tensor<4>,
+    sin: Tensor<4>,
+    pad: Tensor<2, Bool>,
+}
+
 /// Logits and (optionally) hidden states of a forward pass.
 #[derive(Debug, Clone)]
 pub struct ForwardOutput {
@@ -256,6 +265,72 @@ impl Decoder {
         Ok(self.map(&mut Cast(dtype)))
     }
 
+    /// Embeddings, attention mask (causal and padding, over cached + new keys), RoPE tables and
+    /// the padding of every key, for `batch` continuing `cache`.
+    fn inputs(&self, batch: &Batch, cache: Option<&KvCache>) -> Inputs {
+        let device = batch.ids.device();
+        let [b, s] = batch.ids.dims();
+        let pad = match cache {
+            Some(KvCache { pad: Some(p), .. }) => {
+                Tensor::cat(vec![p.clone(), batch.pad.clone()], 1)
+            }
+            _ => batch.pad.clone(),
+        };
+        let t = pad.dims()[1];
+        let causal = Tensor::<2, Bool>::tril_mask([s, t], (t - s) as i64, &device)
+            .reshape([1, 1, s, t])
+            .expand([b, 1, s, t]);
+        let mask = causal.bool_or(pad.clone().reshape([b, 1, 1, t]).expand([b, 1, s, t]));
+        let mut x = self.embed_tokens.forward(batch.ids.clone());
+        if let Some(tr) = &self.token_rows {
+            x = tr.embed(x, &batch.ids);
+        }
+        let dtype = x.dtype();
+        let (cos, sin) = rope::tables(&self.inv_freq, batch.positions.clone(), &device);
+        Inputs {
+            x,
+            mask,
+            cos: cos.cast(dtype),
+            sin: sin.cast(dtype),
+            pad,
+        }
+    }
+
+    /// Fills `cache` with the keys and values of `batch` (continuing what it holds) and
+    /// computes nothing else: no logits, and no output of the last layer, which nothing would
+    /// read (on an autodiff device such unread results would stay in the graph).
+    pub fn prefill(&self, batch: &Batch, cache: &mut KvCache) {
+        let [_, s] = batch.ids.dims();
+        let Inputs {
+            mut x,
+            mask,
+            cos,
+            sin,
+            pad,
+        } = self.inputs(batch, Some(cache));
+        let n = self.layers.len();
+        cache.layers.resize(n, None);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let h = layer.input_layernorm.forward(x.clone());
+            if i + 1 == n {
+                layer
+                    .self_attn
+                    .append_kv(h, &cos, &sin, &mut cache.layers[i]);
+                break;
+            }
+            let a = layer
+                .self_attn
+                .forward(h, &cos, &sin, &mask, Some(&mut cache.layers[i]));
+            x = x.add(a);
+            let m = layer
+                .mlp
+                .forward(layer.post_attention_layernorm.forward(x.clone()));
+            x = x.add(m);
+        }
+        cache.pad = Some(pad);
+        cache.next_position = Some(batch.positions.clone().narrow(1, s - 1, 1).add_scalar(1));
+    }
+
     /// Runs the model on `batch`. With a cache, the batch continues the cached tokens (its
     /// positions must continue theirs) and the cache is extended.
     pub fn forward(
@@ -278,26 +353,14 @@ impl Decoder {
         hidden: bool,
         tail: usize,
     ) -> ForwardOutput {
-        let device = batch.ids.device();
-        let [b, s] = batch.ids.dims();
-        let pad = match cache.as_deref() {
-            Some(KvCache { pad: Some(p), .. }) => {
-                Tensor::cat(vec![p.clone(), batch.pad.clone()], 1)
-            }
-            _ => batch.pad.clone(),
-        };
-        let t = pad.dims()[1];
-        let causal = Tensor::<2, Bool>::tril_mask([s, t], (t - s) as i64, &device)
-            .reshape([1, 1, s, t])
-            .expand([b, 1, s, t]);
-        let mask = causal.bool_or(pad.clone().reshape([b, 1, 1, t]).expand([b, 1, s, t]));
-        let mut x = self.embed_tokens.forward(batch.ids.clone());
-        if let Some(tr) = &self.token_rows {
-            x = tr.embed(x, &batch.ids);
-        }
-        let dtype = x.dtype();
-        let (cos, sin) = rope::tables(&self.inv_freq, batch.positions.clone(), &device);
-        let (cos, sin) = (cos.cast(dtype), sin.cast(dtype));
+        let [_, s] = batch.ids.dims();
+        let Inputs {
+            mut x,
+            mask,
+            cos,
+            sin,
+            pad,
+        } = self.inputs(batch, cache.as_deref());
         let mut hidden_states = Vec::new();
         if hidden {
             hidden_states.push(x.clone());

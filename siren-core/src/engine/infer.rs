@@ -204,7 +204,7 @@ pub fn shared_prefix_logprobs(
     let (mut cache, start) = if k0 >= 8 {
         let mut c = super::KvCache::new(model.layers.len());
         let b = Batch::left_padded(&[prompts[0][..k0].to_vec()], pad_id, device)?;
-        model.forward_tail(&b, Some(&mut c), false, 1);
+        model.prefill(&b, &mut c);
         (c.select_rows(&vec![0; prompts.len()], device), k0)
     } else {
         (super::KvCache::new(model.layers.len()), 0)

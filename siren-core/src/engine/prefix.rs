@@ -22,9 +22,7 @@ impl Prefix {
         let mut cache = KvCache::new(model.layers.len());
         if !tokens.is_empty() {
             let batch = Batch::left_padded(&[tokens.to_vec()], 0, device)?;
-            // Only the keys and values are needed: one logits column is the least forward_tail
-            // computes.
-            model.forward_tail(&batch, Some(&mut cache), false, 1);
+            model.prefill(&batch, &mut cache);
         }
         Ok(Self {
             tokens: tokens.to_vec(),
