@@ -88,10 +88,16 @@ pub(crate) fn guarded<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T>
 }
 
 /// The first line of a backend's panic message (LibTorch appends a C++ backtrace, sometimes
-/// escaped into one line), at most 300 characters.
+/// escaped into one line), at most 300 characters, without the wrapping of an unwrapped
+/// LibTorch error: "called `Result::unwrap()` on an `Err` value: Torch(\"Found no NVIDIA
+/// driver…" reads "Found no NVIDIA driver…".
 fn first_line(msg: &str) -> String {
     let line = msg.split(['\n']).next().unwrap_or("");
     let line = line.split("\\n").next().unwrap_or(line);
+    let line = line
+        .strip_prefix("called `Result::unwrap()` on an `Err` value: ")
+        .unwrap_or(line);
+    let line = line.strip_prefix("Torch(\"").unwrap_or(line);
     let mut out: String = line.chars().take(300).collect();
     if out.len() < line.len() {
         out.push('…');
@@ -135,9 +141,6 @@ mod tests {
     #[test]
     fn panic_messages_are_cut_to_their_first_line() {
         let m = "called `Result::unwrap()` on an `Err` value: Torch(\"Found no NVIDIA driver\\nException raised\")\nframe #0";
-        assert_eq!(
-            super::first_line(m),
-            "called `Result::unwrap()` on an `Err` value: Torch(\"Found no NVIDIA driver"
-        );
+        assert_eq!(super::first_line(m), "Found no NVIDIA driver");
     }
 }
