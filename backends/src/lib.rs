@@ -27,27 +27,6 @@ use siren_core::registry;
 use siren_core::traits::ComputeDevice;
 use siren_core::{CoreError, Result};
 
-/// Sets flush-to-zero and denormals-are-zero for the calling thread (x86-64; threads it starts
-/// afterwards inherit the setting, LibTorch's OpenMP workers among them).
-///
-/// Values below 1.2e-38 (denormals) are computed by x86 processors in microcode, tens of times
-/// slower than other floats, and training can produce them as it converges (tiny gradients and
-/// optimizer moments). Flushing them to zero changes results only below that magnitude, so the
-/// binaries set it first thing (`siren_cli::main`, the benchmarks) and opening `tch-cpu` sets it
-/// again for its thread. It is a guard against that case, not a measured speed-up: the runs
-/// measured so far showed no difference with and without it.
-pub fn flush_denormals() {
-    #[cfg(target_arch = "x86_64")]
-    #[allow(deprecated)]
-    // _mm_getcsr/_mm_setcsr: the direct way to set MXCSR's FTZ and DAZ bits
-    // SAFETY: sets only the FTZ (bit 15) and DAZ (bit 6) flags of this thread's MXCSR, which
-    // every x86-64 processor has; no memory is touched.
-    unsafe {
-        use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
-        _mm_setcsr(_mm_getcsr() | 0x8040);
-    }
-}
-
 /// Which device features this build has.
 pub fn compiled_in() -> Vec<&'static str> {
     let mut v = vec!["flex"];

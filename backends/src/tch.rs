@@ -28,7 +28,6 @@ siren_core::register_device!("tch-cpu", TchCpu);
 
 impl ComputeDevice for TchCpu {
     fn open(&self) -> Result<Device> {
-        crate::flush_denormals();
         crate::verified("tch-cpu", Device::libtorch)
     }
     fn label(&self) -> String {

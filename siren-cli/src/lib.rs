@@ -211,8 +211,6 @@ enum Command {
 /// Parses the command line, runs the command, and exits with status 1 and a clear message on
 /// error.
 pub fn main() {
-    // Before any thread starts, so that every thread inherits it.
-    siren_backends::flush_denormals();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     if let Err(e) = run(cli) {

@@ -23,7 +23,6 @@ use siren_core::stages::{self, eval::Weights};
 use {siren_backends as _, siren_plugins as _};
 
 fn main() -> anyhow::Result<()> {
-    siren_backends::flush_denormals();
     let mut args = std::env::args().skip(1);
     let (mut config, mut sets, mut n, mut weights) = (None, Vec::new(), 20usize, Weights::Auto);
     while let Some(a) = args.next() {

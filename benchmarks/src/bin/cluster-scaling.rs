@@ -71,7 +71,6 @@ fn purity(assign: &[usize], label: &[usize], k: usize) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    siren_backends::flush_denormals();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -56,7 +56,6 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    siren_backends::flush_denormals();
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 6 {
         bail!(

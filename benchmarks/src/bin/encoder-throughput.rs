@@ -20,7 +20,6 @@ use siren_encoders::bert::Bert;
 use siren_plugins as _;
 
 fn main() -> anyhow::Result<()> {
-    siren_backends::flush_denormals();
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 5 {
         anyhow::bail!(

@@ -198,7 +198,6 @@ fn timed<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(T, f64)> {
 }
 
 fn main() -> anyhow::Result<()> {
-    siren_backends::flush_denormals();
     let args = parse()?;
     let config = RunConfig::load(&args.config, &args.sets)?;
     config.validate()?;

@@ -34,6 +34,21 @@ pub struct Attention {
     pub head_dim: usize,
 }
 
+/// Appends `k`, `v` (`[b, kv, s, hd]`) to a layer's cache slot along the sequence and returns
+/// the slot's keys and values (cached + new).
+fn extend(
+    slot: &mut Option<(Tensor<4>, Tensor<4>)>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+) -> (Tensor<4>, Tensor<4>) {
+    let (k, v) = match slot.take() {
+        Some((pk, pv)) => (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2)),
+        None => (k, v),
+    };
+    *slot = Some((k.clone(), v.clone()));
+    (k, v)
+}
+
 impl Attention {
     /// Keys and values of `x` `[b, s, hidden]` (k-norm and RoPE applied), `[b, kv, s, hd]`.
     fn keys_values(
@@ -63,10 +78,7 @@ impl Attention {
         slot: &mut Option<(Tensor<4>, Tensor<4>)>,
     ) {
         let (k, v) = self.keys_values(x, cos, sin);
-        *slot = Some(match slot.take() {
-            Some((pk, pv)) => (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2)),
-            None => (k, v),
-        });
+        extend(slot, k, v);
     }
 
     /// `x` `[b, s, hidden]`; `mask` `[b, 1, s, t]` (true = masked) over the `t` keys (cached +
@@ -87,14 +99,11 @@ impl Attention {
             None => q,
         };
         let q = rope::apply(q.swap_dims(1, 2), cos, sin);
-        let (mut k, mut v) = self.keys_values(x, cos, sin);
-        if let Some(slot) = past {
-            if let Some((pk, pv)) = slot.take() {
-                k = Tensor::cat(vec![pk, k], 2);
-                v = Tensor::cat(vec![pv, v], 2);
-            }
-            *slot = Some((k.clone(), v.clone()));
-        }
+        let (k, v) = self.keys_values(x, cos, sin);
+        let (k, v) = match past {
+            Some(slot) => extend(slot, k, v),
+            None => (k, v),
+        };
         let t = k.dims()[2];
         let rep = nh / nkv;
         let dtype = q.dtype();

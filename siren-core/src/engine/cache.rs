@@ -24,6 +24,14 @@ impl KvCache {
         }
     }
 
+    /// Records that `batch` was appended: `pad` is the padding of every cached key (old and
+    /// new), and each sequence continues after the batch's last position.
+    pub(crate) fn advance(&mut self, pad: Tensor<2, Bool>, batch: &super::Batch) {
+        let s = batch.ids.dims()[1];
+        self.pad = Some(pad);
+        self.next_position = Some(batch.positions.clone().narrow(1, s - 1, 1).add_scalar(1));
+    }
+
     /// Number of cached tokens per sequence (including padding).
     pub fn len(&self) -> usize {
         self.pad.as_ref().map(|p| p.dims()[1]).unwrap_or(0)

@@ -300,7 +300,6 @@ impl Decoder {
     /// computes nothing else: no logits, and no output of the last layer, which nothing would
     /// read (on an autodiff device such unread results would stay in the graph).
     pub fn prefill(&self, batch: &Batch, cache: &mut KvCache) {
-        let [_, s] = batch.ids.dims();
         let Inputs {
             mut x,
             mask,
@@ -327,8 +326,7 @@ impl Decoder {
                 .forward(layer.post_attention_layernorm.forward(x.clone()));
             x = x.add(m);
         }
-        cache.pad = Some(pad);
-        cache.next_position = Some(batch.positions.clone().narrow(1, s - 1, 1).add_scalar(1));
+        cache.advance(pad, batch);
     }
 
     /// Runs the model on `batch`. With a cache, the batch continues the cached tokens (its
@@ -407,8 +405,7 @@ impl Decoder {
         }
         let logits = logits.cast(DType::F32);
         if let Some(c) = cache {
-            c.pad = Some(pad);
-            c.next_position = Some(batch.positions.clone().narrow(1, s - 1, 1).add_scalar(1));
+            c.advance(pad, batch);
         }
         ForwardOutput {
             logits,
