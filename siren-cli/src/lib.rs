@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod commands;
+pub mod serve;
 
 pub use commands::generate::{Options as GenerateOptions, run as generate};
 
@@ -156,6 +157,51 @@ enum Command {
         #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
         stage: Option<u8>,
         /// Override a config key (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Serve the model over HTTP: POST /v1/predict, POST /v1/rank, GET /healthz, GET /metrics
+    /// (dynamic batching, per-user prefix cache, bounded queue; settings in [serve]).
+    Serve {
+        /// The run config (TOML).
+        config: PathBuf,
+        /// Listen here (default [serve] addr, 127.0.0.1:8080; port 0 picks a free one).
+        #[arg(long)]
+        addr: Option<String>,
+        /// Use the weights of stage 1 or 2 (default: the newest the run has).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+        stage: Option<u8>,
+        /// Serve this PEFT adapter folder over the base model.
+        #[arg(long)]
+        adapter: Option<PathBuf>,
+        /// Override a config key: `--set serve.max_batch=16` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Rank candidates with the run's weights: `--input users.jsonl` (one `{"user" | "history",
+    /// "candidates", "k"}` per line; without candidates the retriever proposes them) to JSONL,
+    /// or `--evaluate`: the candidate-reranking evaluation (Recall@K, nDCG@K next to the
+    /// retriever's and a random order; writes runs/<name>/rank.md).
+    Rank {
+        /// The run config (TOML).
+        config: PathBuf,
+        /// JSONL file of ranking requests.
+        #[arg(
+            long,
+            conflicts_with = "evaluate",
+            required_unless_present = "evaluate"
+        )]
+        input: Option<PathBuf>,
+        /// Where to write the rankings (default runs/<name>/rankings.jsonl).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Run the reranking evaluation on [eval] split ([rank] settings).
+        #[arg(long)]
+        evaluate: bool,
+        /// Use the weights of stage 1 or 2 (default: the newest the run has).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+        stage: Option<u8>,
+        /// Override a config key: `--set rank.sample=300` (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
@@ -311,6 +357,33 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             stage,
             set,
         } => commands::predict::run(&config, &set, &input, output, stage).map(|_| ()),
+        Command::Serve {
+            config,
+            addr,
+            stage,
+            adapter,
+            set,
+        } => serve::run(&serve::Options {
+            config,
+            overrides: set,
+            weights: serve::weights(stage, adapter.as_deref()),
+            addr,
+        }),
+        Command::Rank {
+            config,
+            input,
+            output,
+            evaluate,
+            stage,
+            set,
+        } => commands::rank::run(
+            &config,
+            &set,
+            input.as_deref(),
+            output,
+            evaluate,
+            serve::weights(stage, None),
+        ),
         Command::Run { config, set } => commands::run::run(&config, &set).map(|_| ()),
         Command::Sweep { config, grid, set } => {
             commands::sweep::sweep(&config, &set, &grid).map(|_| ())

@@ -240,6 +240,124 @@ pub struct RunConfig {
     /// The grid `siren sweep` runs when no `--grid` is given (`[sweep] grid = ["KEY=V1,V2"]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<SweepConfig>,
+    /// `siren rank` and its candidate-reranking evaluation (`[rank]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank: Option<RankConfig>,
+    /// `siren serve` (`[serve]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serve: Option<ServeConfig>,
+}
+
+/// `[rank]`: candidate ranking (`siren rank`) and the reranking evaluation (paper §4, EXP3RT's
+/// protocol): a retriever proposes candidates per user, the model reranks them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RankConfig {
+    /// The retriever: any rating baseline by name (slot `rating-baseline`), fitted on the fit
+    /// set of the evaluated split; its params are those of the matching `[[baselines]]` entry
+    /// when there is one. Default `mf`.
+    pub retriever: String,
+    /// Candidates the retriever proposes per user (items the user rated are excluded).
+    pub candidates: usize,
+    /// The evaluation on a seeded sample of this many users (default: every user of the split).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample: Option<usize>,
+    /// Cut-offs of Recall@K and nDCG@K.
+    pub cutoffs: Vec<usize>,
+}
+
+impl Default for RankConfig {
+    fn default() -> Self {
+        Self {
+            retriever: "mf".into(),
+            candidates: 20,
+            sample: None,
+            cutoffs: vec![3, 5],
+        }
+    }
+}
+
+impl RankConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<()> {
+        if self.candidates == 0 {
+            return Err(CoreError::config("rank.candidates", "must be at least 1"));
+        }
+        if self.cutoffs.is_empty() || self.cutoffs.iter().any(|&k| k == 0 || k > self.candidates) {
+            return Err(CoreError::config(
+                "rank.cutoffs",
+                format!(
+                    "each cut-off must be between 1 and rank.candidates ({}), got {:?}",
+                    self.candidates, self.cutoffs
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[serve]`: the HTTP server's batching, queue and limits (`siren serve`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    pub addr: String,
+    /// Most prompts the model scores in one forward pass.
+    pub max_batch: usize,
+    /// How long the model waits for more requests to fill a batch, in milliseconds.
+    pub max_wait_ms: u64,
+    /// Requests waiting for the model at most; beyond it requests get 503 with `Retry-After`.
+    pub queue: usize,
+    /// Memory for cached per-user prompt prefixes (keys and values), MiB.
+    pub prefix_cache_mb: usize,
+    /// Largest request body, KiB.
+    pub max_body_kb: usize,
+    /// Most candidates of one `/v1/rank` request.
+    pub max_candidates: usize,
+    /// Most rated items of an inline history.
+    pub max_history: usize,
+    /// A request not answered within this many milliseconds gets 504.
+    pub timeout_ms: u64,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:8080".into(),
+            max_batch: 8,
+            max_wait_ms: 5,
+            queue: 64,
+            prefix_cache_mb: 512,
+            max_body_kb: 256,
+            max_candidates: 100,
+            max_history: 200,
+            timeout_ms: 30_000,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<()> {
+        for (k, v) in [
+            ("max_batch", self.max_batch),
+            ("queue", self.queue),
+            ("max_body_kb", self.max_body_kb),
+            ("max_candidates", self.max_candidates),
+            ("max_history", self.max_history),
+        ] {
+            if v == 0 {
+                return Err(CoreError::config(
+                    format!("serve.{k}"),
+                    "must be at least 1",
+                ));
+            }
+        }
+        if self.timeout_ms == 0 {
+            return Err(CoreError::config("serve.timeout_ms", "must be at least 1"));
+        }
+        Ok(())
+    }
 }
 
 /// `[sweep]`: a config's own ablation grid.
@@ -480,6 +598,12 @@ impl RunConfig {
                 "eval",
                 "batch_size and max_new_tokens must be at least 1",
             ));
+        }
+        if let Some(r) = &self.rank {
+            r.validate()?;
+        }
+        if let Some(s) = &self.serve {
+            s.validate()?;
         }
         if self.topics.k == 0 || self.topics.nearest == 0 {
             return Err(CoreError::config(

@@ -22,6 +22,7 @@ pub mod prompt;
 pub mod rating;
 pub mod registry;
 pub mod run;
+pub mod serving;
 pub mod stages;
 pub mod testkit;
 pub mod train;

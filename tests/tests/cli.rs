@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use approx::assert_abs_diff_eq;
-use siren_tests::{assets_dir, paper_movies_dir, repo_root};
+use siren_tests::{assets_dir, paper_movies_dir, repo_root, small_movielens, tiny_config};
 
 fn config(name: &str) -> String {
     repo_root().join("configs").join(name).display().to_string()
@@ -27,32 +27,6 @@ fn siren(args: &[&str]) -> anyhow::Result<()> {
     let mut v = vec!["siren"];
     v.extend_from_slice(args);
     siren_cli::run_args(v)
-}
-
-/// A small MovieLens-format dataset: 30 users × 12 items.
-fn small_movielens(dir: &Path) -> (PathBuf, PathBuf) {
-    let inter = dir.join("s.inter");
-    let item = dir.join("s.item");
-    let mut rows = String::from("user_id:token\titem_id:token\trating:float\ttimestamp:float\n");
-    for u in 0..30 {
-        for i in 0..12 {
-            if (u + 2 * i) % 4 != 0 {
-                rows.push_str(&format!(
-                    "{u}\t{i}\t{}\t{}\n",
-                    1 + (u % 3 + i % 4 + u * i) % 5,
-                    10 * i + u
-                ));
-            }
-        }
-    }
-    std::fs::write(&inter, rows).unwrap();
-    let mut items =
-        String::from("item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n");
-    for i in 0..12 {
-        items.push_str(&format!("{i}\tFilm {i}\t2000\tDrama\n"));
-    }
-    std::fs::write(&item, items).unwrap();
-    (inter, item)
 }
 
 #[test]
@@ -368,49 +342,6 @@ max_steps = 2
 batch_size = 4
 "#,
     )
-}
-
-/// `dir/t.toml` for a tiny HF-folder model (written to `dir/tiny`) on a small MovieLens-format
-/// dataset: run `tiny` under `dir/runs`, flex, 5 eval rows, the global-mean baseline, recent-3
-/// prompts; `rest` adds the stage sections.
-fn tiny_config(dir: &Path, rest: &str) -> PathBuf {
-    let (inter, item) = small_movielens(dir);
-    let model = dir.join("tiny");
-    siren_core::testkit::write_tiny_model(&model, 5).unwrap();
-    let cfg = dir.join("t.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"name = "tiny"
-runs_dir = "{runs}"
-device = "flex"
-[dataset]
-kind = "movielens"
-[dataset.params]
-inter = "{inter}"
-item = "{item}"
-k_core = 0
-min_history = 2
-[eval]
-sample = 5
-batch_size = 4
-max_new_tokens = 6
-[[baselines]]
-kind = "global-mean"
-[model]
-path = "{model}"
-[prompt]
-strategy = "recent"
-recent = 3
-"#,
-            runs = dir.join("runs").display(),
-            inter = inter.display(),
-            item = item.display(),
-            model = model.display()
-        ) + rest,
-    )
-    .unwrap();
-    cfg
 }
 
 fn stage_status(report: &str, stage: &str) -> String {

@@ -67,9 +67,14 @@ pub struct Biases {
 
 impl RatingModel for Biases {
     fn predict(&self, user: u32, item: u32) -> f32 {
+        crate::clip(self.score(user, item))
+    }
+
+    fn score(&self, user: u32, item: u32) -> f32 {
         let bu = self.user.get(user as usize).copied().unwrap_or(0.0);
         let bi = self.item.get(item as usize).copied().unwrap_or(0.0);
-        crate::clip((self.mu + bu + bi) as f32)
+        let r = (self.mu + bu + bi) as f32;
+        if r.is_finite() { r } else { 3.0 }
     }
 }
 

@@ -149,6 +149,11 @@ impl RatingModel for MfModel {
     fn predict(&self, user: u32, item: u32) -> f32 {
         crate::clip(self.raw(user as usize, item as usize))
     }
+
+    fn score(&self, user: u32, item: u32) -> f32 {
+        let r = self.raw(user as usize, item as usize);
+        if r.is_finite() { r } else { 3.0 }
+    }
 }
 
 impl MatrixFactorization {

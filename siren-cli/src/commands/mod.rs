@@ -7,6 +7,7 @@ pub mod generate;
 pub mod internalize;
 pub mod plugins;
 pub mod predict;
+pub mod rank;
 pub mod run;
 pub mod sketch;
 pub mod sweep;

@@ -344,10 +344,30 @@ impl PromptBuilder {
         strategy: Strategy,
         count_tokens: &dyn Fn(&str) -> usize,
     ) -> Prompt {
-        let n = self.cfg.recent;
         let lines: Vec<String> = past.iter().map(|x| self.line(ds, x)).collect();
+        self.build_from(
+            &lines,
+            sketch,
+            &self.item(ds, target.item),
+            strategy,
+            count_tokens,
+        )
+    }
+
+    /// The prompt for a candidate shown as `candidate` (an [`PromptBuilder::item`] text) given
+    /// the user's rated `lines` (oldest first, [`PromptBuilder::line`] texts) and sketch: what
+    /// [`PromptBuilder::build`] does once the texts are made, for items outside a dataset too.
+    pub fn build_from(
+        &self,
+        lines: &[String],
+        sketch: &Sketch,
+        candidate: &str,
+        strategy: Strategy,
+        count_tokens: &dyn Fn(&str) -> usize,
+    ) -> Prompt {
+        let n = self.cfg.recent;
         let recent = &lines[lines.len().saturating_sub(n)..];
-        let candidate = self.item(ds, target.item);
+        let candidate = candidate.to_string();
         let system = self.system();
         let user = match strategy {
             Strategy::Recent => self.user_message(None, recent, &candidate),

@@ -7,6 +7,7 @@ pub mod eval;
 pub mod internalize;
 pub mod pipeline;
 pub mod predict;
+pub mod rank;
 pub mod sketch;
 pub mod sweep;
 pub mod train;

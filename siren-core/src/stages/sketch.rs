@@ -191,7 +191,13 @@ impl Sketcher {
                 rating: x.rating,
             })
             .collect();
-        self.rule.build(&hist, &self.names)
+        self.sketch_topics(&hist)
+    }
+
+    /// The sketch of ratings whose items are already placed in topics (items from outside
+    /// the dataset, placed at their nearest topic center).
+    pub fn sketch_topics(&self, hist: &[TopicRating]) -> Result<Sketch> {
+        self.rule.build(hist, &self.names)
     }
 }
 
@@ -297,7 +303,7 @@ impl TopicModelFile {
 }
 
 /// Index of the center nearest `row` (squared Euclidean distance).
-fn nearest_center(centers: &Embeddings, row: &[f32]) -> usize {
+pub fn nearest_center(centers: &Embeddings, row: &[f32]) -> usize {
     let mut best = (0, f32::INFINITY);
     for t in 0..centers.n {
         let c = &centers.data[t * centers.dim..(t + 1) * centers.dim];

@@ -20,4 +20,11 @@ pub trait RatingBaseline: Send + Sync {
 pub trait RatingModel: Send + Sync {
     /// Predicted rating of `item` by `user` (indices into the dataset), in `[1, 5]`.
     fn predict(&self, user: u32, item: u32) -> f32;
+
+    /// A score that orders one user's items (higher first) when the model retrieves
+    /// candidates: the prediction before it is clipped to the scale, so that items above the
+    /// top of the scale stay ordered. Default: [`RatingModel::predict`].
+    fn score(&self, user: u32, item: u32) -> f32 {
+        self.predict(user, item)
+    }
 }

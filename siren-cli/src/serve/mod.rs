@@ -1,0 +1,422 @@
+//! `siren serve`: the model behind HTTP (axum + tokio).
+//!
+//! - `POST /v1/predict` `{"user", "item"}` (known ids) or `{"history": [{title, genres,
+//!   rating}], "candidate": {title, genres}}` (a new user, a new item; either form of user
+//!   goes with either form of item) → the distribution over 1..5 with `expected`, `median`,
+//!   `argmax`, `rating` (the `[eval] decoder`) and `latency_ms`;
+//! - `POST /v1/rank` `{"user" | "history", "candidates": [id | {title, genres}], "k"}` → the
+//!   top `k` candidates by expected rating with their distributions; the user's part of the
+//!   prompt is computed once;
+//! - `GET /healthz`, `GET /metrics` (Prometheus text).
+//!
+//! Requests are checked and turned into prompts on the async side, then queued (bounded:
+//! when full, 503 with `Retry-After`) for the model worker ([`worker`]), which batches
+//! requests arriving within `[serve] max_wait_ms` up to `max_batch` prompts and keeps
+//! per-user prefixes in a memory-bounded cache. Bodies over `max_body_kb` get 413, requests
+//! not answered within `timeout_ms` get 504, bad requests get 400 with a JSON error naming the
+//! field. SIGTERM or Ctrl-C stops accepting connections and lets in-flight requests finish.
+
+pub mod client;
+mod metrics;
+mod worker;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use siren_core::config::{RunConfig, ServeConfig};
+use siren_core::rating::{AnswerScores, RatingDecoder};
+use siren_core::serving::request::{predict_request, rank_request};
+use siren_core::serving::{Candidate, Limits, Prompter, Query, Subject};
+use siren_core::stages::eval::Weights;
+
+use metrics::Metrics;
+use worker::{Queue, Refused, Work};
+
+/// What `siren serve` serves: the config, which weights, and where to listen.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The run config.
+    pub config: std::path::PathBuf,
+    /// Config overrides (`--set`).
+    pub overrides: Vec<String>,
+    /// Which weights (default: the newest the run has).
+    pub weights: Weights,
+    /// Listen here instead of `[serve] addr` (port 0 picks a free port).
+    pub addr: Option<String>,
+}
+
+struct App {
+    prompter: Prompter,
+    queue: Queue,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+    timeout: Duration,
+    decoder: RatingDecoder,
+    values: Vec<f32>,
+    method: String,
+}
+
+/// A running server.
+pub struct Server {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Server {
+    /// Stops accepting connections, lets in-flight requests finish, and waits for the
+    /// model worker to stop.
+    pub fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.join()
+    }
+
+    /// Waits until the server stops (SIGTERM, Ctrl-C or [`Server::shutdown`]).
+    pub fn join(mut self) -> anyhow::Result<()> {
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => anyhow::bail!("the server thread panicked"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Loads the model and starts serving on a thread of its own; returns once it listens.
+pub fn start(opts: &Options) -> anyhow::Result<Server> {
+    let config = RunConfig::load(&opts.config, &opts.overrides)?;
+    config.validate()?;
+    let sc = config.serve.clone().unwrap_or_default();
+    sc.validate()?;
+    let addr = opts.addr.clone().unwrap_or_else(|| sc.addr.clone());
+    let run = siren_core::run::RunDir::create(&config, &config.device)?;
+    let ds = siren_core::stages::load_dataset(&config)?;
+    let timelines = siren_core::stages::predict::full_timelines(&ds);
+    let (prompter, scorer, method) = siren_core::serving::load(
+        &config,
+        ds,
+        &run,
+        &opts.weights,
+        timelines,
+        (sc.max_batch, sc.prefix_cache_mb << 20),
+    )?;
+    let metrics = Arc::new(Metrics::default());
+    let values = scorer.values().to_vec();
+    let (queue, worker) = worker::start(
+        scorer,
+        sc.queue,
+        (sc.max_batch, Duration::from_millis(sc.max_wait_ms)),
+        metrics.clone(),
+    )?;
+    let app = Arc::new(App {
+        prompter,
+        queue,
+        metrics,
+        limits: Limits {
+            max_candidates: sc.max_candidates,
+            max_history: sc.max_history,
+        },
+        timeout: Duration::from_millis(sc.timeout_ms),
+        decoder: config.eval.decoder,
+        values,
+        method,
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(addr.as_str()))
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let router = router(app, &sc);
+    let thread = std::thread::Builder::new()
+        .name("siren-http".into())
+        .spawn(move || -> anyhow::Result<()> {
+            rt.block_on(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped(stop_rx))
+                    .await
+            })?;
+            // The router (and with it the queue's sender) is gone: the worker finishes what
+            // is queued and stops.
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("the model worker panicked"))?;
+            tracing::info!("stopped");
+            Ok(())
+        })?;
+    tracing::info!("serving on http://{local}");
+    Ok(Server {
+        addr: local,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
+}
+
+/// Resolves on SIGTERM, Ctrl-C or a stop request.
+async fn stopped(stop: tokio::sync::oneshot::Receiver<()>) {
+    let term = async {
+        #[cfg(unix)]
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = term => {},
+        _ = stop => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+fn router(app: Arc<App>, sc: &ServeConfig) -> Router {
+    Router::new()
+        .route("/v1/predict", post(predict))
+        .route("/v1/rank", post(rank))
+        .route("/healthz", get(health))
+        .route("/metrics", get(prometheus))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(sc.max_body_kb << 10))
+        .layer(middleware::from_fn_with_state(app.clone(), track))
+        .with_state(app)
+}
+
+/// Counts every response by route and status, with its latency.
+async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let t = Instant::now();
+    let route = match req.uri().path() {
+        p @ ("/v1/predict" | "/v1/rank" | "/healthz" | "/metrics") => p.to_string(),
+        _ => "other".to_string(),
+    };
+    let resp = next.run(req).await;
+    app.metrics
+        .request(&route, resp.status().as_u16(), t.elapsed().as_secs_f64());
+    resp
+}
+
+/// A JSON error: `{"error": message, "field": field}`.
+fn error(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> Response {
+    let mut body = json!({"error": message.into()});
+    if let Some(f) = field {
+        body["field"] = f.into();
+    }
+    (status, axum::Json(body)).into_response()
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        None,
+        "no such route; POST /v1/predict, POST /v1/rank, GET /healthz, GET /metrics",
+    )
+}
+
+async fn health(State(app): State<Arc<App>>) -> Response {
+    axum::Json(json!({"status": "ok", "model": app.method})).into_response()
+}
+
+async fn prometheus(State(app): State<Arc<App>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+/// The body as JSON, or the error response.
+fn body_json(
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Value, Response> {
+    let bytes = body.map_err(|e| error(e.status(), Some("(body)"), e.body_text()))?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            Some("(body)"),
+            format!("not JSON: {e}"),
+        )
+    })
+}
+
+/// Builds the query's prompts, queues them and waits for the scores.
+async fn score(app: &Arc<App>, query: Query) -> Result<Vec<AnswerScores>, Response> {
+    let deadline = Instant::now() + app.timeout;
+    let a = app.clone();
+    let prompts = tokio::task::spawn_blocking(move || a.prompter.prompts(&query))
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string()))?
+        .map_err(|e| error(StatusCode::BAD_REQUEST, None, e.to_string()))?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    match app.queue.offer(Work {
+        prompts,
+        reply: tx,
+        deadline,
+    }) {
+        Ok(()) => {}
+        Err(Refused::Full) => {
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                "the model's queue is full; retry later",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return Err(r);
+        }
+        Err(Refused::Stopped) => {
+            return Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                "the model worker has stopped",
+            ));
+        }
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout(left, rx).await {
+        Ok(Ok(Ok(s))) => Ok(s),
+        Ok(Ok(Err(e))) if e.starts_with("timed out") => {
+            Err(error(StatusCode::GATEWAY_TIMEOUT, None, e))
+        }
+        Ok(Ok(Err(e))) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, None, e)),
+        Ok(Err(_)) => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "the model worker has stopped",
+        )),
+        Err(_) => Err(error(
+            StatusCode::GATEWAY_TIMEOUT,
+            None,
+            format!("not answered within {} ms", app.timeout.as_millis()),
+        )),
+    }
+}
+
+fn distribution(app: &App, s: &AnswerScores) -> Value {
+    let dec = |d: RatingDecoder| d.decode(&s.probs, &app.values);
+    json!({
+        "probs": s.probs,
+        "expected": dec(RatingDecoder::Expected),
+        "median": dec(RatingDecoder::Median),
+        "argmax": dec(RatingDecoder::Argmax),
+        "rating": dec(app.decoder),
+    })
+}
+
+fn item_json(app: &App, c: &Candidate) -> Value {
+    match c {
+        Candidate::Known(i) => app.prompter.ds.items[*i as usize].id.clone().into(),
+        Candidate::New(it) => json!({"title": it.title, "genres": it.genres}),
+    }
+}
+
+async fn predict(
+    State(app): State<Arc<App>>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let t = Instant::now();
+    let v = match body_json(body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let query = match predict_request(&app.prompter.ds, &v, app.limits) {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, Some(&e.field), e.message),
+    };
+    let (subject, cand) = (query.subject.clone(), query.candidates[0].clone());
+    let scores = match score(&app, query).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(s) = scores.first() else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            "no score came back",
+        );
+    };
+    let mut out = distribution(&app, s);
+    if let Subject::Known(u) = subject {
+        out["user"] = app.prompter.ds.users[u as usize].clone().into();
+    }
+    out["item"] = item_json(&app, &cand);
+    out["latency_ms"] = (t.elapsed().as_secs_f64() * 1e3).into();
+    axum::Json(out).into_response()
+}
+
+async fn rank(
+    State(app): State<Arc<App>>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let t = Instant::now();
+    let v = match body_json(body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let req = match rank_request(&app.prompter.ds, &v, app.limits) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, Some(&e.field), e.message),
+    };
+    let (subject, cands, k) = (
+        req.query.subject.clone(),
+        req.query.candidates.clone(),
+        req.k,
+    );
+    let scores = match score(&app, req.query).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let order = siren_core::stages::rank::by_expected(&scores, &app.values);
+    let ranked: Vec<Value> = order
+        .iter()
+        .take(k)
+        .map(|&c| {
+            let mut d = distribution(&app, &scores[c]);
+            d["item"] = item_json(&app, &cands[c]);
+            d
+        })
+        .collect();
+    let mut out = json!({"ranked": ranked});
+    if let Subject::Known(u) = subject {
+        out["user"] = app.prompter.ds.users[u as usize].clone().into();
+    }
+    out["latency_ms"] = (t.elapsed().as_secs_f64() * 1e3).into();
+    axum::Json(out).into_response()
+}
+
+/// `siren serve`: starts the server and waits until it stops.
+pub fn run(opts: &Options) -> anyhow::Result<()> {
+    let server = start(opts)?;
+    println!("listening on http://{}", server.addr);
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    server.join()
+}
+
+/// The run's weights as `--stage` and `--adapter` choose them.
+pub fn weights(stage: Option<u8>, adapter: Option<&Path>) -> Weights {
+    match (adapter, stage) {
+        (Some(a), _) => Weights::Adapter(a.to_path_buf()),
+        (None, Some(1)) => Weights::Stage1,
+        (None, Some(_)) => Weights::Stage2,
+        (None, None) => Weights::Auto,
+    }
+}

@@ -1,0 +1,182 @@
+//! The model worker: one thread that owns the model, fed by a bounded queue. It takes the
+//! first waiting request, waits up to `max_wait` for more until `max_batch` prompts are
+//! gathered, scores them together ([`Scorer::score`]) and answers each.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
+
+use siren_core::rating::AnswerScores;
+use siren_core::serving::{Job, QueryPrompts, Scorer};
+use tokio::sync::oneshot;
+
+use super::metrics::Metrics;
+
+/// A request's scores, or why there are none.
+pub type Outcome = Result<Vec<AnswerScores>, String>;
+
+/// One request waiting for the model.
+pub struct Work {
+    /// Its prompts.
+    pub prompts: QueryPrompts,
+    /// Where the answer goes (closed when the client has gone).
+    pub reply: oneshot::Sender<Outcome>,
+    /// After this the request is not worth computing.
+    pub deadline: Instant,
+}
+
+/// The sending side of the queue.
+#[derive(Clone)]
+pub struct Queue {
+    tx: SyncSender<Work>,
+    metrics: Arc<Metrics>,
+}
+
+/// Why a request could not be queued.
+pub enum Refused {
+    /// The queue is full.
+    Full,
+    /// The worker has stopped (the server is shutting down or the model failed).
+    Stopped,
+}
+
+impl Queue {
+    /// Queues `work` without waiting.
+    pub fn offer(&self, work: Work) -> Result<(), Refused> {
+        // Counted before the send: the worker may take the request before `try_send` returns.
+        self.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
+        match self.tx.try_send(work) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                match e {
+                    TrySendError::Full(_) => {
+                        self.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+                        Err(Refused::Full)
+                    }
+                    TrySendError::Disconnected(_) => Err(Refused::Stopped),
+                }
+            }
+        }
+    }
+}
+
+/// Starts the worker thread with a queue of `capacity`; it stops when every [`Queue`] is
+/// dropped and the queue is empty.
+pub fn start(
+    scorer: Scorer,
+    capacity: usize,
+    (max_batch, max_wait): (usize, Duration),
+    metrics: Arc<Metrics>,
+) -> std::io::Result<(Queue, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
+    metrics
+        .queue_capacity
+        .store(capacity as i64, Ordering::Relaxed);
+    let m = metrics.clone();
+    let handle = std::thread::Builder::new()
+        .name("siren-model".into())
+        .spawn(move || run(scorer, &rx, (max_batch, max_wait), &m))?;
+    Ok((Queue { tx, metrics }, handle))
+}
+
+fn run(
+    mut scorer: Scorer,
+    rx: &Receiver<Work>,
+    (max_batch, max_wait): (usize, Duration),
+    m: &Metrics,
+) {
+    let take = |w: Work| {
+        m.queue_depth.fetch_sub(1, Ordering::Relaxed);
+        w
+    };
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![take(first)];
+        let mut prompts = batch[0].prompts.prompts.len();
+        let until = Instant::now() + max_wait;
+        while prompts < max_batch {
+            let left = until.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(w) => {
+                    prompts += w.prompts.prompts.len();
+                    batch.push(take(w));
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        // Requests whose client has gone or whose time is up are not computed.
+        let now = Instant::now();
+        let (live, dropped): (Vec<Work>, Vec<Work>) = batch
+            .into_iter()
+            .partition(|w| !w.reply.is_closed() && w.deadline > now);
+        m.abandoned
+            .fetch_add(dropped.len() as u64, Ordering::Relaxed);
+        for w in dropped {
+            let _ = w.reply.send(Err("timed out waiting for the model".into()));
+        }
+        if live.is_empty() {
+            continue;
+        }
+        let jobs: Vec<Job<'_>> = live
+            .iter()
+            .map(|w| Job {
+                prompts: &w.prompts.prompts,
+                prefix: w.prompts.prefix,
+            })
+            .collect();
+        let result = scorer.score(&jobs);
+        let n: usize = jobs.iter().map(|j| j.prompts.len()).sum();
+        drop(jobs);
+        m.batch(n, scorer.cache_stats());
+        match result {
+            Ok((scores, _)) => {
+                for (w, s) in live.into_iter().zip(scores) {
+                    // The client may have gone meanwhile: nothing to do then.
+                    let _ = w.reply.send(Ok(s));
+                }
+            }
+            Err(e) => {
+                tracing::error!("scoring a batch of {n} prompts failed: {e}");
+                for w in live {
+                    let _ = w.reply.send(Err(format!("scoring failed: {e}")));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn work() -> (Work, oneshot::Receiver<Outcome>) {
+        let (tx, rx) = oneshot::channel();
+        let w = Work {
+            prompts: QueryPrompts {
+                prompts: vec![vec![1, 2, 3]],
+                prefix: 2,
+            },
+            reply: tx,
+            deadline: Instant::now() + Duration::from_secs(60),
+        };
+        (w, rx)
+    }
+
+    #[test]
+    fn a_full_queue_refuses_and_a_stopped_worker_is_reported() {
+        let metrics = Arc::new(Metrics::default());
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let q = Queue {
+            tx,
+            metrics: metrics.clone(),
+        };
+        assert!(q.offer(work().0).is_ok());
+        assert!(matches!(q.offer(work().0), Err(Refused::Full)));
+        assert_eq!(metrics.rejected.load(Ordering::Relaxed), 1);
+        assert_eq!(metrics.queue_depth.load(Ordering::Relaxed), 1);
+        drop(rx);
+        assert!(matches!(q.offer(work().0), Err(Refused::Stopped)));
+        assert_eq!(metrics.queue_depth.load(Ordering::Relaxed), 1);
+    }
+}

@@ -1,0 +1,417 @@
+//! `siren serve` end to end on the tiny test model: every route, every error path, ratings
+//! equal to `siren predict`'s for the same pairs, and `siren rank` offline.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use siren_cli::serve::client::Client;
+use siren_cli::serve::{Options, start};
+use siren_core::stages::eval::Weights;
+use siren_tests::tiny_config;
+
+/// The tiny config with sketch prompts (hashing encoder, three topics).
+fn config(dir: &Path) -> std::path::PathBuf {
+    tiny_config(
+        dir,
+        r#"[encoder]
+kind = "hashing"
+[clusterer]
+kind = "kmeans"
+[namer]
+kind = "keywords"
+[sketch]
+kind = "paper"
+[topics]
+k = 3
+nearest = 3
+"#,
+    )
+}
+
+fn options(cfg: &Path, set: &[&str]) -> Options {
+    let mut overrides = vec!["prompt.strategy=\"sketch\"".to_string()];
+    overrides.extend(set.iter().map(|s| s.to_string()));
+    Options {
+        config: cfg.to_path_buf(),
+        overrides,
+        weights: Weights::Base,
+        addr: Some("127.0.0.1:0".into()),
+    }
+}
+
+fn probs(v: &Value) -> Vec<f64> {
+    v["probs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no probs in {v}"))
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+fn close(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4)
+}
+
+#[test]
+fn the_http_api_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path());
+    let server = start(&options(
+        &cfg,
+        &["serve.max_candidates=5", "serve.max_body_kb=1"],
+    ))
+    .unwrap();
+    let mut c = Client::new(server.addr, Duration::from_secs(60));
+
+    let h = c.get("/healthz").unwrap();
+    assert_eq!(h.status, 200, "{}", h.body);
+    assert_eq!(h.json().unwrap()["status"], "ok");
+
+    // Known pairs: the same distributions as `siren predict`.
+    let pairs = [("3", "7"), ("4", "1"), ("3", "2"), ("10", "11")];
+    let mut served = Vec::new();
+    for (u, i) in pairs {
+        let r = c
+            .post("/v1/predict", &json!({"user": u, "item": i}).to_string())
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json().unwrap();
+        assert_eq!((v["user"].as_str(), v["item"].as_str()), (Some(u), Some(i)));
+        let p = probs(&v);
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-4);
+        let e = v["expected"].as_f64().unwrap();
+        assert!((1.0..=5.0).contains(&e) && v["latency_ms"].as_f64().unwrap() >= 0.0);
+        served.push(v);
+    }
+    let input = tmp.path().join("pairs.jsonl");
+    let lines: Vec<String> = pairs
+        .iter()
+        .map(|(u, i)| json!({"user": u, "item": i}).to_string())
+        .collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let out = tmp.path().join("predicted.jsonl");
+    siren_cli::run_args([
+        "siren",
+        "predict",
+        cfg.to_str().unwrap(),
+        "--set",
+        "prompt.strategy=\"sketch\"",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ])
+    .unwrap();
+    let offline: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(offline.len(), served.len());
+    for (s, o) in served.iter().zip(&offline) {
+        assert!(close(&probs(s), &probs(o)), "served {s}\noffline {o}");
+        for k in ["median", "argmax"] {
+            assert_eq!(s[k], o[k], "{k}: served {s}\noffline {o}");
+        }
+    }
+
+    // Ranking a known user's candidates: best first by expected rating, the same
+    // distributions as predicting each; the second time the user's prefix is cached.
+    let body = json!({"user": "3", "candidates": ["7", "2", "5"], "k": 2}).to_string();
+    for _ in 0..2 {
+        let r = c.post("/v1/rank", &body).unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json().unwrap();
+        let ranked = v["ranked"].as_array().unwrap();
+        assert_eq!(ranked.len(), 2);
+        assert!(ranked[0]["expected"].as_f64() >= ranked[1]["expected"].as_f64());
+        for x in ranked {
+            let item = x["item"].as_str().unwrap();
+            if let Some(k) = pairs.iter().position(|p| p == &("3", item)) {
+                assert!(close(&probs(x), &probs(&served[k])), "{x} vs {}", served[k]);
+            }
+        }
+    }
+    let m = c.get("/metrics").unwrap();
+    assert_eq!(m.status, 200);
+    let hits: f64 = m
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("siren_prefix_cache_hits_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(hits >= 1.0, "{}", m.body);
+
+    // A new user and new items.
+    let history = json!([
+        {"title": "Film 1", "genres": ["Drama"], "rating": 5},
+        {"title": "Space Saga", "genres": ["Sci-Fi", "Adventure"], "rating": 2},
+    ]);
+    let r = c
+        .post(
+            "/v1/predict",
+            &json!({"history": history, "candidate": {"title": "Film 9", "genres": ["Drama"]}})
+                .to_string(),
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json().unwrap()["item"]["title"], "Film 9");
+    let r = c
+        .post(
+            "/v1/rank",
+            &json!({"history": history, "candidates": ["7", {"title": "New One"}]}).to_string(),
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json().unwrap()["ranked"].as_array().unwrap().len(), 2);
+
+    // Every bad request: a 4xx naming the field, and the server goes on serving.
+    let cases: Vec<(&str, String, u16, Option<&str>)> = vec![
+        ("/v1/predict", "{not json".into(), 400, Some("(body)")),
+        (
+            "/v1/predict",
+            json!({"user": "nobody", "item": "7"}).to_string(),
+            400,
+            Some("user"),
+        ),
+        (
+            "/v1/predict",
+            json!({"user": "3", "item": "nothing"}).to_string(),
+            400,
+            Some("item"),
+        ),
+        (
+            "/v1/predict",
+            json!({"user": "3"}).to_string(),
+            400,
+            Some("item"),
+        ),
+        (
+            "/v1/predict",
+            json!({"item": "7"}).to_string(),
+            400,
+            Some("user"),
+        ),
+        (
+            "/v1/predict",
+            json!({"user": [3], "item": "7"}).to_string(),
+            400,
+            Some("user"),
+        ),
+        (
+            "/v1/predict",
+            json!({"user": "3", "item": "7", "extra": 1}).to_string(),
+            400,
+            Some("extra"),
+        ),
+        (
+            "/v1/predict",
+            json!({"history": [{"title": "A", "rating": 7}], "item": "7"}).to_string(),
+            400,
+            Some("history[0].rating"),
+        ),
+        (
+            "/v1/rank",
+            json!({"user": "3", "candidates": []}).to_string(),
+            400,
+            Some("candidates"),
+        ),
+        (
+            "/v1/rank",
+            json!({"user": "3", "candidates": ["7"], "k": 2}).to_string(),
+            400,
+            Some("k"),
+        ),
+        (
+            "/v1/rank",
+            json!({"user": "3", "candidates": ["7"], "k": "1"}).to_string(),
+            400,
+            Some("k"),
+        ),
+        (
+            "/v1/rank",
+            json!({"user": "3", "candidates": ["1", "2", "3", "4", "5", "6"]}).to_string(),
+            400,
+            Some("candidates"),
+        ),
+        (
+            "/v1/rank",
+            json!({"user": "3", "candidates": ["7", 99]}).to_string(),
+            400,
+            Some("candidates[1]"),
+        ),
+        (
+            "/v1/rank",
+            format!(
+                "{{\"user\": \"3\", \"candidates\": [\"{}\"]}}",
+                "x".repeat(2000)
+            ),
+            413,
+            Some("(body)"),
+        ),
+        ("/v2/nothing", "{}".into(), 404, None),
+    ];
+    for (path, body, status, field) in cases {
+        let r = c.post(path, &body).unwrap();
+        assert_eq!(r.status, status, "{path} {body}: {}", r.body);
+        let v = r.json().unwrap();
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+        assert_eq!(v["field"].as_str(), field, "{path} {body}: {v}");
+    }
+    let h = c.get("/healthz").unwrap();
+    assert_eq!(h.status, 200);
+    let m = c.get("/metrics").unwrap().body;
+    assert!(
+        m.contains("siren_requests_total{route=\"/v1/predict\",status=\"400\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("siren_requests_total{route=\"other\",status=\"404\"} 1"),
+        "{m}"
+    );
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn requests_past_their_time_get_504_and_shutdown_finishes_in_flight_requests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path());
+    // The worker waits a second to fill a batch; a request given 200 ms is dropped unscored.
+    let server = start(&options(
+        &cfg,
+        &[
+            "serve.timeout_ms=200",
+            "serve.max_wait_ms=1000",
+            "serve.max_batch=64",
+        ],
+    ))
+    .unwrap();
+    let mut c = Client::new(server.addr, Duration::from_secs(60));
+    let r = c
+        .post(
+            "/v1/predict",
+            &json!({"user": "3", "item": "7"}).to_string(),
+        )
+        .unwrap();
+    assert_eq!(r.status, 504, "{}", r.body);
+    assert!(r.json().unwrap()["error"].as_str().is_some());
+    std::thread::sleep(Duration::from_millis(1200));
+    let m = c.get("/metrics").unwrap().body;
+    assert!(m.contains("siren_abandoned_total 1"), "{m}");
+    server.shutdown().unwrap();
+
+    // A request in flight when the shutdown begins is answered.
+    let server = start(&options(
+        &cfg,
+        &["serve.max_wait_ms=500", "serve.max_batch=64"],
+    ))
+    .unwrap();
+    let addr = server.addr;
+    let pending = std::thread::spawn(move || {
+        Client::new(addr, Duration::from_secs(60))
+            .post(
+                "/v1/predict",
+                &json!({"user": "3", "item": "7"}).to_string(),
+            )
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    server.shutdown().unwrap();
+    let r = pending.join().unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn rank_ranks_offline_and_evaluates_reranking() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path());
+    let c = cfg.to_str().unwrap();
+    let input = tmp.path().join("users.jsonl");
+    std::fs::write(
+        &input,
+        "{\"user\": \"3\", \"candidates\": [\"7\", \"2\", \"5\"], \"k\": 2}\n{\"user\": 4, \"k\": 3}\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("ranked.jsonl");
+    let set = [
+        "--set",
+        "prompt.strategy=\"sketch\"",
+        "--set",
+        "rank.candidates=4",
+        "--set",
+        "rank.cutoffs=[1,3]",
+    ];
+    let mut args = vec![
+        "siren",
+        "rank",
+        c,
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    args.extend(set);
+    siren_cli::run_args(args.clone()).unwrap();
+    let rows: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["ranked"].as_array().unwrap().len(), 2);
+    // The retriever proposed four candidates for user 4; the best three come back.
+    assert_eq!(rows[1]["ranked"].as_array().unwrap().len(), 3);
+    let e: Vec<f64> = rows[1]["ranked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["expected"].as_f64().unwrap())
+        .collect();
+    assert!(e.windows(2).all(|w| w[0] >= w[1]), "{e:?}");
+
+    // A bad line names the file, the line and the field.
+    std::fs::write(
+        &input,
+        "{\"user\": \"3\", \"candidates\": [\"7\"]}\n{\"user\": \"3\", \"candidates\": [\"zz\"]}\n",
+    )
+    .unwrap();
+    let err = siren_cli::run_args(args).unwrap_err().to_string();
+    assert!(
+        err.contains("users.jsonl:2") && err.contains("candidates[0]"),
+        "{err}"
+    );
+
+    let mut args = vec!["siren", "rank", c, "--evaluate"];
+    args.extend(set);
+    siren_cli::run_args(args).unwrap();
+    let r: Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("runs/tiny/rank.json")).unwrap(),
+    )
+    .unwrap();
+    let users = r["users"].as_u64().unwrap();
+    assert!(users > 0);
+    let hit = r["hit_rate"].as_f64().unwrap();
+    for view in ["retrieved", "held_out_inserted"] {
+        for order in ["model", "retriever", "random"] {
+            let m = &r[view][order];
+            let (r1, r3) = (
+                m["recall@1"].as_f64().unwrap(),
+                m["recall@3"].as_f64().unwrap(),
+            );
+            assert!(r1 <= r3 && (0.0..=1.0).contains(&r3), "{view} {order} {m}");
+            if view == "retrieved" {
+                assert!(
+                    r3 <= hit + 1e-12,
+                    "{view} {order}: recall above the hit rate"
+                );
+            }
+        }
+    }
+    let md = std::fs::read_to_string(tmp.path().join("runs/tiny/rank.md")).unwrap();
+    assert!(
+        md.contains("| random order |") && md.contains("Recall@3"),
+        "{md}"
+    );
+}
