@@ -6,8 +6,8 @@
 //!    requests to `/v1/rank` with `--candidates` items from the MF retriever; p50/p95/p99
 //!    latency and requests/s;
 //! 2. fault run: an open loop offering 3× the measured `/v1/predict` capacity for
-//!    `--fault-seconds`: every status counted (only 200 and 503 expected), the server's
-//!    resident memory sampled throughout;
+//!    `--fault-seconds` (users not seen before): every status counted (only 200 and 503
+//!    expected), the server's resident memory sampled throughout;
 //! 3. clients killed mid-request: `--killed` rank requests whose connections close before the
 //!    answer; then the server must still answer, and its memory stay bounded.
 //!
@@ -33,6 +33,9 @@ use siren_cli::serve::client::Client;
 use siren_core::config::RunConfig;
 use siren_core::stages::rank::Retriever;
 use {siren_backends as _, siren_plugins as _};
+
+/// Users kept aside for the fault run.
+const FAULT_POOL: usize = 400;
 
 struct Args {
     config: std::path::PathBuf,
@@ -169,7 +172,7 @@ fn main() -> anyhow::Result<()> {
     let split = config.eval.split;
     let targets = siren_core::stages::sample_rows(
         ds.split(split),
-        Some(a.predict * a.levels.len() + a.rank * a.levels.len()),
+        Some((a.predict + a.rank) * a.levels.len() + FAULT_POOL),
         config.seed,
     );
     let rank_cfg = config.rank.clone().unwrap_or_default();
@@ -182,7 +185,8 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .map(|x| json!({"user": user(x.user), "item": id(x.item)}).to_string())
         .collect();
-    let rank: Vec<String> = targets[n_pred.min(targets.len())..]
+    let n_rank = n_pred + a.rank * a.levels.len();
+    let rank: Vec<String> = targets[n_pred.min(targets.len())..n_rank.min(targets.len())]
         .iter()
         .map(|x| {
             let c: Vec<String> = retriever
@@ -192,6 +196,11 @@ fn main() -> anyhow::Result<()> {
                 .collect();
             json!({"user": user(x.user), "candidates": c, "k": 5}).to_string()
         })
+        .collect();
+    // The fault run's users: others again, so that its load is first-time users.
+    let fault_bodies: Vec<String> = targets[n_rank.min(targets.len())..]
+        .iter()
+        .map(|x| json!({"user": user(x.user), "item": id(x.item)}).to_string())
         .collect();
     let pairs: String = predict.iter().map(|b| format!("{b}\n")).collect();
     std::fs::write(a.out.join("pairs.jsonl"), pairs)?;
@@ -266,7 +275,7 @@ fn main() -> anyhow::Result<()> {
             }
         })
     };
-    let bodies = Arc::new(predict.clone());
+    let bodies = Arc::new(fault_bodies);
     let threads: Vec<_> = (0..128)
         .map(|_| {
             let (statuses, next, bodies) = (statuses.clone(), next.clone(), bodies.clone());

@@ -82,8 +82,37 @@ pub struct Metrics {
     /// Requests dropped by the model worker because their client had gone or their time was
     /// up.
     pub abandoned: AtomicU64,
-    /// Requests refused because the queue was full.
+    /// Requests refused because the queue was full or its wait too long.
     pub rejected: AtomicU64,
+    /// Prompt tokens waiting in the queue (each request's user part counted once).
+    pub queued_tokens: AtomicI64,
+    /// Prompt tokens the model is computing now.
+    pub busy_tokens: AtomicI64,
+    /// Recent model seconds per computed prompt token (f64 bits; 0 until the first batch).
+    pub seconds_per_token: AtomicU64,
+}
+
+impl Metrics {
+    /// Recent model seconds per computed prompt token (0 before the first batch).
+    pub fn seconds_per_token(&self) -> f64 {
+        f64::from_bits(self.seconds_per_token.load(Ordering::Relaxed))
+    }
+
+    /// Folds one batch's seconds per computed token into the running estimate.
+    pub fn observe_speed(&self, seconds: f64, tokens: usize) {
+        if tokens == 0 {
+            return;
+        }
+        let now = seconds / tokens as f64;
+        let old = self.seconds_per_token();
+        let new = if old == 0.0 {
+            now
+        } else {
+            0.7 * old + 0.3 * now
+        };
+        self.seconds_per_token
+            .store(new.to_bits(), Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -160,8 +189,22 @@ impl Metrics {
         );
         gauge(
             &mut s,
+            "siren_queued_tokens",
+            "Prompt tokens waiting for the model.",
+            "gauge",
+            self.queued_tokens.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            &mut s,
+            "siren_seconds_per_token",
+            "Recent model seconds per computed prompt token (admission estimates waits with it).",
+            "gauge",
+            self.seconds_per_token().to_string(),
+        );
+        gauge(
+            &mut s,
             "siren_rejected_total",
-            "Requests refused with 503 because the queue was full.",
+            "Requests refused with 503: the queue was full or its wait past the timeout.",
             "counter",
             self.rejected.load(Ordering::Relaxed).to_string(),
         );

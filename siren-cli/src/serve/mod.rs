@@ -243,70 +243,87 @@ async fn prometheus(State(app): State<Arc<App>>) -> Response {
         .into_response()
 }
 
+/// An error response on its way out of a helper (boxed: a response is large).
+type Refusal = Box<Response>;
+
 /// The body as JSON, or the error response.
 fn body_json(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<Value, Response> {
-    let bytes = body.map_err(|e| error(e.status(), Some("(body)"), e.body_text()))?;
+) -> Result<Value, Refusal> {
+    let bytes = body.map_err(|e| Box::new(error(e.status(), Some("(body)"), e.body_text())))?;
     serde_json::from_slice(&bytes).map_err(|e| {
-        error(
+        Box::new(error(
             StatusCode::BAD_REQUEST,
             Some("(body)"),
             format!("not JSON: {e}"),
-        )
+        ))
     })
 }
 
 /// Builds the query's prompts, queues them and waits for the scores.
-async fn score(app: &Arc<App>, query: Query) -> Result<Vec<AnswerScores>, Response> {
+async fn score(app: &Arc<App>, query: Query) -> Result<Vec<AnswerScores>, Refusal> {
     let deadline = Instant::now() + app.timeout;
     let a = app.clone();
     let prompts = tokio::task::spawn_blocking(move || a.prompter.prompts(&query))
         .await
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string()))?
-        .map_err(|e| error(StatusCode::BAD_REQUEST, None, e.to_string()))?;
+        .map_err(|e| {
+            Box::new(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                None,
+                e.to_string(),
+            ))
+        })?
+        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, None, e.to_string())))?;
     let (tx, rx) = tokio::sync::oneshot::channel();
-    match app.queue.offer(Work {
-        prompts,
-        reply: tx,
-        deadline,
-    }) {
+    // A margin for the estimate's error: what would wait longer is refused now.
+    let budget = deadline
+        .saturating_duration_since(Instant::now())
+        .mul_f64(0.8);
+    match app.queue.offer(
+        Work {
+            prompts,
+            reply: tx,
+            deadline,
+        },
+        budget,
+    ) {
         Ok(()) => {}
         Err(Refused::Full) => {
             let mut r = error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 None,
-                "the model's queue is full; retry later",
+                "the model is at capacity (its queue is full, or the wait would pass the \
+                 request timeout); retry later",
             );
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return Err(r);
+            return Err(Box::new(r));
         }
         Err(Refused::Stopped) => {
-            return Err(error(
+            return Err(Box::new(error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 None,
                 "the model worker has stopped",
-            ));
+            )));
         }
     }
     let left = deadline.saturating_duration_since(Instant::now());
     match tokio::time::timeout(left, rx).await {
         Ok(Ok(Ok(s))) => Ok(s),
         Ok(Ok(Err(e))) if e.starts_with("timed out") => {
-            Err(error(StatusCode::GATEWAY_TIMEOUT, None, e))
+            Err(Box::new(error(StatusCode::GATEWAY_TIMEOUT, None, e)))
         }
-        Ok(Ok(Err(e))) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, None, e)),
-        Ok(Err(_)) => Err(error(
+        Ok(Ok(Err(e))) => Err(Box::new(error(StatusCode::INTERNAL_SERVER_ERROR, None, e))),
+        Ok(Err(_)) => Err(Box::new(error(
             StatusCode::SERVICE_UNAVAILABLE,
             None,
             "the model worker has stopped",
-        )),
-        Err(_) => Err(error(
+        ))),
+        Err(_) => Err(Box::new(error(
             StatusCode::GATEWAY_TIMEOUT,
             None,
             format!("not answered within {} ms", app.timeout.as_millis()),
-        )),
+        ))),
     }
 }
 
@@ -335,7 +352,7 @@ async fn predict(
     let t = Instant::now();
     let v = match body_json(body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let query = match predict_request(&app.prompter.ds, &v, app.limits) {
         Ok(q) => q,
@@ -344,7 +361,7 @@ async fn predict(
     let (subject, cand) = (query.subject.clone(), query.candidates[0].clone());
     let scores = match score(&app, query).await {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(s) = scores.first() else {
         return error(
@@ -369,7 +386,7 @@ async fn rank(
     let t = Instant::now();
     let v = match body_json(body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let req = match rank_request(&app.prompter.ds, &v, app.limits) {
         Ok(r) => r,
@@ -382,7 +399,7 @@ async fn rank(
     );
     let scores = match score(&app, req.query).await {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let order = siren_core::stages::rank::by_expected(&scores, &app.values);
     let ranked: Vec<Value> = order

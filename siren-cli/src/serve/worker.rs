@@ -42,14 +42,26 @@ pub enum Refused {
 }
 
 impl Queue {
-    /// Queues `work` without waiting.
-    pub fn offer(&self, work: Work) -> Result<(), Refused> {
+    /// Queues `work` without waiting, unless the queue is full or the model would not reach
+    /// it within `budget` at its recent speed (so that an overloaded server answers 503 at
+    /// once instead of 504 later).
+    pub fn offer(&self, work: Work, budget: Duration) -> Result<(), Refused> {
+        let m = &self.metrics;
+        let n = cost(&work.prompts);
+        let ahead = m.queued_tokens.load(Ordering::Relaxed) + m.busy_tokens.load(Ordering::Relaxed);
+        let wait = (ahead + n) as f64 * m.seconds_per_token();
+        if wait > budget.as_secs_f64() {
+            m.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(Refused::Full);
+        }
         // Counted before the send: the worker may take the request before `try_send` returns.
-        self.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
+        m.queue_depth.fetch_add(1, Ordering::Relaxed);
+        m.queued_tokens.fetch_add(n, Ordering::Relaxed);
         match self.tx.try_send(work) {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                self.metrics.queued_tokens.fetch_sub(n, Ordering::Relaxed);
                 match e {
                     TrySendError::Full(_) => {
                         self.metrics.rejected.fetch_add(1, Ordering::Relaxed);
@@ -60,6 +72,16 @@ impl Queue {
             }
         }
     }
+}
+
+/// The prompt tokens a request costs at most: its user part once, then each candidate's rest.
+fn cost(q: &QueryPrompts) -> i64 {
+    let tails: usize = q
+        .prompts
+        .iter()
+        .map(|p| p.len() - q.prefix.min(p.len()))
+        .sum();
+    (q.prefix + tails) as i64
 }
 
 /// Starts the worker thread with a queue of `capacity`; it stops when every [`Queue`] is
@@ -89,6 +111,8 @@ fn run(
 ) {
     let take = |w: Work| {
         m.queue_depth.fetch_sub(1, Ordering::Relaxed);
+        m.queued_tokens
+            .fetch_sub(cost(&w.prompts), Ordering::Relaxed);
         w
     };
     while let Ok(first) = rx.recv() {
@@ -125,8 +149,17 @@ fn run(
                 prefix: w.prompts.prefix,
             })
             .collect();
-        let result = scorer.score(&jobs);
         let n: usize = jobs.iter().map(|j| j.prompts.len()).sum();
+        m.busy_tokens.store(
+            live.iter().map(|w| cost(&w.prompts)).sum(),
+            Ordering::Relaxed,
+        );
+        let t = Instant::now();
+        let result = scorer.score(&jobs);
+        if let Ok((_, report)) = &result {
+            m.observe_speed(t.elapsed().as_secs_f64(), report.computed_tokens);
+        }
+        m.busy_tokens.store(0, Ordering::Relaxed);
         drop(jobs);
         m.batch(n, scorer.cache_stats());
         match result {
@@ -171,12 +204,33 @@ mod tests {
             tx,
             metrics: metrics.clone(),
         };
-        assert!(q.offer(work().0).is_ok());
-        assert!(matches!(q.offer(work().0), Err(Refused::Full)));
+        let budget = Duration::from_secs(10);
+        assert!(q.offer(work().0, budget).is_ok());
+        assert!(matches!(q.offer(work().0, budget), Err(Refused::Full)));
         assert_eq!(metrics.rejected.load(Ordering::Relaxed), 1);
         assert_eq!(metrics.queue_depth.load(Ordering::Relaxed), 1);
+        assert_eq!(metrics.queued_tokens.load(Ordering::Relaxed), 3);
         drop(rx);
-        assert!(matches!(q.offer(work().0), Err(Refused::Stopped)));
+        assert!(matches!(q.offer(work().0, budget), Err(Refused::Stopped)));
         assert_eq!(metrics.queue_depth.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_wait_past_the_budget_is_refused_before_queueing() {
+        let metrics = Arc::new(Metrics::default());
+        let (tx, _rx) = std::sync::mpsc::sync_channel(100);
+        let q = Queue {
+            tx,
+            metrics: metrics.clone(),
+        };
+        // A second per token, 7 tokens being computed: a new 3-token request would wait 10 s.
+        metrics.observe_speed(4.0, 4);
+        metrics.busy_tokens.store(7, Ordering::Relaxed);
+        assert!(matches!(
+            q.offer(work().0, Duration::from_secs(9)),
+            Err(Refused::Full)
+        ));
+        assert!(q.offer(work().0, Duration::from_secs(11)).is_ok());
+        assert_eq!(metrics.rejected.load(Ordering::Relaxed), 1);
     }
 }

@@ -372,7 +372,7 @@ impl PromptBuilder {
         let user = match strategy {
             Strategy::Recent => self.user_message(None, recent, &candidate),
             Strategy::Sketch => self.user_message(Some(&self.sketch(sketch)), recent, &candidate),
-            Strategy::FullHistory => self.user_message(None, &lines, &candidate),
+            Strategy::FullHistory => self.user_message(None, lines, &candidate),
             Strategy::MoreHistory => {
                 let budget = count_tokens(&self.user_message(
                     Some(&self.sketch(sketch)),
