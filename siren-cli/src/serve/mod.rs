@@ -36,7 +36,7 @@ use serde_json::{Value, json};
 use siren_core::config::{RunConfig, ServeConfig};
 use siren_core::rating::{AnswerScores, RatingDecoder};
 use siren_core::serving::request::{predict_request, rank_request};
-use siren_core::serving::{Candidate, Limits, Prompter, Query, Subject};
+use siren_core::serving::{Candidate, FieldError, Limits, Prompter, Query, Subject};
 use siren_core::stages::eval::Weights;
 
 use metrics::Metrics;
@@ -260,6 +260,17 @@ fn body_json(
     })
 }
 
+/// The body as a request of `read`'s kind, or the error response naming the field.
+fn parse<T>(
+    app: &App,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    read: fn(&siren_core::data::Dataset, &Value, Limits) -> Result<T, FieldError>,
+) -> Result<T, Refusal> {
+    let v = body_json(body)?;
+    read(&app.prompter.ds, &v, app.limits)
+        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, Some(&e.field), e.message)))
+}
+
 /// Builds the query's prompts, queues them and waits for the scores.
 async fn score(app: &Arc<App>, query: Query) -> Result<Vec<AnswerScores>, Refusal> {
     let deadline = Instant::now() + app.timeout;
@@ -350,13 +361,9 @@ async fn predict(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let t = Instant::now();
-    let v = match body_json(body) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    let query = match predict_request(&app.prompter.ds, &v, app.limits) {
+    let query = match parse(&app, body, predict_request) {
         Ok(q) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, Some(&e.field), e.message),
+        Err(r) => return *r,
     };
     let (subject, cand) = (query.subject.clone(), query.candidates[0].clone());
     let scores = match score(&app, query).await {
@@ -384,13 +391,9 @@ async fn rank(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let t = Instant::now();
-    let v = match body_json(body) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    let req = match rank_request(&app.prompter.ds, &v, app.limits) {
+    let req = match parse(&app, body, rank_request) {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, Some(&e.field), e.message),
+        Err(r) => return *r,
     };
     let (subject, cands, k) = (
         req.query.subject.clone(),
