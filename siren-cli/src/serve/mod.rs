@@ -338,15 +338,12 @@ async fn score(app: &Arc<App>, query: Query) -> Result<Vec<AnswerScores>, Refusa
     }
 }
 
+/// A scored candidate as JSON ([`siren_core::stages::rank::scored_json`]) with the config's
+/// `rating`; the caller fills `item`.
 fn distribution(app: &App, s: &AnswerScores) -> Value {
-    let dec = |d: RatingDecoder| d.decode(&s.probs, &app.values);
-    json!({
-        "probs": s.probs,
-        "expected": dec(RatingDecoder::Expected),
-        "median": dec(RatingDecoder::Median),
-        "argmax": dec(RatingDecoder::Argmax),
-        "rating": dec(app.decoder),
-    })
+    let mut v = siren_core::stages::rank::scored_json(Value::Null, s, &app.values);
+    v["rating"] = app.decoder.decode(&s.probs, &app.values).into();
+    v
 }
 
 fn item_json(app: &App, c: &Candidate) -> Value {

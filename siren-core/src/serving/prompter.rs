@@ -174,8 +174,10 @@ impl Prompter {
         let strategy = self.pb.cfg.strategy;
         let mut prompts = Vec::with_capacity(cands.len());
         let mut prefix = usize::MAX;
+        // The tokens of the text before the candidate, reused while it stays the same.
+        let mut head: Option<(String, Vec<u32>)> = None;
         let mut add = |p: Prompt, candidate: &str| -> Result<()> {
-            let (tokens, k) = self.tokenize(&p, candidate)?;
+            let (tokens, k) = self.tokenize(&p, candidate, &mut head)?;
             prefix = prefix.min(k);
             prompts.push(tokens);
             Ok(())
@@ -183,6 +185,9 @@ impl Prompter {
         match &query.subject {
             Subject::Known(user) => {
                 let timeline = &self.timelines[*user as usize];
+                // The sketch and lines of a past, made once per distinct past (all unrated
+                // candidates share the whole timeline).
+                let mut made: Option<(usize, Sketch, Vec<String>)> = None;
                 for &c in &cands {
                     // A rated candidate is scored from what preceded its rating.
                     let past = if c.0 {
@@ -190,12 +195,19 @@ impl Prompter {
                     } else {
                         timeline.as_slice()
                     };
-                    let sketch = self.known_sketch(*user, past)?;
-                    let lines: Vec<String> =
-                        past.iter().map(|x| self.pb.line(&self.ds, x)).collect();
+                    if made.as_ref().is_none_or(|m| m.0 != past.len()) {
+                        made = Some((
+                            past.len(),
+                            self.known_sketch(*user, past)?,
+                            past.iter().map(|x| self.pb.line(&self.ds, x)).collect(),
+                        ));
+                    }
+                    let Some((_, sketch, lines)) = made.as_ref() else {
+                        continue;
+                    };
                     let cand = text_of(c);
                     add(
-                        self.pb.build_from(&lines, &sketch, &cand, strategy, &count),
+                        self.pb.build_from(lines, sketch, &cand, strategy, &count),
                         &cand,
                     )?;
                 }
@@ -259,12 +271,24 @@ impl Prompter {
 
     /// The tokens of a prompt (chat template, answer-only suffix) and the length of the part
     /// before the candidate's text.
-    fn tokenize(&self, p: &Prompt, candidate: &str) -> Result<(Vec<u32>, usize)> {
+    /// `head` keeps the last head text and its tokens: the candidates of one user share it.
+    fn tokenize(
+        &self,
+        p: &Prompt,
+        candidate: &str,
+        head: &mut Option<(String, Vec<u32>)>,
+    ) -> Result<(Vec<u32>, usize)> {
         let text = format!("{}{AO_SUFFIX}", crate::stages::render_prompt(&self.tok, p)?);
         let tokens = self.tok.encode(&text, false)?;
         let cut = text.rfind(candidate).unwrap_or(0);
-        let head = self.tok.encode(&text[..cut], false)?;
-        let same = tokens.iter().zip(&head).take_while(|(a, b)| a == b).count();
+        if head.as_ref().is_none_or(|h| h.0 != text[..cut]) {
+            *head = Some((
+                text[..cut].to_string(),
+                self.tok.encode(&text[..cut], false)?,
+            ));
+        }
+        let head: &[u32] = head.as_ref().map_or(&[], |h| h.1.as_slice());
+        let same = tokens.iter().zip(head).take_while(|(a, b)| a == b).count();
         let k = same.min(tokens.len().saturating_sub(1));
         Ok((tokens, k))
     }

@@ -111,8 +111,8 @@ pub fn by_expected(scores: &[AnswerScores], values: &[f32]) -> Vec<usize> {
     idx
 }
 
-/// One scored candidate as JSON.
-fn scored_json(item: serde_json::Value, s: &AnswerScores, values: &[f32]) -> serde_json::Value {
+/// One scored candidate as JSON: `item`, `expected`, `median`, `argmax` and `probs`.
+pub fn scored_json(item: serde_json::Value, s: &AnswerScores, values: &[f32]) -> serde_json::Value {
     let dec = |d: RatingDecoder| d.decode(&s.probs, values);
     serde_json::json!({
         "item": item,
