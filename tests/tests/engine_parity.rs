@@ -232,3 +232,43 @@ fn the_fixture_exercises_llama3_rope_scaling() {
     let d = max_diff_real(&got, &exp.logits.1, exp.logits.0[2], &real);
     assert!(d > 1e-2, "logits without scaling differ by only {d}");
 }
+
+#[test]
+fn transformers5_rope_parameters_read_like_rope_theta_and_rope_scaling() {
+    // transformers 5 writes the RoPE base and scaling as one `rope_parameters` object; the
+    // same checkpoint in either layout must give the same spec (else RoPE silently uses 10000).
+    use siren_core::traits::Backbone;
+    for arch in ["llama", "qwen3"] {
+        let v4: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(fixture(arch).join("config.json")).unwrap(),
+        )
+        .unwrap();
+        let mut v5 = v4.clone();
+        let obj = v5.as_object_mut().unwrap();
+        let mut rp = match obj.remove("rope_scaling") {
+            Some(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::from_iter([("rope_type".to_string(), "default".into())]),
+        };
+        rp.insert("rope_theta".into(), obj.remove("rope_theta").unwrap());
+        obj.insert("rope_parameters".into(), rp.into());
+        let b = siren_core::registry::build::<dyn Backbone>(arch, &Default::default()).unwrap();
+        let (s4, s5) = (b.spec(&v4).unwrap(), b.spec(&v5).unwrap());
+        assert_eq!(format!("{s4:?}"), format!("{s5:?}"), "{arch}");
+        // Each fixture departs from the defaults where it matters.
+        match arch {
+            "qwen3" => assert_eq!(s5.rope_theta, 1e6),
+            _ => assert!(s5.rope_scaling.is_some()),
+        }
+    }
+    // Scaling the engine does not implement is rejected naming the transformers-5 key.
+    let mut q: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("qwen3").join("config.json")).unwrap(),
+    )
+    .unwrap();
+    q.as_object_mut().unwrap().remove("rope_theta");
+    q["rope_parameters"] =
+        serde_json::json!({"rope_type": "yarn", "rope_theta": 1e6, "factor": 4.0});
+    let b = siren_core::registry::build::<dyn Backbone>("qwen3", &Default::default()).unwrap();
+    let e = b.spec(&q).unwrap_err().to_string();
+    assert!(e.contains("rope_parameters"), "{e}");
+}

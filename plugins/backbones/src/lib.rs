@@ -94,7 +94,7 @@ impl HfConfig<'_> {
             num_kv_heads: self.usize_or("num_key_value_heads", heads)?,
             head_dim: self.usize_or("head_dim", head_dim_default)?,
             rms_norm_eps: self.f64_or("rms_norm_eps", 1e-6)?,
-            rope_theta: self.f64_or("rope_theta", 10000.0)?,
+            rope_theta: self.rope_theta()?,
             rope_scaling: None,
             max_position_embeddings: self
                 .usize_or("max_position_embeddings", max_positions_default)?,
@@ -103,6 +103,47 @@ impl HfConfig<'_> {
             mlp_bias: false,
             qk_norm: false,
         })
+    }
+
+    /// The RoPE base: `rope_theta`, or `rope_parameters.rope_theta` (the layout transformers 5
+    /// writes), or 10000.
+    pub fn rope_theta(&self) -> Result<f64> {
+        match self.v.get("rope_theta") {
+            None | Some(Value::Null) => match self.rope_parameters() {
+                Some(rp) => HfConfig {
+                    v: rp,
+                    arch: self.arch,
+                }
+                .f64_or("rope_theta", 10000.0)
+                .map_err(|_| self.err("rope_parameters.rope_theta", "expected a number")),
+                None => Ok(10000.0),
+            },
+            Some(_) => self.f64_or("rope_theta", 10000.0),
+        }
+    }
+
+    /// transformers 5's `rope_parameters` object (RoPE base and scaling in one), if present.
+    fn rope_parameters(&self) -> Option<&Value> {
+        self.v.get("rope_parameters").filter(|v| v.is_object())
+    }
+
+    /// The RoPE scaling settings and the key they were read from: `rope_scaling` (transformers
+    /// 4), else `rope_parameters` (transformers 5). `None` when absent or of type `default`.
+    pub fn rope_scaling_section(&self) -> Option<(&'static str, &Value)> {
+        let (key, v) = match self.v.get("rope_scaling").filter(|v| !v.is_null()) {
+            Some(v) => ("rope_scaling", v),
+            None => ("rope_parameters", self.rope_parameters()?),
+        };
+        let kind = v
+            .get("rope_type")
+            .or_else(|| v.get("type"))
+            .and_then(Value::as_str)
+            .unwrap_or(if key == "rope_parameters" {
+                "default"
+            } else {
+                ""
+            });
+        (kind != "default").then_some((key, v))
     }
 
     /// Checks `model_type`.

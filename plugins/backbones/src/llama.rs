@@ -29,7 +29,7 @@ siren_core::register_backbone!("llama", Llama);
 
 /// Llama-3 `rope_scaling`, or `None`; other scaling types are rejected.
 pub(crate) fn rope_scaling(c: &HfConfig<'_>) -> Result<Option<RopeScaling>> {
-    let Some(rs) = c.v.get("rope_scaling").filter(|v| !v.is_null()) else {
+    let Some((key, rs)) = c.rope_scaling_section() else {
         return Ok(None);
     };
     let kind = rs
@@ -37,12 +37,9 @@ pub(crate) fn rope_scaling(c: &HfConfig<'_>) -> Result<Option<RopeScaling>> {
         .or_else(|| rs.get("type"))
         .and_then(Value::as_str)
         .unwrap_or("");
-    if kind == "default" {
-        return Ok(None);
-    }
     if kind != "llama3" {
         return Err(CoreError::config(
-            format!("{} config.json `rope_scaling.rope_type`", c.arch),
+            format!("{} config.json `{key}.rope_type`", c.arch),
             format!("`{kind}` is not supported (supported: llama3)"),
         ));
     }

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use siren_core::engine::DecoderSpec;
 use siren_core::traits::Backbone;
-use siren_core::{Plugin, Result};
+use siren_core::{CoreError, Plugin, Result};
 
 use crate::HfConfig;
 
@@ -40,11 +40,12 @@ impl Backbone for Qwen3 {
             &json!(false),
             "sliding-window attention is not implemented",
         )?;
-        c.require(
-            "rope_scaling",
-            &Value::Null,
-            "RoPE scaling (YaRN) is not implemented for qwen3",
-        )?;
+        if let Some((key, _)) = c.rope_scaling_section() {
+            return Err(CoreError::config(
+                format!("qwen3 config.json `{key}`"),
+                "RoPE scaling (YaRN) is not implemented for qwen3",
+            ));
+        }
         let spec = DecoderSpec {
             qk_norm: true,
             ..c.common_spec(Some(128), 32768)?
