@@ -8,7 +8,7 @@ use burn::tensor::{Bool, DType, Device, FloatDType, Int, Tensor, TensorData};
 use super::attention::Attention;
 use super::cache::KvCache;
 use super::config::DecoderSpec;
-use super::lora::LoraLinear;
+use super::lora::{LoraLinear, fold_matmul, linear_forward};
 use super::rope;
 use super::token_rows::TokenRows;
 use super::weights::Weights;
@@ -395,10 +395,8 @@ impl Decoder {
             x
         };
         let mut logits = match &self.lm_head {
-            Some(head) => head.forward(x.clone()),
-            None => x
-                .clone()
-                .matmul(self.embed_tokens.weight.val().transpose().unsqueeze::<3>()),
+            Some(head) => linear_forward(head, x.clone()),
+            None => fold_matmul(x.clone(), self.embed_tokens.weight.val().transpose()),
         };
         if let Some(tr) = &self.token_rows {
             logits = tr.logits(logits, x);

@@ -23,6 +23,30 @@ use super::decoder::Decoder;
 use super::weights::Weights;
 use crate::{CoreError, Result};
 
+/// `x · w` for `x` of any rank ≥ 2 and a 2-D `w`, with the leading dims of `x` folded into the
+/// rows: one 2-D product instead of a batched one against a broadcast weight. Same values; on
+/// LibTorch the 2-D product is the fast kernel (on CPU 1.6× faster in f32 and ~19× in bf16 for a
+/// `[32, 32, 576] · [576, 1536]` product, as `torch.nn.functional.linear` does).
+pub(crate) fn fold_matmul<const D: usize>(x: Tensor<D>, w: Tensor<2>) -> Tensor<D> {
+    if D <= 2 {
+        return x.matmul(w.unsqueeze());
+    }
+    let mut dims = x.dims();
+    let rows = dims[..D - 1].iter().product::<usize>();
+    let y = x.reshape([rows, dims[D - 1]]).matmul(w);
+    dims[D - 1] = y.dims()[1];
+    y.reshape(dims)
+}
+
+/// A burn [`Linear`] applied through [`fold_matmul`].
+pub(crate) fn linear_forward<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
+    let y = fold_matmul(x, layer.weight.val());
+    match &layer.bias {
+        Some(b) => y.add(b.val().unsqueeze()),
+        None => y,
+    }
+}
+
 /// A low-rank adapter `s·(drop(x)·A)·B`.
 #[derive(Module, Debug)]
 pub struct Adapter {
@@ -62,14 +86,18 @@ impl LoraLinear {
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         match &self.adapter {
             Some(a) if a.enabled => {
-                let low = a
-                    .dropout
-                    .forward(x.clone())
-                    .matmul(a.lora_a.val().unsqueeze());
-                let delta = low.matmul(a.lora_b.val().unsqueeze()).mul_scalar(a.scale);
-                self.base.forward(x).add(delta)
+                // As PEFT: an adapter kept in another float type than the activations (f32
+                // adapters on a bf16 model) computes in its own type, and its update is cast
+                // back to the activations' type.
+                let (xd, ad) = (x.dtype(), a.lora_a.val().dtype());
+                let input = a.dropout.forward(x.clone());
+                let input = if xd == ad { input } else { input.cast(ad) };
+                let low = fold_matmul(input, a.lora_a.val());
+                let delta = fold_matmul(low, a.lora_b.val()).mul_scalar(a.scale);
+                let delta = if xd == ad { delta } else { delta.cast(xd) };
+                linear_forward(&self.base, x).add(delta)
             }
-            _ => self.base.forward(x),
+            _ => linear_forward(&self.base, x),
         }
     }
 
@@ -500,4 +528,41 @@ pub(crate) fn serialize_f32(tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) 
         })
         .collect::<Result<Vec<_>>>()?;
     safetensors::serialize(views, None).map_err(|e| CoreError::Numeric(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    use super::fold_matmul;
+
+    #[test]
+    fn folded_products_equal_batched_ones() {
+        let device = Device::flex();
+        let w = Tensor::<2>::random([6, 5], Distribution::Default, &device);
+        let x3 = Tensor::<3>::random([2, 3, 6], Distribution::Default, &device);
+        let x4 = Tensor::<4>::random([2, 2, 3, 6], Distribution::Default, &device);
+        // A non-contiguous input: a transposed view.
+        let xt = Tensor::<3>::random([2, 6, 3], Distribution::Default, &device).swap_dims(1, 2);
+        let close = |a: Vec<f32>, b: Vec<f32>| {
+            assert_eq!(a.len(), b.len());
+            let d = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+            assert!(d < 1e-5, "max |Δ| {d}");
+        };
+        let v = |t: Tensor<3>| t.try_into_vec_as::<f32>().unwrap();
+        let got = fold_matmul(x3.clone(), w.clone());
+        assert_eq!(got.dims(), [2, 3, 5]);
+        close(v(got), v(x3.matmul(w.clone().unsqueeze())));
+        close(
+            v(fold_matmul(xt.clone(), w.clone())),
+            v(xt.matmul(w.clone().unsqueeze())),
+        );
+        let got = fold_matmul(x4.clone(), w.clone());
+        assert_eq!(got.dims(), [2, 2, 3, 5]);
+        let want = x4.matmul(w.unsqueeze());
+        close(
+            got.try_into_vec_as::<f32>().unwrap(),
+            want.try_into_vec_as::<f32>().unwrap(),
+        );
+    }
 }
