@@ -40,6 +40,27 @@ pub fn compiled_in() -> Vec<&'static str> {
     v
 }
 
+/// The GPU and CPU paths this build lacks, each with why: `siren devices` lists them after the
+/// compiled-in ones.
+pub fn not_compiled_in() -> Vec<(&'static str, &'static str)> {
+    let mut v = Vec::new();
+    if !cfg!(feature = "wgpu") {
+        v.push(("wgpu", "cargo feature `wgpu` not enabled"));
+    }
+    if !cfg!(feature = "tch") {
+        v.push((
+            "tch-cpu",
+            "cargo feature `tch` not enabled (needs pip's torch: scripts/setup-torch.sh)",
+        ));
+        v.push(("tch-cuda", "cargo feature `tch` not enabled"));
+    }
+    v.push((
+        "cuda",
+        "burn's CubeCL CUDA backend is not built; NVIDIA GPUs run through tch-cuda (docs/devices.md)",
+    ));
+    v
+}
+
 static PANIC_HOOK: Mutex<()> = Mutex::new(());
 
 /// Runs `f`, turning a panic inside a backend (a missing driver, an absent GPU) into an error

@@ -38,6 +38,23 @@ enum Command {
     },
     /// Probe every compiled-in compute device and say which work here.
     Devices,
+    /// Measure the engine on one device against transformers' reference outputs for a model
+    /// folder that `scripts/device-check.sh` prepares: parity, answer-only latency, CoT
+    /// tokens/s, one GRPO step, one hidden-align step (one JSON object).
+    DeviceCheck {
+        /// The prepared folder: config.json, model.safetensors, inputs.safetensors, plan.json.
+        #[arg(long)]
+        model: PathBuf,
+        /// Compute device: tch-cpu, tch-cuda:N, flex, wgpu, auto.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Phases, comma-separated: parity, speed, grpo, align.
+        #[arg(long, value_delimiter = ',', default_value = "parity,speed,grpo,align")]
+        only: Vec<String>,
+        /// Write the JSON to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Generate text from a decoder (GGUF file or HF folder); greedy unless --temperature > 0.
     Generate {
         /// A `.gguf` file or a HF model folder (config.json, tokenizer.json, *.safetensors).
@@ -307,6 +324,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Plugins { json } => commands::plugins::run(json),
         Command::Devices => commands::devices::run(),
+        Command::DeviceCheck {
+            model,
+            device,
+            only,
+            out,
+        } => commands::device_check::run(&commands::device_check::Options {
+            model,
+            device,
+            only,
+            out,
+        }),
         Command::Generate {
             model,
             backbone,

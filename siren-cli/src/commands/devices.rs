@@ -17,5 +17,8 @@ pub fn run() -> anyhow::Result<()> {
             Err(e) => println!("  {name:<10} no   ({e})"),
         }
     }
+    for (name, why) in siren_backends::not_compiled_in() {
+        println!("  {name:<10} no   (not in this build: {why})");
+    }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! One file per subcommand.
 
 pub mod baselines;
+pub mod device_check;
 pub mod devices;
 pub mod eval;
 pub mod generate;
