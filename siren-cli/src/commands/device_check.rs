@@ -495,8 +495,7 @@ fn grpo(
             owner: &owner,
             completions: &comps,
         };
-        let reference =
-            shared_prefix_logprobs(&reference_model, shared, plan.pad_id, 1.0, device)?;
+        let reference = shared_prefix_logprobs(&reference_model, shared, plan.pad_id, 1.0, device)?;
         let r_host = reference
             .logprobs
             .try_into_vec_as::<f32>()

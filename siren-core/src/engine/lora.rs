@@ -546,7 +546,11 @@ mod tests {
         let xt = Tensor::<3>::random([2, 6, 3], Distribution::Default, &device).swap_dims(1, 2);
         let close = |a: Vec<f32>, b: Vec<f32>| {
             assert_eq!(a.len(), b.len());
-            let d = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+            let d = a
+                .iter()
+                .zip(&b)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0f32, f32::max);
             assert!(d < 1e-5, "max |Δ| {d}");
         };
         let v = |t: Tensor<3>| t.try_into_vec_as::<f32>().unwrap();
