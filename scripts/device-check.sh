@@ -82,12 +82,15 @@ measured() {
         nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -i "$gpu_index" -lms 100 > "$result.smi" &
         sampler=$!
     fi
-    "$@"
+    # A failed phase is reported and the others still run: one run must give what it can.
+    "$@" || { echo "device-check: FAILED: $*" >&2; failed="$failed ${result##*/}"; }
     if [ -n "$sampler" ]; then
-        kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+        kill "$sampler" 2>/dev/null || true
+        wait "$sampler" 2>/dev/null || true
         sort -n "$result.smi" | tail -1 | awk -v b="$base" '{print $1 - b}' > "${result%.json}.gpu-mb"
     fi
 }
+failed=""
 
 echo "== $("$siren" --version), device $device; python $("$python" -c 'import torch, transformers; print(f"torch {torch.__version__}, transformers {transformers.__version__}")')" >&2
 "$siren" devices >&2 || true
@@ -121,3 +124,7 @@ done
 "$python" "$harness" report --work "$work" --out "$out"
 if [ "$keep" = 0 ]; then rm -rf "$work"/*/model.safetensors; fi
 echo "device-check: $(( $(date +%s) - start )) s; wrote $out/device-check.md and $out/device-check.json" >&2
+if [ -n "$failed" ]; then
+    echo "device-check: these phases failed (their rows show –):$failed" >&2
+    exit 1
+fi

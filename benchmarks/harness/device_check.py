@@ -382,43 +382,62 @@ def report(args):
     out.append("")
     out.append("| model | measure | batch | SIREN-rs | transformers | ratio |")
     out.append("|---|---|---|---|---|---|")
+
+    def pairs(s, t, phase, key):
+        # Rows of either side; a side whose phase failed shows "–".
+        a = (s or {}).get(phase, {}).get(key, []) if s else []
+        b = (t or {}).get(phase, {}).get(key, []) if t else []
+        return [(a[i] if i < len(a) else None, b[i] if i < len(b) else None) for i in range(max(len(a), len(b)))]
+
+    def num(r, k, fmt):
+        return fmt.format(r[k]) if r else "–"
+
     for m in models:
         s, t = get(m, "speed", "siren"), get(m, "speed", "transformers")
-        if not s or not t:
+        if not s and not t:
             continue
-        ps = s["speed"]["prompt_tokens"]
-        for a, b in zip(s["speed"]["ao"], t["speed"]["ao"]):
-            out.append(f"| {LABEL[m]} | answer-only latency, {ps}-token prompt | {a['batch']} | {a['ms']:.1f} ms | "
-                       f"{b['ms']:.1f} ms | {ratio(b['ms'], a['ms'])} |")
-        for a, b in zip(s["speed"]["cot"], t["speed"]["cot"]):
-            out.append(f"| {LABEL[m]} | CoT greedy tokens/s ({a['new_tokens']} new) | {a['batch']} | "
-                       f"{a['tokens_per_s']:.1f} | {b['tokens_per_s']:.1f} | {ratio(a['tokens_per_s'], b['tokens_per_s'])} |")
-        for a, b in zip(s["speed"]["ratio"], t["speed"]["ratio"]):
-            out.append(f"| {LABEL[m]} | CoT time / AO time at {a['reason_tokens']} reasoning tokens | {a['batch']} | "
-                       f"{a['ratio']:.0f}× | {b['ratio']:.0f}× | |")
-        out.append(f"| {LABEL[m]} | model load | | {s['load_s']:.1f} s | {t['load_s']:.1f} s | |")
+        ps = (s or t)["speed"]["prompt_tokens"]
+        for a, b in pairs(s, t, "speed", "ao"):
+            out.append(f"| {LABEL[m]} | answer-only latency, {ps}-token prompt | {(a or b)['batch']} | "
+                       f"{num(a, 'ms', '{:.1f} ms')} | {num(b, 'ms', '{:.1f} ms')} | "
+                       f"{ratio(b and b['ms'], a and a['ms'])} |")
+        for a, b in pairs(s, t, "speed", "cot"):
+            out.append(f"| {LABEL[m]} | CoT greedy tokens/s ({(a or b)['new_tokens']} new) | {(a or b)['batch']} | "
+                       f"{num(a, 'tokens_per_s', '{:.1f}')} | {num(b, 'tokens_per_s', '{:.1f}')} | "
+                       f"{ratio(a and a['tokens_per_s'], b and b['tokens_per_s'])} |")
+        for a, b in pairs(s, t, "speed", "ratio"):
+            out.append(f"| {LABEL[m]} | CoT time / AO time at {(a or b)['reason_tokens']} reasoning tokens | "
+                       f"{(a or b)['batch']} | {num(a, 'ratio', '{:.0f}×')} | {num(b, 'ratio', '{:.0f}×')} | |")
+        out.append(f"| {LABEL[m]} | model load | | {num(s, 'load_s', '{:.1f} s')} | {num(t, 'load_s', '{:.1f} s')} | |")
     out.append("")
     out.append("**Training steps** (one step after a warm-up step; LoRA on every linear layer; memory = process peak)")
     out.append("")
     out.append("| model | step | shape | SIREN-rs s | transformers s | ratio | SIREN-rs memory | transformers memory |")
     out.append("|---|---|---|---|---|---|---|---|")
+
+    def phases(r, phase, keys):
+        if not r:
+            return "–"
+        p = r[phase]
+        return f"{p['step_s']:.2f} (" + " / ".join(f"{p[k]:.2f}" for k in keys) + ")"
+
     for m in models:
         s, t = get(m, "grpo", "siren"), get(m, "grpo", "transformers")
-        if s and t:
-            a, b = s["grpo"], t["grpo"]
+        if s or t:
+            a = (s or t)["grpo"]
             shape = f"{a['prompts']}×G{a['group']}, {a['prompt_tokens']}+{a['response_tokens']} tokens, r {a['lora_r']}"
-            out.append(f"| {LABEL[m]} | GRPO (sample, reference, update) | {shape} | {a['step_s']:.2f} "
-                       f"({a['sampling_s']:.2f} / {a['reference_s']:.2f} / {a['update_s']:.2f}) | {b['step_s']:.2f} "
-                       f"({b['sampling_s']:.2f} / {b['reference_s']:.2f} / {b['update_s']:.2f}) | "
-                       f"{ratio(b['step_s'], a['step_s'])} | {mem(s)} | {mem(t)} |")
+            keys = ["sampling_s", "reference_s", "update_s"]
+            out.append(f"| {LABEL[m]} | GRPO (sample, reference, update) | {shape} | {phases(s, 'grpo', keys)} | "
+                       f"{phases(t, 'grpo', keys)} | "
+                       f"{ratio(t and t['grpo']['step_s'], s and s['grpo']['step_s'])} | {mem(s)} | {mem(t)} |")
         s, t = get(m, "align", "siren"), get(m, "align", "transformers")
-        if s and t:
-            a, b = s["align"], t["align"]
+        if s or t:
+            a = (s or t)["align"]
             shape = f"{a['batch']} × ({a['teacher_tokens']} teacher, {a['student_tokens']} student) tokens, r {a['lora_r']}"
-            out.append(f"| {LABEL[m]} | hidden-align (teacher / student + update) | {shape} | {a['step_s']:.2f} "
-                       f"({a['teacher_s']:.2f} / {a['student_update_s']:.2f}) | {b['step_s']:.2f} "
-                       f"({b['teacher_s']:.2f} / {b['student_update_s']:.2f}) | {ratio(b['step_s'], a['step_s'])} | "
-                       f"{mem(s)} | {mem(t)} |")
+            keys = ["teacher_s", "student_update_s"]
+            out.append(f"| {LABEL[m]} | hidden-align (teacher / student + update) | {shape} | "
+                       f"{phases(s, 'align', keys)} | {phases(t, 'align', keys)} | "
+                       f"{ratio(t and t['align']['step_s'], s and s['align']['step_s'])} | {mem(s)} | {mem(t)} |")
     text = "\n".join(out) + "\n"
     with open(os.path.join(args.out, "device-check.md"), "w") as f:
         f.write(text)
