@@ -288,10 +288,13 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Max |a − b| and max |b| over the pairs.
+/// Max |a − b| and max |b| over the pairs; a NaN or infinity on either side makes the
+/// difference infinite (`f64::max` would silently skip a NaN).
 fn max_diff(pairs: impl Iterator<Item = (f32, f32)>) -> (f64, f64) {
     pairs.fold((0.0f64, 0.0f64), |(d, m), (a, b)| {
-        (d.max(f64::from((a - b).abs())), m.max(f64::from(b.abs())))
+        let x = f64::from((a - b).abs());
+        let x = if x.is_finite() { x } else { f64::INFINITY };
+        (d.max(x), m.max(f64::from(b.abs())))
     })
 }
 
@@ -614,4 +617,18 @@ fn align(
         "student_tokens": student_ids.first().map_or(0, Vec::len), "lora_r": a.lora_r,
         "teacher_s": teacher_s, "student_update_s": student_s, "step_s": total, "loss": value,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::max_diff;
+
+    #[test]
+    fn a_nan_or_infinity_is_an_infinite_difference() {
+        let d = |v: Vec<(f32, f32)>| max_diff(v.into_iter()).0;
+        assert_eq!(d(vec![(1.0, 1.5), (2.0, 2.0)]), 0.5);
+        assert_eq!(d(vec![(f32::NAN, 1.0), (2.0, 2.0)]), f64::INFINITY);
+        assert_eq!(d(vec![(1.0, 1.0), (2.0, f32::NAN)]), f64::INFINITY);
+        assert_eq!(d(vec![(f32::INFINITY, f32::INFINITY)]), f64::INFINITY);
+    }
 }
