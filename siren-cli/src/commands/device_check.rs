@@ -164,15 +164,6 @@ impl Inputs {
     }
 }
 
-fn dtype_of(name: &str) -> anyhow::Result<FloatDType> {
-    Ok(match name {
-        "f32" => FloatDType::F32,
-        "bf16" => FloatDType::BF16,
-        "f16" => FloatDType::F16,
-        other => bail!("plan.json: dtype `{other}`: expected f32, bf16 or f16"),
-    })
-}
-
 fn load(dir: &Path, device: &Device, dtype: FloatDType) -> anyhow::Result<Decoder> {
     let m = load_hf_dir(dir, None, device)?;
     Ok(if dtype == FloatDType::F32 {
@@ -240,7 +231,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     let plan: Plan = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a device-check plan", plan_path.display()))?;
     let inputs = Inputs::open(&o.model.join("inputs.safetensors"))?;
-    let dtype = dtype_of(&plan.dtype)?;
+    let dtype = super::float_dtype(&plan.dtype, "plan.json: dtype")?;
     let (device, label) = siren_core::traits::device::open(&o.device)?;
     let want = |s: &str| o.only.iter().any(|p| p == s);
     let mut report = serde_json::Map::new();

@@ -92,12 +92,7 @@ pub fn run(o: &Options<'_>) -> anyhow::Result<String> {
         );
         model = m.merge_lora();
     }
-    let dtype = match o.dtype {
-        "f32" => FloatDType::F32,
-        "bf16" => FloatDType::BF16,
-        "f16" => FloatDType::F16,
-        other => anyhow::bail!("--dtype `{other}`: expected f32, bf16 or f16"),
-    };
+    let dtype = super::float_dtype(o.dtype, "--dtype")?;
     if dtype != FloatDType::F32 {
         model = model.to_float_dtype(dtype)?;
     }

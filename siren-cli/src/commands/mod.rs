@@ -39,3 +39,17 @@ pub(crate) fn print_train_report(report: &TrainReport) {
         println!("  {k:<18} {v:.4}");
     }
 }
+
+/// A float type named `f32`, `bf16` or `f16`; `what` names where the name came from in the error.
+pub(crate) fn float_dtype(
+    name: &str,
+    what: &str,
+) -> anyhow::Result<siren_core::burn::tensor::FloatDType> {
+    use siren_core::burn::tensor::FloatDType;
+    Ok(match name {
+        "f32" => FloatDType::F32,
+        "bf16" => FloatDType::BF16,
+        "f16" => FloatDType::F16,
+        other => anyhow::bail!("{what} `{other}`: expected f32, bf16 or f16"),
+    })
+}
