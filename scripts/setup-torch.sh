@@ -12,10 +12,21 @@ if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import torch, sys; sys.ex
     exit 0
 fi
 command -v python3 >/dev/null || { echo "error: python3 is needed for the LibTorch backend" >&2; exit 1; }
+# torch with its CUDA libraries stays at 6.7 GB; while pip installs, its ~3.5 GB of wheels sit
+# beside it. Say so now rather than fail half-way with "No space left on device".
+mkdir -p "$(dirname "$venv")"
+free_gb=$(( $(df -Pk "$(dirname "$venv")" | awk 'NR==2 {print $4}') / 1048576 ))
+if [ "$free_gb" -lt 10 ]; then
+    echo "error: installing torch==$torch_version needs about 10 GB of free disk (6.7 GB stays in" >&2
+    echo "       $venv); $(dirname "$venv") has $free_gb GB free. Free some space, or put the venv" >&2
+    echo "       on another disk with SIREN_VENV=/path/to/venv." >&2
+    exit 1
+fi
 python3 -m venv "$venv"
 echo "installing torch==$torch_version into $venv (about 1.5 min, several GB) ..."
 if ! "$venv/bin/pip" install --quiet --no-cache-dir --disable-pip-version-check "torch==$torch_version"; then
-    echo "error: pip could not install torch==$torch_version (is PyPI reachable?)." >&2
+    free_gb=$(( $(df -Pk "$venv" | awk 'NR==2 {print $4}') / 1048576 ))
+    echo "error: pip could not install torch==$torch_version (is PyPI reachable? $free_gb GB of disk left)." >&2
     echo "       Build without LibTorch instead: cargo build --release (flex and wgpu only)." >&2
     exit 1
 fi

@@ -24,6 +24,22 @@ export SIREN_REQUIRE_FONT=1
 # CI builds once from a fresh clone: incremental caches only cost disk there.
 if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
 
+# Disk: what a fresh checkout still has to create (docs/setup.md): pip's torch (6.7 GB, ~10 GB
+# while installing) and the release build with clippy's checks and the test binaries (~11 GB).
+# Stop now, naming the shortfall, rather than an hour in with "No space left on device".
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+need_gb=0 needs=()
+if ! [ -x "${SIREN_VENV:-$root/.venv}/bin/python" ]; then need_gb=$((need_gb + 10)); needs+=("torch 10 GB"); fi
+if ! [ -d "$target_dir/release/deps" ]; then need_gb=$((need_gb + 11)); needs+=("release build 11 GB"); fi
+free_gb=$(( $(df -Pk "$root" | awk 'NR==2 {print $4}') / 1048576 ))
+what="$(IFS=+; echo "${needs[*]:-nothing new}")"
+echo "== disk: $free_gb GB free; to create: ${what//+/ + }"
+if [ "$free_gb" -lt "$need_gb" ]; then
+    echo "error: not enough disk in $root: $free_gb GB free, about $need_gb GB needed (${what//+/ + })." >&2
+    echo "       Free some space, or build elsewhere with CARGO_TARGET_DIR and SIREN_VENV." >&2
+    exit 1
+fi
+
 echo "== LibTorch through pip's torch"
 bash scripts/setup-torch.sh
 # shellcheck source=scripts/env.sh
