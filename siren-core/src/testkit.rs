@@ -387,14 +387,9 @@ pub fn tiny_decoder(seed: u64, device: &burn::tensor::Device) -> Result<crate::e
 /// `model.safetensors`, `tokenizer.json`, `tokenizer_config.json`), for end-to-end tests of
 /// the stages and the CLI.
 pub fn write_tiny_model(dir: &std::path::Path, seed: u64) -> Result<()> {
-    let (spec, mut w) = tiny_weights(seed);
+    let (spec, w) = tiny_weights(seed);
     std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
-    let mut tensors = crate::engine::TensorMap::new();
-    for name in w.remaining() {
-        if let Some(t) = w.take_raw(&name) {
-            tensors.insert(name, t);
-        }
-    }
+    let tensors = w.take_all()?;
     let write = |name: &str, bytes: &[u8]| {
         let p = dir.join(name);
         std::fs::write(&p, bytes).map_err(|e| CoreError::io(&p, e))

@@ -230,17 +230,14 @@ fn child(dir: &Path, resume: bool) -> std::process::Child {
 }
 
 fn final_weights(dir: &Path) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
-    let mut w = siren_core::engine::Weights::from_safetensors(
+    siren_core::engine::Weights::from_safetensors(
         &dir.join("checkpoints/step-000012/weights.safetensors"),
     )
-    .unwrap();
-    w.remaining()
-        .into_iter()
-        .map(|n| {
-            let t = w.take_raw(&n).unwrap();
-            (n, t)
-        })
-        .collect()
+    .unwrap()
+    .take_all()
+    .unwrap()
+    .into_iter()
+    .collect()
 }
 
 #[test]
@@ -378,7 +375,7 @@ fn ao_sft_learns_the_rating_and_nan_stops_training() {
     .unwrap();
     let mut w = w;
     for name in w.remaining() {
-        let (_, v) = w.take_raw(&name).unwrap();
+        let (_, v) = w.take_raw(&name).unwrap().unwrap();
         assert!(
             v.iter().all(|x| x.is_finite()),
             "checkpoint tensor {name} is not finite"

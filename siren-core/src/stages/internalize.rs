@@ -20,7 +20,7 @@ use burn::module::Module;
 
 use crate::config::{RunConfig, SlotConfig};
 use crate::data::Dataset;
-use crate::engine::{Decoder, TensorMap, Weights};
+use crate::engine::{Decoder, Weights};
 use crate::registry::build;
 use crate::run::RunDir;
 use crate::train::Policy;
@@ -116,13 +116,7 @@ pub fn with_weights(model: Decoder, dir: &Path) -> Result<Decoder> {
     if dir.join("adapter_config.json").is_file() {
         return Ok(model.load_peft(dir)?.0.merge_lora());
     }
-    let mut w = Weights::from_safetensors(&file)?;
-    let mut map = TensorMap::new();
-    for name in w.remaining() {
-        if let Some(t) = w.take_raw(&name) {
-            map.insert(name, t);
-        }
-    }
+    let map = Weights::from_safetensors(&file)?.take_all()?;
     model.with_tensors_by_path(map)
 }
 

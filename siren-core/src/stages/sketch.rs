@@ -71,7 +71,8 @@ fn slot<'a>(
 fn read_cache(path: &Path, n: usize) -> Option<Embeddings> {
     let (shape, data) = crate::engine::Weights::from_safetensors(path)
         .ok()?
-        .take_raw("embeddings")?;
+        .take_raw("embeddings")
+        .ok()??;
     (shape.len() == 2 && shape[0] == n).then(|| Embeddings {
         n,
         dim: shape[1],

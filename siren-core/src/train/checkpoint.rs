@@ -160,13 +160,7 @@ impl Checkpoints {
     ) -> Result<(TrainState, Optimizer)> {
         let state = Self::read_state(path)?;
         let wpath = path.join("weights.safetensors");
-        let mut w = Weights::from_safetensors(&wpath)?;
-        let mut tensors = crate::engine::TensorMap::new();
-        for name in w.remaining() {
-            if let Some(t) = w.take_raw(&name) {
-                tensors.insert(name, t);
-            }
-        }
+        let tensors = Weights::from_safetensors(&wpath)?.take_all()?;
         policy
             .restore(tensors)
             .map_err(|e| CoreError::Data(format!("{}: {e}", wpath.display())))?;
