@@ -25,19 +25,37 @@ export SIREN_REQUIRE_FONT=1
 if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
 
 # Disk: what a fresh checkout still has to create (docs/setup.md): pip's torch (6.7 GB, ~10 GB
-# while installing) and the release build with clippy's checks and the test binaries (~11 GB).
-# Stop now, naming the shortfall, rather than an hour in with "No space left on device".
+# while installing) and the release build with clippy's checks and the test binaries (~11 GB),
+# each on the disk it goes to. Stop now, naming the shortfall, rather than an hour in with
+# "No space left on device".
+venv="${SIREN_VENV:-$root/.venv}"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
-need_gb=0 needs=()
-if ! [ -x "${SIREN_VENV:-$root/.venv}/bin/python" ]; then need_gb=$((need_gb + 10)); needs+=("torch 10 GB"); fi
-if ! [ -d "$target_dir/release/deps" ]; then need_gb=$((need_gb + 11)); needs+=("release build 11 GB"); fi
-free_gb=$(( $(df -Pk "$root" | awk 'NR==2 {print $4}') / 1048576 ))
-what="$(IFS=+; echo "${needs[*]:-nothing new}")"
-echo "== disk: $free_gb GB free; to create: ${what//+/ + }"
-if [ "$free_gb" -lt "$need_gb" ]; then
-    echo "error: not enough disk in $root: $free_gb GB free, about $need_gb GB needed (${what//+/ + })." >&2
-    echo "       Free some space, or build elsewhere with CARGO_TARGET_DIR and SIREN_VENV." >&2
-    exit 1
+# disk_of DIR: "FREE_GB MOUNT" of the disk that holds DIR (or its nearest existing parent).
+disk_of() {
+    local d="$1"
+    while [ ! -e "$d" ]; do d="$(dirname "$d")"; done
+    df -Pk "$d" | awk 'NR==2 {print int($4 / 1048576), $6}'
+}
+# enough FREE_GB MOUNT NEED_GB WHAT: stop when the disk has less than NEED_GB free.
+enough() {
+    echo "== disk $2: $1 GB free; to create: ${4:-nothing}"
+    if [ "$1" -lt "$3" ]; then
+        echo "error: not enough disk on $2: $1 GB free, about $3 GB needed ($4)." >&2
+        echo "       Free some space, or build elsewhere with CARGO_TARGET_DIR and SIREN_VENV." >&2
+        exit 1
+    fi
+}
+read -r venv_free venv_disk < <(disk_of "$venv")
+read -r build_free build_disk < <(disk_of "$target_dir")
+venv_need=0 venv_what="" build_need=0 build_what=""
+if ! [ -x "$venv/bin/python" ]; then venv_need=10 venv_what="torch 10 GB"; fi
+if ! [ -d "$target_dir/release/deps" ]; then build_need=11 build_what="release build 11 GB"; fi
+if [ "$venv_disk" = "$build_disk" ]; then
+    both="$venv_what${venv_what:+${build_what:+ + }}$build_what"
+    enough "$venv_free" "$venv_disk" $((venv_need + build_need)) "$both"
+else
+    enough "$venv_free" "$venv_disk" "$venv_need" "$venv_what"
+    enough "$build_free" "$build_disk" "$build_need" "$build_what"
 fi
 
 echo "== LibTorch through pip's torch"
