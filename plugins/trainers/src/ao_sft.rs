@@ -9,11 +9,9 @@
 //! follow the format from the instruction alone (GRPO learns nothing while every sample
 //! misses the format: all rewards are equal).
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use siren_core::answer::{AO_SUFFIX, rating_text};
-use siren_core::train::{Policy, run_loop};
+use siren_core::train::Policy;
 use siren_core::traits::{Example, PolicyTrainer, Reward, RunCtx, TrainReport};
 use siren_core::{Plugin, Result};
 
@@ -87,77 +85,7 @@ impl PolicyTrainer for AoSft {
                 (input, target)
             })
             .unzip();
-        let prompts =
-            crate::encode_prompts("ao-sft", policy, &inputs, ctx.training.max_prompt_tokens)?;
-        // Targets tokenized as they read after their input (the text tokenized whole), when the
-        // input's tokens are a prefix of the whole; else on their own.
-        let data: Vec<(Vec<u32>, Vec<u32>)> = prompts
-            .into_iter()
-            .zip(inputs.iter().zip(&targets))
-            .map(|(p, (i, t))| {
-                let alone = policy.encode(i)?;
-                let whole = policy.encode(&format!("{i}{t}"))?;
-                let target = if whole.starts_with(&alone) && whole.len() > alone.len() {
-                    whole[alone.len()..].to_vec()
-                } else {
-                    policy.encode(t)?
-                };
-                Ok((p, target))
-            })
-            .collect::<Result<_>>()?;
         let hash = crate::settings_hash(&self.p, ctx, examples)?;
-        let micro = ctx.training.micro_batch;
-        run_loop(
-            "ao-sft",
-            policy,
-            data.len(),
-            hash,
-            ctx,
-            &mut |policy, optim, input| {
-                // Micro-batches of prompts of similar length (the step's loss is the same
-                // whatever the grouping): less padding.
-                let lens: Vec<usize> = input.indices.iter().map(|&i| data[i].0.len()).collect();
-                let (groups, pad_fraction, unbucketed) =
-                    siren_core::batching::length_buckets(&lens, micro, true);
-                let order: Vec<Vec<usize>> = groups
-                    .iter()
-                    .map(|g| g.iter().map(|&j| input.indices[j]).collect())
-                    .collect();
-                let chunks: Vec<&[usize]> = order.iter().map(Vec::as_slice).collect();
-                let tokens: usize = input.indices.iter().map(|&i| data[i].1.len()).sum();
-                let prompt_tokens: usize = input.indices.iter().map(|&i| data[i].0.len()).sum();
-                let loss = crate::accumulated_step(
-                    policy,
-                    optim,
-                    input.lr,
-                    input.step,
-                    chunks.len(),
-                    &mut |policy, k| {
-                        let prompts: Vec<Vec<u32>> =
-                            chunks[k].iter().map(|&i| data[i].0.clone()).collect();
-                        let comps: Vec<Vec<u32>> =
-                            chunks[k].iter().map(|&i| data[i].1.clone()).collect();
-                        // The prefix all prompts share (the system prompt) is computed once.
-                        let owner: Vec<usize> = (0..prompts.len()).collect();
-                        let sc = policy.scores_shared(
-                            siren_core::engine::SharedPrefix {
-                                prompts: &prompts,
-                                owner: &owner,
-                                completions: &comps,
-                            },
-                            1.0,
-                        )?;
-                        Ok(sc.logprobs.sum().neg().div_scalar(tokens as f64))
-                    },
-                )?;
-                Ok(BTreeMap::from([
-                    ("loss".to_string(), loss),
-                    ("answer_tokens".to_string(), tokens as f64),
-                    ("prompt_tokens".to_string(), prompt_tokens as f64),
-                    ("pad_fraction".to_string(), pad_fraction),
-                    ("pad_fraction_unbucketed".to_string(), unbucketed),
-                ]))
-            },
-        )
+        crate::teacher_forced("ao-sft", policy, &inputs, &targets, hash, ctx)
     }
 }

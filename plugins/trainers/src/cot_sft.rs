@@ -1,9 +1,19 @@
-//! `cot-sft`: supervised fine-tuning on the policy's own reasoning (rejection sampling, as in
+//! `cot-sft`: supervised fine-tuning on reasoning, from one of two sources.
+//!
+//! `source = "sampled"` (default): the policy's own reasoning (rejection sampling, as in
 //! STaR / RFT). Per step, `group_size` completions of each prompt are sampled; those in the
 //! `<think>…</think><answer>…</answer>` format whose rating equals the label (within
 //! `tolerance`) are kept, and the loss is their token-mean cross-entropy. A step that keeps
 //! nothing makes no update (its loss is logged as 0 and `kept` as 0). A prompt is computed
 //! once for all of its completions, when sampling and in the loss.
+//!
+//! `source = "built"`: rationales built from what each prompt shows
+//! ([`siren_core::prompt::rationale`]: the candidate's liked or disliked topic, the closest
+//! recent ratings, the recent mean), followed by the true rating: the target after the bare
+//! prompt is `\n<think>\n{rationale}\n</think>\n<answer>{r}</answer>`, learnt by
+//! teacher-forced cross-entropy. A warm start that gives a small model a reasoning habit
+//! grounded in its prompt, for GRPO to start from. The rationale never holds the target's
+//! rating nor anything after the target in time.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +27,9 @@ use siren_core::{CoreError, Plugin, Result};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CotSftParams {
+    /// Where the reasoning comes from: `sampled` (the policy's own, kept when right) or
+    /// `built` (rationales built from the prompt).
+    pub source: Source,
     /// Samples per prompt.
     pub group_size: usize,
     /// Sampling temperature.
@@ -31,9 +44,20 @@ pub struct CotSftParams {
     pub generation_batch: usize,
 }
 
+/// Where `cot-sft`'s reasoning comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// The policy's own completions whose rating is right (rejection sampling).
+    Sampled,
+    /// Rationales built from what each prompt shows, with the true rating as the answer.
+    Built,
+}
+
 impl Default for CotSftParams {
     fn default() -> Self {
         Self {
+            source: Source::Sampled,
             group_size: 4,
             temperature: 0.8,
             top_p: 1.0,
@@ -82,6 +106,9 @@ impl PolicyTrainer for CotSft {
         ctx: &RunCtx,
     ) -> Result<TrainReport> {
         let p = &self.p;
+        if p.source == Source::Built {
+            return self.train_built(policy, examples, ctx);
+        }
         let prompts = crate::encode_prompts(
             "cot-sft",
             policy,
@@ -158,5 +185,54 @@ impl PolicyTrainer for CotSft {
                 Ok(m)
             },
         )
+    }
+}
+
+impl CotSft {
+    /// `source = "built"`: teacher-forced SFT of each example's built rationale and rating.
+    fn train_built(
+        &self,
+        policy: &mut Policy,
+        examples: &[Example],
+        ctx: &RunCtx,
+    ) -> Result<TrainReport> {
+        let mut targets = Vec::with_capacity(examples.len());
+        for e in examples {
+            let r = e.rationale.as_deref().ok_or_else(|| {
+                CoreError::Data(format!(
+                    "cot-sft (source = \"built\"): example `{}` has no rationale",
+                    e.id
+                ))
+            })?;
+            targets.push(built_target(r, e.rating));
+        }
+        let inputs: Vec<String> = examples.iter().map(|e| e.prompt.clone()).collect();
+        let mut hash = crate::settings_hash(&self.p, ctx, examples)?;
+        for t in &targets {
+            hash = siren_core::stages::fnv1a([hash.to_le_bytes().as_slice(), t.as_bytes()]);
+        }
+        crate::teacher_forced("cot-sft", policy, &inputs, &targets, hash, ctx)
+    }
+}
+
+/// The completion `cot-sft` learns for a built rationale:
+/// `\n<think>\n{rationale}\n</think>\n<answer>{r}</answer>`.
+pub fn built_target(rationale: &str, rating: f32) -> String {
+    format!(
+        "\n<think>\n{rationale}\n</think>\n<answer>{}</answer>",
+        siren_core::answer::rating_text(rating)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_targets_are_in_the_tag_format() {
+        let t = built_target("Liked topic.", 4.0);
+        assert_eq!(t, "\n<think>\nLiked topic.\n</think>\n<answer>4</answer>");
+        assert!(format_ok(&t));
+        assert_eq!(parse_rating(&t), Some(4.0));
     }
 }

@@ -15,9 +15,11 @@ pub mod cot_sft;
 pub mod grpo;
 
 use serde::Serialize;
-use siren_core::train::Policy;
+use std::collections::BTreeMap;
+
+use siren_core::train::{Policy, run_loop};
 pub(crate) use siren_core::train::{accumulated_step, host};
-use siren_core::traits::{Example, RunCtx};
+use siren_core::traits::{Example, RunCtx, TrainReport};
 use siren_core::{CoreError, Result};
 
 /// Token ids of each text, keeping the last `max` tokens of longer ones (logged once, with
@@ -68,6 +70,90 @@ pub(crate) fn settings_hash(
         parts.push(r);
     }
     Ok(siren_core::stages::fnv1a(parts))
+}
+
+/// Teacher-forced supervised training: the token-mean cross-entropy of each `targets[i]`
+/// after `inputs[i]` (the loop of `ao-sft` and of `cot-sft` on built rationales). Targets are
+/// tokenized as they read after their input (the text tokenized whole) when the input's tokens
+/// are a prefix of the whole, else on their own; micro-batches group prompts of similar length.
+pub(crate) fn teacher_forced(
+    name: &str,
+    policy: &mut Policy,
+    inputs: &[String],
+    targets: &[String],
+    hash: u64,
+    ctx: &RunCtx,
+) -> Result<TrainReport> {
+    let prompts = crate::encode_prompts(name, policy, inputs, ctx.training.max_prompt_tokens)?;
+    // Targets tokenized as they read after their input (the text tokenized whole), when the
+    // input's tokens are a prefix of the whole; else on their own.
+    let data: Vec<(Vec<u32>, Vec<u32>)> = prompts
+        .into_iter()
+        .zip(inputs.iter().zip(targets))
+        .map(|(p, (i, t))| {
+            let alone = policy.encode(i)?;
+            let whole = policy.encode(&format!("{i}{t}"))?;
+            let target = if whole.starts_with(&alone) && whole.len() > alone.len() {
+                whole[alone.len()..].to_vec()
+            } else {
+                policy.encode(t)?
+            };
+            Ok((p, target))
+        })
+        .collect::<Result<_>>()?;
+    let micro = ctx.training.micro_batch;
+    run_loop(
+        name,
+        policy,
+        data.len(),
+        hash,
+        ctx,
+        &mut |policy, optim, input| {
+            // Micro-batches of prompts of similar length (the step's loss is the same
+            // whatever the grouping): less padding.
+            let lens: Vec<usize> = input.indices.iter().map(|&i| data[i].0.len()).collect();
+            let (groups, pad_fraction, unbucketed) =
+                siren_core::batching::length_buckets(&lens, micro, true);
+            let order: Vec<Vec<usize>> = groups
+                .iter()
+                .map(|g| g.iter().map(|&j| input.indices[j]).collect())
+                .collect();
+            let chunks: Vec<&[usize]> = order.iter().map(Vec::as_slice).collect();
+            let tokens: usize = input.indices.iter().map(|&i| data[i].1.len()).sum();
+            let prompt_tokens: usize = input.indices.iter().map(|&i| data[i].0.len()).sum();
+            let loss = crate::accumulated_step(
+                policy,
+                optim,
+                input.lr,
+                input.step,
+                chunks.len(),
+                &mut |policy, k| {
+                    let prompts: Vec<Vec<u32>> =
+                        chunks[k].iter().map(|&i| data[i].0.clone()).collect();
+                    let comps: Vec<Vec<u32>> =
+                        chunks[k].iter().map(|&i| data[i].1.clone()).collect();
+                    // The prefix all prompts share (the system prompt) is computed once.
+                    let owner: Vec<usize> = (0..prompts.len()).collect();
+                    let sc = policy.scores_shared(
+                        siren_core::engine::SharedPrefix {
+                            prompts: &prompts,
+                            owner: &owner,
+                            completions: &comps,
+                        },
+                        1.0,
+                    )?;
+                    Ok(sc.logprobs.sum().neg().div_scalar(tokens as f64))
+                },
+            )?;
+            Ok(BTreeMap::from([
+                ("loss".to_string(), loss),
+                ("answer_tokens".to_string(), tokens as f64),
+                ("prompt_tokens".to_string(), prompt_tokens as f64),
+                ("pad_fraction".to_string(), pad_fraction),
+                ("pad_fraction_unbucketed".to_string(), unbucketed),
+            ]))
+        },
+    )
 }
 
 /// How a trainer samples completions.

@@ -13,6 +13,7 @@
 //! information in fewer tokens).
 
 pub mod compact;
+pub mod rationale;
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -256,6 +257,15 @@ impl PromptBuilder {
                 compact::item_text(ds, item, f)
             }
         }
+    }
+
+    /// The informative genres of an item (store boilerplate and components most items share
+    /// dropped, [`compact::genres`]), whatever the prompt style.
+    pub fn genres(&self, ds: &Dataset, item: u32) -> Vec<String> {
+        let f = self
+            .frequent
+            .get_or_init(|| compact::frequent_components(ds));
+        compact::genres(&ds.items[item as usize].categories, f)
     }
 
     /// One rated line of the user's history.

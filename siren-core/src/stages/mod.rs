@@ -162,7 +162,9 @@ pub fn sketches_for(
             );
             Ok(match scope {
                 SketchScope::BeforeTarget => sketch::PromptSketches::BeforeTarget(built.sketcher),
-                SketchScope::PerUser => sketch::PromptSketches::PerUser(built.sketches),
+                SketchScope::PerUser => {
+                    sketch::PromptSketches::PerUser(built.sketches, built.sketcher.assignment)
+                }
             })
         }
         _ => Ok(sketch::PromptSketches::None),
@@ -187,10 +189,20 @@ pub fn examples(
             let past = crate::prompt::past_of(&timelines[u], x);
             let sk = sketches.for_prompt(x.user, past)?;
             let p = pb.build(ds, past, &sk, x, pb.cfg.strategy, &count);
+            let rationale = crate::prompt::rationale::build(
+                &pb,
+                ds,
+                past,
+                &sk,
+                pb.cfg.strategy,
+                x.item,
+                &|i| sketches.topic_of(i),
+            );
             Ok(Example {
                 id: format!("{}:{}", ds.users[u], ds.items[x.item as usize].id),
                 prompt: render_prompt(tok, &p)?,
                 rating: x.rating,
+                rationale: Some(rationale),
             })
         })
         .collect()

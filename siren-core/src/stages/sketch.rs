@@ -209,8 +209,8 @@ pub enum PromptSketches {
     /// Each prompt's sketch is built from the interactions before its target.
     BeforeTarget(Sketcher),
     /// One sketch per user (indexed like `Dataset::users`), from the history before the
-    /// evaluated split.
-    PerUser(Vec<Sketch>),
+    /// evaluated split, and the topic of each item.
+    PerUser(Vec<Sketch>, Vec<usize>),
 }
 
 impl PromptSketches {
@@ -219,7 +219,16 @@ impl PromptSketches {
         match self {
             Self::None => Ok(Sketch::default()),
             Self::BeforeTarget(s) => s.sketch(past),
-            Self::PerUser(v) => Ok(v[user as usize].clone()),
+            Self::PerUser(v, _) => Ok(v[user as usize].clone()),
+        }
+    }
+
+    /// The topic of `item`, when prompts have a topic model.
+    pub fn topic_of(&self, item: u32) -> Option<usize> {
+        match self {
+            Self::None => None,
+            Self::BeforeTarget(s) => s.assignment.get(item as usize).copied(),
+            Self::PerUser(_, a) => a.get(item as usize).copied(),
         }
     }
 }

@@ -189,7 +189,15 @@ fn train_into(
     let sample: String = examples
         .iter()
         .take(3)
-        .map(|e| format!("=== {} · rating {} ===\n{}\n\n", e.id, e.rating, e.prompt))
+        .map(|e| {
+            let rationale = e.rationale.as_ref().map_or(String::new(), |r| {
+                format!("--- rationale (cot-sft, source = \"built\"): {r}\n")
+            });
+            format!(
+                "=== {} · rating {} ===\n{}\n{rationale}\n",
+                e.id, e.rating, e.prompt
+            )
+        })
         .collect();
     crate::files::write_atomic(&stage.join("examples.sample.txt"), sample.as_bytes())?;
 

@@ -14,6 +14,10 @@ pub struct Example {
     pub prompt: String,
     /// True rating.
     pub rating: f32,
+    /// A rationale built from what the prompt shows ([`crate::prompt::rationale`]), for
+    /// trainers that learn to reason from built rationales (`cot-sft`, `source = "built"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rationale: Option<String>,
 }
 
 /// Where and how a stage runs.
