@@ -247,6 +247,59 @@ pub fn rating_distributions(
         .collect())
 }
 
+/// The input that reads a CoT completion's answer distribution: `prompt` followed by the
+/// `generated` tokens up to and including its `<answer>` tag, so that the next position is the
+/// rating the reasoning leads to (scored like an answer-only prompt: [`answer_scores`],
+/// [`score_grouped`]). A completion without `<answer>` (cut off by the token budget, or out of
+/// format) gets the missing tags appended (`\n</think>` when its reasoning is still open, then
+/// `\n<answer>`); the flag says so.
+pub fn cot_answer_input(
+    tok: &TextTokenizer,
+    prompt: &[u32],
+    generated: &[u32],
+) -> Result<(Vec<u32>, bool)> {
+    const TAG: &str = "<answer>";
+    let kept: Vec<u32> = generated
+        .iter()
+        .copied()
+        .filter(|&t| Some(t) != tok.eos && Some(t) != tok.pad)
+        .collect();
+    let text = |k: usize| tok.decode(&kept[..k], false);
+    let mut ids = prompt.to_vec();
+    let whole = text(kept.len())?;
+    let Some(at) = whole.find(TAG) else {
+        let tail = if whole.contains("</think>") {
+            "\n<answer>"
+        } else {
+            "\n</think>\n<answer>"
+        };
+        ids.extend_from_slice(&kept);
+        ids.extend(tok.encode(tail, false)?);
+        return Ok((ids, true));
+    };
+    // The shortest prefix of the generated tokens whose text holds the tag (monotone in k).
+    let (mut lo, mut hi) = (1, kept.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if text(mid)?.contains(TAG) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let cut = &whole[..at + TAG.len()];
+    if text(lo)?.trim_end() == cut.trim_end() {
+        ids.extend_from_slice(&kept[..lo]);
+    } else {
+        // The tag's last token also carries what follows it: re-encode the tag's remainder.
+        let before = text(lo - 1)?;
+        ids.extend_from_slice(&kept[..lo - 1]);
+        let rest = cut.strip_prefix(before.as_str()).unwrap_or(TAG);
+        ids.extend(tok.encode(rest, false)?);
+    }
+    Ok((ids, false))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,5 +358,54 @@ mod tests {
             let on: f32 = rt.ids.iter().map(|&i| row[i as usize].exp()).sum();
             assert!((sc.mass - on / full).abs() < 1e-5);
         }
+    }
+
+    #[test]
+    fn a_cot_completion_is_read_at_its_answer_tag() {
+        let tok = crate::testkit::tiny_tokenizer().unwrap();
+        let rt = RatingTokens::new(&tok, 5).unwrap();
+        let device = Device::flex();
+        let model = crate::testkit::tiny_decoder(3, &device).unwrap();
+        let prompt = tok.encode("rate 3", false).unwrap();
+        let generated_ids = tok
+            .encode("<think> 2 4 </think> <answer> 4 </answer>", false)
+            .unwrap();
+        let (ids, forced) = cot_answer_input(&tok, &prompt, &generated_ids).unwrap();
+        assert!(!forced);
+        let want = tok
+            .encode("rate 3 <think> 2 4 </think> <answer>", false)
+            .unwrap();
+        assert_eq!(ids, want);
+        // The distribution equals a softmax computed by hand from the full forward's logits
+        // at the last position, over the rating tokens.
+        let s = answer_scores(&model, None, &[ids.clone()], &rt, 0, &device).unwrap();
+        let logits = crate::engine::last_logits(&model, None, &[ids], 0, &device)
+            .unwrap()
+            .try_into_vec_as::<f32>()
+            .unwrap();
+        let z: Vec<f64> = rt
+            .ids
+            .iter()
+            .map(|&i| f64::from(logits[i as usize]))
+            .collect();
+        let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = z.iter().map(|x| (x - m).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        for (p, q) in s[0].probs.iter().zip(&e) {
+            assert!((f64::from(*p) - q / sum).abs() < 1e-6, "{p} vs {}", q / sum);
+        }
+        // Expected rating from the same distribution.
+        let exp: f64 = e.iter().zip(1..).map(|(q, r)| q / sum * f64::from(r)).sum();
+        let got = RatingDecoder::Expected.decode(&s[0].probs, &rt.values);
+        assert!((f64::from(got) - exp).abs() < 1e-5);
+        // A completion cut off inside its reasoning gets the missing tags.
+        let cut = tok.encode("<think> 2 4", false).unwrap();
+        let (ids, forced) = cot_answer_input(&tok, &prompt, &cut).unwrap();
+        assert!(forced);
+        assert_eq!(
+            ids,
+            tok.encode("rate 3 <think> 2 4 </think> <answer>", false)
+                .unwrap()
+        );
     }
 }

@@ -2,7 +2,10 @@
 //! `[eval] sample` rows), predicts each rating with the decoder — the newest trained weights
 //! of the run (stage 2, else stage 1, else the base model) — in two ways:
 //! - `<method>-cot`: greedy reasoning (`<think>…</think><answer>r</answer>`, at most
-//!   `[eval] max_new_tokens` tokens), rating parsed from the answer;
+//!   `[eval] max_new_tokens` tokens), rating parsed from the answer (the paper's row);
+//! - `<method>-cot-argmax`, `-cot-expected`, `-cot-median`: the same reasoning, read as the
+//!   distribution over `1`..`5` at its own `<answer>` tag and decoded like the answer-only
+//!   rows, with the reasoning's length, truncation and format counts;
 //! - `<method>-ao`, `<method>-ao-expected`, `<method>-ao-median`: answer-only, one forward
 //!   pass over the prompt followed by an empty reasoning block and `<answer>`
 //!   ([`crate::answer::AO_SUFFIX`]); the next-token distribution over `1`..`5` decoded by
@@ -15,7 +18,8 @@
 //! are clipped to the rating scale. Every configured baseline is fitted and scored on the same
 //! rows, so the table compares like with like. Each LLM row carries the format rate, parse
 //! rate, mean output tokens and mean latency per sample (batched, `[eval] batch_size`).
-//! Predictions with the generated text go to `eval/<method>.jsonl`.
+//! Predictions with the generated text go to `eval/<method>.jsonl` (`[eval] folder` names
+//! another folder than `eval`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -163,6 +167,7 @@ pub struct Modes {
 
 struct Decoded {
     text: String,
+    ids: Vec<u32>,
     tokens: usize,
 }
 
@@ -190,6 +195,7 @@ fn decode_all(
             out.push(Decoded {
                 text: tok.decode_generated(&ids)?,
                 tokens: ids.len(),
+                ids,
             });
         }
         bar.inc(chunk.len() as u64);
@@ -198,12 +204,19 @@ fn decode_all(
     Ok((out, t.elapsed().as_secs_f64()))
 }
 
-fn write_jsonl(path: &Path, examples: &[Example], pred: &[f32], out: &[Decoded]) -> Result<()> {
+fn write_jsonl(
+    path: &Path,
+    examples: &[Example],
+    pred: &[f32],
+    out: &[Decoded],
+    probs: &[Vec<f32>],
+) -> Result<()> {
     let mut s = String::new();
-    for ((e, p), d) in examples.iter().zip(pred).zip(out) {
+    for (k, ((e, p), d)) in examples.iter().zip(pred).zip(out).enumerate() {
         s.push_str(
-            &serde_json::json!({"id": e.id, "rating": e.rating, "pred": p, "tokens": d.tokens, "text": d.text})
-                .to_string(),
+            &serde_json::json!({"id": e.id, "rating": e.rating, "pred": p, "tokens": d.tokens,
+                "probs": probs.get(k), "text": d.text})
+            .to_string(),
         );
         s.push('\n');
     }
@@ -239,7 +252,7 @@ pub fn run(
         results.push(MethodResult::evaluate(&b.kind, &pred, &truth)?);
     }
 
-    let eval_dir = run.file("eval");
+    let eval_dir = run.file(config.eval.folder());
     std::fs::create_dir_all(&eval_dir).map_err(|e| CoreError::io(&eval_dir, e))?;
     let (which, files) = resolve_weights(config, run, weights)?;
     let cache_path = if cache {
@@ -313,13 +326,29 @@ pub fn run(
             r.rmse,
             secs / n as f64
         );
+        let (dist_rows, probs) = cot_distribution_rows(
+            &model,
+            &tok,
+            (&prompts, &out),
+            &truth,
+            (batch, max_new, secs),
+            &device,
+            &name,
+        )?;
+        for (k, v) in &dist_rows[0].extra {
+            if k.starts_with("think") || k == "truncated" || k == "answer_tags_appended" {
+                r.extra.insert(k.clone(), v.clone());
+            }
+        }
         write_jsonl(
             &eval_dir.join(format!("{name}.jsonl")),
             &examples,
             &pred,
             &out,
+            &probs,
         )?;
         llm_rows.push(r);
+        llm_rows.extend(dist_rows);
     }
     if modes.ao {
         llm_rows.extend(answer_only(
@@ -342,6 +371,99 @@ pub fn run(
     }
     results.extend(llm_rows);
     run.record_metrics(&ds.name, split.as_str(), n, results)
+}
+
+/// The CoT rows read as distributions (`<name>-argmax`, `-expected`, `-median`): after each
+/// greedy reasoning, the next-token distribution at its own `<answer>` tag over the rating
+/// tokens ([`crate::rating::cot_answer_input`]), decoded like the answer-only rows, so CoT and
+/// answer-only rows compare decoder by decoder. Each row also reports the reasoning: mean
+/// tokens inside `<think>…</think>`, the share of completions with a non-empty one, how many
+/// hit the token budget without closing `</answer>` (`truncated`) and how many had their
+/// answer tags appended to be read. Latency is the decoding's plus the reading's.
+fn cot_distribution_rows(
+    model: &Decoder,
+    tok: &TextTokenizer,
+    (prompts, out): (&[Vec<u32>], &[Decoded]),
+    truth: &[f32],
+    (batch, max_new, decode_secs): (usize, usize, f64),
+    device: &burn::tensor::Device,
+    name: &str,
+) -> Result<(Vec<MethodResult>, Vec<Vec<f32>>)> {
+    use crate::rating::{RatingDecoder, RatingTokens, cot_answer_input, score_grouped};
+    let rt = RatingTokens::new(tok, 5)?;
+    let n = out.len();
+    let (mut appended, mut truncated, mut think_tokens, mut non_empty) = (0usize, 0, 0usize, 0);
+    let mut inputs = Vec::with_capacity(n);
+    for (p, d) in prompts.iter().zip(out) {
+        let (ids, forced) = cot_answer_input(tok, p, &d.ids)?;
+        appended += usize::from(forced);
+        truncated += usize::from(d.tokens >= max_new && !d.text.contains("</answer>"));
+        let inner = crate::train::teacher::thinking_block(&d.text)
+            .map(|b| {
+                b.trim_start_matches("<think>")
+                    .trim_end_matches("</think>")
+                    .trim()
+            })
+            .unwrap_or("");
+        if !inner.is_empty() {
+            non_empty += 1;
+            think_tokens += tok.encode(inner, false)?.len();
+        }
+        inputs.push(ids);
+    }
+    let t = Instant::now();
+    let bar = crate::progress::bar(n as u64, format!("{name} answer distribution"));
+    let (scores, _) = score_grouped(
+        model,
+        &inputs,
+        &[],
+        &rt,
+        (tok.pad_id(), batch),
+        device,
+        &|k| bar.inc(k as u64),
+    )?;
+    bar.finish_and_clear();
+    let secs = decode_secs + t.elapsed().as_secs_f64();
+    let tokens = out.iter().map(|d| d.tokens).sum::<usize>() as f64 / n.max(1) as f64;
+    let mut rows = Vec::new();
+    for dec in RatingDecoder::ALL {
+        let row = format!("{name}-{}", dec.as_str());
+        let pred: Vec<f32> = scores
+            .iter()
+            .map(|s| dec.decode(&s.probs, &rt.values))
+            .collect();
+        let mut r = MethodResult::evaluate(&row, &pred, truth)?;
+        for (k, v) in [
+            ("decoder", serde_json::json!(dec.as_str())),
+            ("mean_output_tokens", serde_json::json!(tokens)),
+            ("latency_s", serde_json::json!(secs / n.max(1) as f64)),
+            ("batch_size", serde_json::json!(batch)),
+            (
+                "think_tokens_mean",
+                serde_json::json!(think_tokens as f64 / n.max(1) as f64),
+            ),
+            (
+                "think_non_empty_rate",
+                serde_json::json!(non_empty as f64 / n.max(1) as f64),
+            ),
+            ("truncated", serde_json::json!(truncated)),
+            ("answer_tags_appended", serde_json::json!(appended)),
+        ] {
+            r.extra.insert(k.into(), v);
+        }
+        tracing::info!(
+            "{row}: MAE {:.4} RMSE {:.4} (the answer distribution after the model's own reasoning)",
+            r.mae,
+            r.rmse
+        );
+        rows.push(r);
+    }
+    tracing::info!(
+        "{name}: {:.1} think tokens on average, {non_empty}/{n} non-empty, {truncated} cut by \
+         the {max_new}-token budget, {appended} read with appended answer tags",
+        think_tokens as f64 / n.max(1) as f64
+    );
+    Ok((rows, scores.into_iter().map(|s| s.probs).collect()))
 }
 
 /// The answer-only rows: one forward per prompt, every rating decoder, and the strict row
