@@ -49,6 +49,7 @@ fn task() -> Vec<(Example, String)> {
                         id: format!("{a}{b}{c}"),
                         prompt: format!("rate {a} {b} {c}"),
                         rating: r as f32,
+                        rationale: None,
                     },
                     format!("<think> {s} </think> <answer> {r} </answer>"),
                 ));
@@ -292,6 +293,7 @@ fn hidden_align_internalizes_reasoning_on_a_synthetic_task() {
         );
         if (name, loss, targets) == RUNS[0] {
             check_peft_round_trip(&cot, &policy, &dir.join("policy"));
+            check_the_student_moves(&cot, &policy, &teacher, &dir);
         }
         after.insert((name, loss, targets), m);
     }
@@ -312,6 +314,52 @@ fn hidden_align_internalizes_reasoning_on_a_synthetic_task() {
         let m = after[&("hidden-align", loss, "kv")];
         assert!(m[0] < before[0] - 0.3, "{loss} learns too: {m:?}");
     }
+}
+
+/// Stage 2 on a non-empty teacher moves the student towards it: the alignment loss falls
+/// from its first to its last step, and the mean teacher–student cosine over layers (what the
+/// stage reports before and after) rises.
+fn check_the_student_moves(cot: &Policy, trained: &Policy, teacher: &Teacher, dir: &Path) {
+    use siren_core::train::teacher::{layer_cosines, thinking_inner};
+    assert!(
+        teacher
+            .examples
+            .iter()
+            .all(|c| !thinking_inner(&c.thinking).is_empty()),
+        "every kept example has reasoning"
+    );
+    let losses: Vec<f64> = std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    let (first, last) = (losses[0], losses[losses.len() - 1]);
+    assert!(
+        last < 0.5 * first,
+        "the alignment loss falls: {first} → {last}"
+    );
+    let rows: Vec<usize> = (0..teacher.examples.len()).collect();
+    let mean = |m: &siren_core::engine::Decoder| {
+        let c =
+            layer_cosines(m, &cot.tokenizer, teacher, &rows, (64, 64), &Device::flex()).unwrap();
+        assert_eq!(c.len(), teacher.layers);
+        c.iter().sum::<f64>() / c.len() as f64
+    };
+    let (before, after) = (
+        mean(&cot.inference_model()),
+        mean(&trained.inference_model()),
+    );
+    eprintln!(
+        "teacher–student cosine, mean over layers: {before:.4} → {after:.4}; loss {first:.4} → {last:.4}"
+    );
+    assert!(
+        after > before,
+        "the student's states move to the teacher's: {before} → {after}"
+    );
 }
 
 /// The exported PEFT folder, loaded over the CoT model, predicts what the trained policy

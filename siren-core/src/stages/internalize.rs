@@ -23,7 +23,7 @@ use crate::data::Dataset;
 use crate::engine::{Decoder, Weights};
 use crate::registry::build;
 use crate::run::RunDir;
-use crate::train::Policy;
+use crate::train::{Policy, teacher};
 use crate::traits::{AlignmentLoss, Internalizer, LoraTargets, RunCtx, TrainReport};
 use crate::{CoreError, Result};
 
@@ -188,6 +188,38 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
         hdir.display()
     );
 
+    // What the teacher holds and how far apart the student's states start (a fixed seeded
+    // sample of the kept examples, read again after training).
+    let think: Vec<usize> = teacher
+        .examples
+        .iter()
+        .map(|c| {
+            tok.encode(teacher::thinking_inner(&c.thinking), false)
+                .map(|v| v.len())
+        })
+        .collect::<Result<_>>()?;
+    let think_mean = think.iter().sum::<usize>() as f64 / think.len().max(1) as f64;
+    let probe: Vec<usize> = {
+        let mut idx: Vec<usize> = (0..teacher.examples.len()).collect();
+        use rand::SeedableRng as _;
+        use rand::seq::SliceRandom as _;
+        idx.shuffle(&mut rand::rngs::StdRng::seed_from_u64(config.seed));
+        idx.truncate(PROBE);
+        idx.sort_unstable();
+        idx
+    };
+    let cos_shape = (training.max_prompt_tokens, ic.harvest.batch_size);
+    let cos_before =
+        teacher::layer_cosines(&model.valid(), &tok, &teacher, &probe, cos_shape, &device)?;
+    tracing::info!(
+        "CoT teacher: {:.1} think tokens on average ({} kept of {}); teacher–student cosine \
+         before stage 2, mean over layers {:.4}",
+        think_mean,
+        teacher.examples.len(),
+        teacher.decoded,
+        mean(&cos_before)
+    );
+
     let trained_tokens = super::trained_token_ids(config, &tok);
     let mut policy = Policy::new(
         model,
@@ -210,12 +242,28 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
     let ctx = RunCtx {
         run_dir: tdir.clone(),
         seed: config.seed,
-        device,
+        device: device.clone(),
         training,
         resume,
     };
     let report = internalizer.internalize(&mut policy, &teacher, align.as_ref(), &ctx)?;
     let out = tdir.join("policy");
+    let cos_after = teacher::layer_cosines(
+        &policy.model.valid(),
+        &policy.tokenizer,
+        &teacher,
+        &probe,
+        cos_shape,
+        &device,
+    )?;
+    let (loss_first, loss_last) = loss_ends(&tdir.join("metrics.jsonl"));
+    tracing::info!(
+        "stage 2: loss {} → {}; teacher–student cosine, mean over layers, {:.4} → {:.4}",
+        loss_first.map_or("–".into(), |x| format!("{x:.6}")),
+        loss_last.map_or("–".into(), |x| format!("{x:.6}")),
+        mean(&cos_before),
+        mean(&cos_after)
+    );
     policy.export(&out)?;
     let seconds = t.elapsed().as_secs_f64();
     tracing::info!(
@@ -238,6 +286,15 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
             "decoded": teacher.decoded,
             "kept": teacher.examples.len(),
             "harvest_seconds": harvest_s,
+            "kept_rate": teacher.examples.len() as f64 / teacher.decoded.max(1) as f64,
+            "think_tokens_mean": think_mean,
+            "loss_first": loss_first,
+            "loss_last": loss_last,
+            "cosine_probe_examples": probe.len(),
+            "cosine_per_layer_before": cos_before,
+            "cosine_per_layer_after": cos_after,
+            "cosine_mean_before": mean(&cos_before),
+            "cosine_mean_after": mean(&cos_after),
             "steps": report.steps,
             "final": report.metrics,
             "seconds": seconds,
@@ -245,4 +302,23 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
         }),
     )?;
     Ok(report)
+}
+
+/// Kept examples whose teacher–student cosines are reported before and after training.
+const PROBE: usize = 64;
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// The first and last `loss` of a training's `metrics.jsonl` (either is `None` when the file
+/// or the key is missing: a diagnostic, never an error).
+fn loss_ends(path: &Path) -> (Option<f64>, Option<f64>) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let losses: Vec<f64> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("loss").and_then(serde_json::Value::as_f64))
+        .collect();
+    (losses.first().copied(), losses.last().copied())
 }

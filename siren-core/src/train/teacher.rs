@@ -365,6 +365,55 @@ pub fn answer_class_logprobs(logits: &[f32], ids: &[u32]) -> Vec<f32> {
     out.into_iter().map(|x| x as f32).collect()
 }
 
+/// The text inside a `<think>…</think>` block (tags and surrounding whitespace removed).
+pub fn thinking_inner(thinking: &str) -> &str {
+    thinking
+        .trim()
+        .trim_start_matches("<think>")
+        .trim_end_matches("</think>")
+        .trim()
+}
+
+/// Mean cosine similarity, per layer `1..=L`, between `model`'s answer-only states at the
+/// `<answer>` token of the kept examples `rows` (the student input) and the teacher's stored
+/// states: how far apart the two inputs leave the model, the quantity stage 2 closes
+/// (1 − this is Eq. 12's cosine loss per layer).
+pub fn layer_cosines(
+    model: &Decoder,
+    tok: &TextTokenizer,
+    teacher: &Teacher,
+    rows: &[usize],
+    (max_prompt_tokens, batch): (usize, usize),
+    device: &burn::tensor::Device,
+) -> Result<Vec<f64>> {
+    let (l, h) = (teacher.layers, teacher.hidden);
+    let mut sums = vec![0f64; l];
+    for part in rows.chunks(batch.max(1)) {
+        let seqs: Vec<Vec<u32>> = part
+            .iter()
+            .map(|&i| {
+                let p = &teacher.examples[i].example.prompt;
+                encode_cut(tok, p, &student_text(p), max_prompt_tokens)
+            })
+            .collect::<Result<_>>()?;
+        let st = states_at(model, &seqs, &vec![None; seqs.len()], tok.pad_id(), device)?;
+        let student = burn::tensor::Tensor::stack::<3>(st.hidden[1..].to_vec(), 1)
+            .try_into_vec_as::<f32>()
+            .map_err(|e| CoreError::Numeric(format!("reading hidden states: {e:?}")))?;
+        let (t, _) = teacher.rows(part)?;
+        for (k, (a, b)) in student.chunks_exact(h).zip(t.chunks_exact(h)).enumerate() {
+            let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(x * y)).sum();
+            let na: f64 = a.iter().map(|x| f64::from(x * x)).sum::<f64>().sqrt();
+            let nb: f64 = b.iter().map(|x| f64::from(x * x)).sum::<f64>().sqrt();
+            sums[k % l] += dot / (na * nb).max(1e-12);
+        }
+    }
+    Ok(sums
+        .into_iter()
+        .map(|x| x / rows.len().max(1) as f64)
+        .collect())
+}
+
 /// A harvested CoT teacher: its kept examples and, for each, the stored hidden states and
 /// answer distribution (read on demand).
 #[derive(Debug, Clone)]
