@@ -146,6 +146,21 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+    /// Paired bootstrap comparison of evaluated rows by user: B − A of MAE and RMSE with a
+    /// 95% interval, for each pair A B given. A row is FILE.jsonl:DECODER, a file `siren eval`
+    /// wrote (runs/<name>/eval/<method>-ao.jsonl or <method>-cot.jsonl) and argmax, expected,
+    /// median or sampled.
+    Paired {
+        /// Rows in pairs: A B [C D ...].
+        #[arg(required = true, value_name = "FILE.jsonl:DECODER")]
+        rows: Vec<String>,
+        /// Bootstrap resamples.
+        #[arg(long, default_value_t = 2000)]
+        resamples: usize,
+        /// Seed of the resampling.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
     /// Run the pipeline once per backbone and write one side-by-side table and chart
     /// (runs/<name>-compare/report.md).
     Compare {
@@ -416,6 +431,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sweep { config, grid, set } => {
             commands::sweep::sweep(&config, &set, &grid).map(|_| ())
         }
+        Command::Paired {
+            rows,
+            resamples,
+            seed,
+        } => commands::paired::run(&rows, resamples, seed).map(|_| ()),
         Command::Compare {
             config,
             backbones,

@@ -78,6 +78,17 @@ pub struct EvalConfig {
     /// scored by the calibration fitted on the other half. Default false.
     #[serde(default)]
     pub calibrate: bool,
+    /// The folder under the run that holds the evaluation's files (`<folder>/<method>*.jsonl`,
+    /// its cache), default `eval`: an evaluation of a sample can sit beside the full one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
+}
+
+impl EvalConfig {
+    /// The evaluation folder's name under the run (`folder`, default `eval`).
+    pub fn folder(&self) -> &str {
+        self.folder.as_deref().unwrap_or("eval")
+    }
 }
 
 fn default_decoder() -> crate::rating::RatingDecoder {
@@ -100,6 +111,7 @@ impl Default for EvalConfig {
             max_new_tokens: default_eval_tokens(),
             decoder: default_decoder(),
             calibrate: false,
+            folder: None,
         }
     }
 }
@@ -360,12 +372,32 @@ impl ServeConfig {
     }
 }
 
-/// `[sweep]`: a config's own ablation grid.
+/// `[sweep]`: a config's own ablation grid, or its own list of points.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SweepConfig {
     /// `KEY=V1,V2,...` entries; several make a cartesian product.
+    #[serde(default)]
     pub grid: Vec<String>,
+    /// Points given one by one (`[[sweep.points]]`), for chains whose points differ in
+    /// several keys at once (the paper's Table 5); used when `grid` is empty.
+    #[serde(default)]
+    pub points: Vec<SweepPoint>,
+}
+
+/// One `[[sweep.points]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepPoint {
+    /// Shown in the table.
+    pub label: String,
+    /// The point's run is `<name>-<run>`; points naming the same run share its folder (and so
+    /// its finished stages). Default: the label, slugged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    /// `KEY=VALUE` overrides, as `--set` takes them.
+    #[serde(default)]
+    pub set: Vec<String>,
 }
 
 /// `[pipeline]`: the stages `siren run` runs, in order.
@@ -597,6 +629,19 @@ impl RunConfig {
             return Err(CoreError::config(
                 "eval",
                 "batch_size and max_new_tokens must be at least 1",
+            ));
+        }
+        if let Some(f) = &self.eval.folder
+            && (f.is_empty()
+                || f == "."
+                || f == ".."
+                || !f
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            return Err(CoreError::config(
+                "eval.folder",
+                format!("`{f}` must be one folder name (letters, digits, `-`, `_`, `.`)"),
             ));
         }
         if let Some(r) = &self.rank {

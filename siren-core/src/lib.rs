@@ -16,6 +16,7 @@ pub mod engine;
 mod error;
 pub mod files;
 pub mod metrics;
+pub mod paired;
 pub mod plot;
 pub mod progress;
 pub mod prompt;

@@ -475,7 +475,7 @@ fn ablation_configs_extend_the_paper_config_and_carry_their_grid() {
         .map(|e| e.unwrap().path())
         .collect();
     names.sort();
-    assert_eq!(names.len(), 6, "{names:?}");
+    assert_eq!(names.len(), 7, "{names:?}");
     for p in names {
         let c = siren_core::config::RunConfig::load(&p, &[]).unwrap();
         assert_eq!(
@@ -484,8 +484,17 @@ fn ablation_configs_extend_the_paper_config_and_carry_their_grid() {
             "{}: the paper's base",
             p.display()
         );
-        let grid = c.sweep.as_ref().expect("a [sweep] grid").grid.clone();
-        let points = siren_core::stages::sweep::grid(&grid).unwrap();
+        let sw = c.sweep.as_ref().expect("a [sweep] grid or points");
+        let points = if sw.grid.is_empty() {
+            siren_core::stages::sweep::listed(&sw.points)
+        } else {
+            siren_core::stages::sweep::grid(&sw.grid).unwrap()
+        };
+        // Every point's overrides give a valid config.
+        for pt in &points {
+            siren_core::config::RunConfig::load(&p, &pt.sets)
+                .unwrap_or_else(|e| panic!("{} point {}: {e}", p.display(), pt.label));
+        }
         assert!(points.len() >= 2, "{}", p.display());
     }
     // Another base from the command line; a cycle is an error naming it.

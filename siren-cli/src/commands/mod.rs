@@ -6,6 +6,7 @@ pub mod devices;
 pub mod eval;
 pub mod generate;
 pub mod internalize;
+pub mod paired;
 pub mod plugins;
 pub mod predict;
 pub mod rank;

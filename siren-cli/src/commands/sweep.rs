@@ -13,6 +13,27 @@ pub fn sweep(
     grids: &[String],
 ) -> anyhow::Result<PathBuf> {
     let cfg = RunConfig::load(config_path, overrides)?;
+    let name = cfg.name.clone();
+    if grids.is_empty()
+        && let Some(s) = cfg.sweep.as_ref().filter(|s| s.grid.is_empty())
+    {
+        if s.points.is_empty() {
+            anyhow::bail!(
+                "{}: [sweep] has neither a grid nor points",
+                config_path.display()
+            );
+        }
+        let (report, _) = sweep::run(
+            config_path,
+            overrides,
+            &sweep::listed(&s.points),
+            &format!("{name}-sweep"),
+            &format!("{name}: {} points", s.points.len()),
+        )?;
+        print!("{}", std::fs::read_to_string(&report)?);
+        println!("\nreport: {}", report.display());
+        return Ok(report);
+    }
     let grids: Vec<String> = match (grids.is_empty(), &cfg.sweep) {
         (false, _) => grids.to_vec(),
         (true, Some(s)) => s.grid.clone(),
@@ -22,7 +43,6 @@ pub fn sweep(
         ),
     };
     let points = sweep::grid(&grids)?;
-    let name = cfg.name;
     let keys: Vec<&str> = grids
         .iter()
         .map(|g| g.split('=').next().unwrap_or(g))
@@ -56,7 +76,11 @@ fn backbone_point(spec: &str) -> anyhow::Result<Point> {
     if let Some(k) = kind {
         sets.push(format!("model.backbone=\"{k}\""));
     }
-    Ok(Point { label: stem, sets })
+    Ok(Point {
+        label: stem,
+        sets,
+        run: None,
+    })
 }
 
 pub fn compare(

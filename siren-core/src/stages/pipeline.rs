@@ -197,9 +197,9 @@ pub fn run(config: &RunConfig) -> Result<Outcome> {
                 }
                 let mut names = Vec::new();
                 for (w, modes) in jobs {
-                    let before = count_cache(&run);
+                    let before = count_cache(&run, config.eval.folder());
                     metrics = Some(super::eval::run(config, &ds, &run, &w, modes, true)?);
-                    if count_cache(&run) > before {
+                    if count_cache(&run, config.eval.folder()) > before {
                         ran += 1;
                     } else {
                         reused += 1;
@@ -266,8 +266,8 @@ fn sketch_key(config: &RunConfig) -> u64 {
     super::fnv1a([json.as_bytes()])
 }
 
-fn count_cache(run: &RunDir) -> usize {
-    std::fs::read_dir(run.file("eval")).map_or(0, |d| {
+fn count_cache(run: &RunDir, folder: &str) -> usize {
+    std::fs::read_dir(run.file(folder)).map_or(0, |d| {
         d.flatten()
             .filter(|e| e.file_name().to_string_lossy().starts_with("cache-"))
             .count()

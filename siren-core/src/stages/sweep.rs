@@ -29,6 +29,20 @@ pub struct Point {
     pub label: String,
     /// `KEY=VALUE` overrides.
     pub sets: Vec<String>,
+    /// Its run's name suffix when set (points of one suffix share a run folder).
+    pub run: Option<String>,
+}
+
+/// The points of a config's `[[sweep.points]]`.
+pub fn listed(points: &[crate::config::SweepPoint]) -> Vec<Point> {
+    points
+        .iter()
+        .map(|p| Point {
+            label: p.label.clone(),
+            sets: p.set.clone(),
+            run: Some(p.run.clone().unwrap_or_else(|| slug(&p.label))),
+        })
+        .collect()
 }
 
 /// The cartesian product of `--grid KEY=V1,V2,...` arguments.
@@ -42,6 +56,7 @@ pub fn grid(args: &[String]) -> Result<Vec<Point>> {
     let mut points = vec![Point {
         label: String::new(),
         sets: Vec::new(),
+        run: None,
     }];
     for a in args {
         let (key, vals) = a
@@ -66,7 +81,11 @@ pub fn grid(args: &[String]) -> Result<Vec<Point>> {
                 } else {
                     format!("{} {short}={v}", p.label)
                 };
-                next.push(Point { label, sets });
+                next.push(Point {
+                    label,
+                    sets,
+                    run: None,
+                });
             }
         }
         points = next;
@@ -88,23 +107,27 @@ fn slug(s: &str) -> String {
 
 /// Whether every override of every point may share the base run folder.
 pub fn shares_run(points: &[Point]) -> bool {
-    points.iter().flat_map(|p| &p.sets).all(|s| {
-        let key = s.split('=').next().unwrap_or("");
-        SHARED_PREFIXES
-            .iter()
-            .any(|p| key == *p || key.starts_with(&format!("{p}.")))
-    })
+    points.iter().all(|p| p.run.is_none())
+        && points.iter().flat_map(|p| &p.sets).all(|s| {
+            let key = s.split('=').next().unwrap_or("");
+            SHARED_PREFIXES
+                .iter()
+                .any(|p| key == *p || key.starts_with(&format!("{p}.")))
+        })
 }
 
 /// The rows of a point's own models: the baselines, stage 1 (or the base model) and this
-/// point's stage 2, whose rows are renamed `stage2-ao…` so that points with different
-/// internalizers line up. Rows other points left in a shared run are dropped.
+/// point's stage 2, whose rows are renamed `stage1-…` and `stage2-ao…` so that points with
+/// different trainers or internalizers line up. Rows other points left in a shared run are dropped.
 fn point_rows(cfg: &RunConfig, m: Metrics) -> Metrics {
     let stage2 = format!("{}-ao", super::internalize::internalizer_slot(cfg).kind);
+    let stage1 = super::eval::method_name(cfg, &super::eval::Weights::Stage1);
     let mut m = super::pipeline::own_rows(cfg, m);
     for r in &mut m.results {
         if r.method == stage2 || r.method.starts_with(&format!("{stage2}-")) {
             r.method = format!("stage2-ao{}", &r.method[stage2.len()..]);
+        } else if cfg.trainer.is_some() && r.method.starts_with(&format!("{stage1}-")) {
+            r.method = format!("stage1{}", &r.method[stage1.len()..]);
         }
     }
     m
@@ -128,7 +151,9 @@ pub fn run(
     for (k, p) in points.iter().enumerate() {
         let mut sets = base.to_vec();
         sets.extend(p.sets.iter().cloned());
-        if !shared {
+        if let Some(r) = &p.run {
+            sets.push(format!("name={}-{}", base_cfg.name, slug(r)));
+        } else if !shared {
             sets.push(format!("name={}-{}", base_cfg.name, slug(&p.label)));
         }
         let cfg = RunConfig::load(config_path, &sets)?;
