@@ -378,7 +378,7 @@ mod tests {
         assert_eq!(ids, want);
         // The distribution equals a softmax computed by hand from the full forward's logits
         // at the last position, over the rating tokens.
-        let s = answer_scores(&model, None, &[ids.clone()], &rt, 0, &device).unwrap();
+        let s = answer_scores(&model, None, std::slice::from_ref(&ids), &rt, 0, &device).unwrap();
         let logits = crate::engine::last_logits(&model, None, &[ids], 0, &device)
             .unwrap()
             .try_into_vec_as::<f32>()

@@ -4,7 +4,7 @@
 use siren_core::paired::{Paired, compare, read_row};
 
 pub fn run(specs: &[String], resamples: usize, seed: u64) -> anyhow::Result<Vec<Paired>> {
-    if specs.len() < 2 || specs.len() % 2 != 0 {
+    if specs.len() < 2 || !specs.len().is_multiple_of(2) {
         anyhow::bail!(
             "give rows in pairs, A B [C D ...], each FILE.jsonl:DECODER (got {})",
             specs.len()

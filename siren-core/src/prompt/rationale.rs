@@ -107,6 +107,8 @@ mod tests {
             ("Brazil", "Comedy"),
             ("Solaris", "Science Fiction|Drama"),
             ("Planted Later Film", "Crime|Thriller"),
+            ("Amelie", "Romance"),
+            ("Stalker", "Science Fiction|Drama"),
         ];
         for (k, (t, c)) in items.iter().enumerate() {
             let i = ds.intern_item(&format!("i{k}"));
@@ -150,7 +152,7 @@ mod tests {
         ];
         let past = past_of(&timeline, &target);
         assert_eq!(past.len(), 4);
-        let topics = [0usize, 1, 0, 2, 1, 0];
+        let topics = [0usize, 1, 0, 2, 1, 0, 3, 1];
         let topic_of = |i: u32| Some(topics[i as usize]);
         let sketch = Sketch {
             likes: vec![SketchTopic {
@@ -180,24 +182,28 @@ mod tests {
         assert!(!r.contains('5'), "{r}");
         assert!(!r.contains("Planted"), "{r}");
         // Without a sketch there is no topic sentence; without close items it says so.
-        let r = build(&pb, &ds, past, &sketch, Strategy::Recent, 3, &|_| None);
+        let r = build(&pb, &ds, past, &sketch, Strategy::Recent, 6, &|_| None);
         assert_eq!(
             r,
             format!("No recent movie is close to it. The recent ratings average {mean}.")
         );
-        // Shared genres rank items when topics differ; the most recent first among equals.
+        // Same topic and shared genres rank the recent items: Solaris (same topic, two genres)
+        // before Alien (same topic, one genre); Heat and Brazil share nothing.
         let r = build(
             &pb,
             &ds,
             past,
             &Sketch::default(),
             Strategy::Sketch,
-            4,
+            7,
             &topic_of,
         );
-        assert!(
-            r.starts_with("The candidate is in none of the user's liked or disliked movie topics. Closest recent ratings: Alien (1)."),
-            "{r}"
+        assert_eq!(
+            r,
+            format!(
+                "The candidate is in none of the user's liked or disliked movie topics. Closest \
+                 recent ratings: Solaris (1), Alien (1). The recent ratings average {mean}."
+            )
         );
     }
 }
