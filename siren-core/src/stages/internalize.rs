@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
+use rand::SeedableRng as _;
+use rand::seq::SliceRandom as _;
 
 use crate::config::{RunConfig, SlotConfig};
 use crate::data::Dataset;
@@ -190,24 +192,8 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
 
     // What the teacher holds and how far apart the student's states start (a fixed seeded
     // sample of the kept examples, read again after training).
-    let think: Vec<usize> = teacher
-        .examples
-        .iter()
-        .map(|c| {
-            tok.encode(teacher::thinking_inner(&c.thinking), false)
-                .map(|v| v.len())
-        })
-        .collect::<Result<_>>()?;
-    let think_mean = think.iter().sum::<usize>() as f64 / think.len().max(1) as f64;
-    let probe: Vec<usize> = {
-        let mut idx: Vec<usize> = (0..teacher.examples.len()).collect();
-        use rand::SeedableRng as _;
-        use rand::seq::SliceRandom as _;
-        idx.shuffle(&mut rand::rngs::StdRng::seed_from_u64(config.seed));
-        idx.truncate(PROBE);
-        idx.sort_unstable();
-        idx
-    };
+    let think_mean = teacher.think_tokens_mean(&tok)?;
+    let probe = probe_rows(teacher.examples.len(), config.seed);
     let cos_shape = (training.max_prompt_tokens, ic.harvest.batch_size);
     let cos_before =
         teacher::layer_cosines(&model.valid(), &tok, &teacher, &probe, cos_shape, &device)?;
@@ -306,6 +292,15 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
 
 /// Kept examples whose teacher–student cosines are reported before and after training.
 const PROBE: usize = 64;
+
+/// A seeded sample of [`PROBE`] of `n` kept examples (all of them when fewer), in order.
+fn probe_rows(n: usize, seed: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+    idx.truncate(PROBE);
+    idx.sort_unstable();
+    idx
+}
 
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64

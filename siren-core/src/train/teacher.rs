@@ -483,6 +483,15 @@ fn tensor_offsets(path: &Path, name: &str) -> Result<(u64, Vec<usize>)> {
 }
 
 impl Teacher {
+    /// Mean tokens inside the kept examples' `<think>…</think>` blocks (0 when none is kept).
+    pub fn think_tokens_mean(&self, tok: &TextTokenizer) -> Result<f64> {
+        let mut total = 0usize;
+        for c in &self.examples {
+            total += tok.encode(thinking_inner(&c.thinking), false)?.len();
+        }
+        Ok(total as f64 / self.examples.len().max(1) as f64)
+    }
+
     /// Opens a complete harvest folder.
     pub fn open(dir: &Path) -> Result<Self> {
         let ip = dir.join("index.json");
