@@ -207,10 +207,10 @@ impl CotSft {
             targets.push(built_target(r, e.rating));
         }
         let inputs: Vec<String> = examples.iter().map(|e| e.prompt.clone()).collect();
-        let mut hash = crate::settings_hash(&self.p, ctx, examples)?;
-        for t in &targets {
-            hash = siren_core::stages::fnv1a([hash.to_le_bytes().as_slice(), t.as_bytes()]);
-        }
+        let settings = crate::settings_hash(&self.p, ctx, examples)?.to_le_bytes();
+        let hash = siren_core::stages::fnv1a(
+            std::iter::once(settings.as_slice()).chain(targets.iter().map(|t| t.as_bytes())),
+        );
         crate::teacher_forced("cot-sft", policy, &inputs, &targets, hash, ctx)
     }
 }

@@ -399,11 +399,7 @@ fn cot_distribution_rows(
         appended += usize::from(forced);
         truncated += usize::from(d.tokens >= max_new && !d.text.contains("</answer>"));
         let inner = crate::train::teacher::thinking_block(&d.text)
-            .map(|b| {
-                b.trim_start_matches("<think>")
-                    .trim_end_matches("</think>")
-                    .trim()
-            })
+            .map(crate::train::teacher::thinking_inner)
             .unwrap_or("");
         if !inner.is_empty() {
             non_empty += 1;
