@@ -515,6 +515,7 @@ impl InternalizationConfig {
             lora_r: 8,
             lora_alpha: 16.0,
             lora_dropout: 0.05,
+            seed: stage1.seed,
             ..crate::train::TrainingConfig::default()
         };
         let cfg = overlay_training(&base, &self.training, "internalization.training")?;

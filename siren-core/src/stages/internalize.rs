@@ -212,7 +212,7 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
         tok,
         training.tuning(),
         &|s| targets.select(s),
-        config.seed,
+        training.seed_or(config.seed),
         format!("{} + {} (merged)", model_path.display(), stage1.display()),
     )?
     .train_tokens(&trained_tokens)?;
@@ -227,7 +227,7 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
     let tdir = train_dir(config, run)?;
     let ctx = RunCtx {
         run_dir: tdir.clone(),
-        seed: config.seed,
+        seed: training.seed_or(config.seed),
         device: device.clone(),
         training,
         resume,

@@ -207,7 +207,7 @@ fn train_into(
         tok,
         tuning,
         &|s| targets.select(s),
-        config.seed,
+        config.training.seed_or(config.seed),
         model_path.display().to_string(),
     )?
     .train_tokens(&trained_tokens)?;
@@ -221,7 +221,7 @@ fn train_into(
     );
     let ctx = RunCtx {
         run_dir: stage.to_path_buf(),
-        seed: config.seed,
+        seed: config.training.seed_or(config.seed),
         device,
         training: config.training.clone(),
         resume,

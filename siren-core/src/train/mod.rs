@@ -103,6 +103,12 @@ pub struct TrainingConfig {
     /// Make `<answer>` and `</answer>` single tokens (the authors' setting; new embedding
     /// rows start as the mean of the tag's former pieces). Evaluation applies the same.
     pub answer_tokens: bool,
+    /// Seed of training's own randomness (adapter initialisation, example order, sampled
+    /// completions); default: the run's `seed`, which also fixes the data, sketches, training
+    /// prompts and evaluation samples. A second training seed on the same prompts is
+    /// `training.seed = 43`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 impl Default for TrainingConfig {
@@ -128,11 +134,17 @@ impl Default for TrainingConfig {
             lora_dropout: 0.05,
             init_adapter: None,
             answer_tokens: false,
+            seed: None,
         }
     }
 }
 
 impl TrainingConfig {
+    /// The seed training draws from: `seed` when set, else the run's.
+    pub fn seed_or(&self, run_seed: u64) -> u64 {
+        self.seed.unwrap_or(run_seed)
+    }
+
     /// Checks ranges; errors name the key.
     pub fn validate(&self) -> Result<()> {
         let bad = |k: &str, m: &str| Err(CoreError::config(format!("training.{k}"), m));
