@@ -2,6 +2,8 @@
 //! per-sequence paths they replace, on the tiny parity checkpoints (Llama and Qwen3), on flex
 //! and tch-cpu:
 //! - sampling G continuations from one prefill equals sampling from G prefills (same seed);
+//! - the preallocated KV cache (finished rows dropped) draws the tokens of the cache grown by
+//!   concatenation and of decoding without a cache;
 //! - log-probabilities of completions over a shared prompt (and a prefix shared by every
 //!   prompt) equal per-sequence log-probabilities, and so do the LoRA gradients;
 //! - scoring with a cached prefix equals scoring each prompt alone.
@@ -82,6 +84,51 @@ fn sampling_from_one_prefill_equals_sampling_from_g_prefills() {
                 plain[0] != plain[1] || plain[1] != plain[2],
                 "{arch} {dev_name}"
             );
+        }
+    }
+}
+
+#[test]
+fn the_preallocated_cache_draws_the_tokens_of_the_grown_cache_and_of_no_cache() {
+    // Sequences end at different steps (a token divisible by 5 after the second), so the
+    // preallocated path drops finished rows from its batch while the others go on.
+    let stop: siren_core::engine::StopFn =
+        std::sync::Arc::new(|t: &[u32]| t.len() >= 2 && t[t.len() - 1].is_multiple_of(5));
+    for arch in ARCHS {
+        for (dev_name, device) in devices() {
+            let model = load_hf_dir(&fixture(arch), None, &device).unwrap();
+            let (prompts, owner, _) = workload();
+            let repeated: Vec<Vec<u32>> = owner.iter().map(|&o| prompts[o].clone()).collect();
+            for temperature in [0.0, 1.0] {
+                let cfg = GenerationConfig {
+                    max_new_tokens: 16,
+                    temperature,
+                    seed: 5,
+                    stop: Some(stop.clone()),
+                    ..GenerationConfig::default()
+                };
+                let grown = GenerationConfig {
+                    preallocate: false,
+                    ..cfg.clone()
+                };
+                let none = GenerationConfig {
+                    use_cache: false,
+                    ..cfg.clone()
+                };
+                let fast = generate_shared(&model, &prompts, &owner, &cfg, &device).unwrap();
+                let before = generate_shared(&model, &prompts, &owner, &grown, &device).unwrap();
+                let plain = generate(&model, &repeated, &none, &device).unwrap();
+                let at = format!("{arch} {dev_name} T={temperature}");
+                assert_eq!(fast, before, "{at}: preallocated against grown");
+                assert_eq!(fast, plain, "{at}: preallocated against no cache");
+                if temperature > 0.0 {
+                    // The rows really end apart: at least two of the seven end while another
+                    // goes on (the batch drops rows once a quarter has finished).
+                    let longest = fast.iter().map(Vec::len).max().unwrap();
+                    let early = fast.iter().filter(|o| o.len() < longest).count();
+                    assert!(early >= 2, "{at}: lengths {fast:?}");
+                }
+            }
         }
     }
 }

@@ -4,7 +4,8 @@
 //! - `peak`: a 1024³ f32 matmul on the device, the reference for achieved GFLOP/s;
 //! - `grpo`: one GRPO step on `--prompts` training prompts × `--group` samples of up to
 //!   `--response` tokens (sampling at T = 1 with no early stop, so every sample is that long):
-//!   sampling, reference log-probs (no gradient), then the policy's log-probs with gradients
+//!   sampling (per sequence, shared prefix with the cache grown by concatenation, shared
+//!   prefix with the preallocated cache), reference log-probs (no gradient), then the policy's log-probs with gradients
 //!   and the AdamW update, in micro-batches of `--micro` sequences (whole groups on the shared
 //!   path). Seconds per phase and achieved GFLOP/s;
 //! - `ao-sft`: one answer-only SFT step at micro-batch `--micro` on prompts cut or padded to
@@ -18,8 +19,11 @@
 //! ```text
 //! engine-workload CONFIG [--set KEY=VALUE]... [--only grpo,ao-sft,rank,eval] [--prompts 8]
 //!     [--group 8] [--response 64] [--micro 4] [--sft-tokens 512] [--candidates 100]
-//!     [--eval-users 64] [--batches 1,8,16,32] [--json FILE]
+//!     [--eval-users 64] [--batches 1,8,16,32] [--json FILE] [--no-per-sequence]
 //! ```
+//! `--no-per-sequence` skips the per-sequence GRPO columns (long at reasoning lengths); the
+//! shared path's sampling is always also timed with the cache grown by concatenation (the path
+//! the preallocated cache replaced), and the samples of every path are compared.
 //! `benchmarks/engine-workload.sh` builds and runs it. FLOPs are counted from the model's
 //! shapes: `2·(linear weights)·tokens` per forward, plus attention `4·layers·heads·head_dim`
 //! per (query, key) pair and the output projection on the columns that need logits; a LoRA
@@ -57,6 +61,7 @@ struct Args {
     batches: Vec<usize>,
     json: Option<std::path::PathBuf>,
     checkpointing: bool,
+    per_sequence: bool,
 }
 
 fn parse() -> anyhow::Result<Args> {
@@ -76,6 +81,7 @@ fn parse() -> anyhow::Result<Args> {
         batches: vec![1, 8, 16, 32],
         json: None,
         checkpointing: false,
+        per_sequence: true,
     };
     let mut config = None;
     let mut it = std::env::args().skip(1);
@@ -102,6 +108,7 @@ fn parse() -> anyhow::Result<Args> {
             }
             "--json" => a.json = Some(val()?.into()),
             "--checkpointing" => a.checkpointing = true,
+            "--no-per-sequence" => a.per_sequence = false,
             _ if config.is_none() && !x.starts_with("--") => config = Some(x.into()),
             _ => bail!("unexpected argument `{x}`"),
         }
@@ -248,11 +255,27 @@ fn main() -> anyhow::Result<()> {
             prompts.len(),
             args.response
         );
-        // Sampling.
-        let (plain_samples, s_plain) = timed(|| Ok(generate(&infer, &repeated, &cfg, &device)?))?;
+        // Sampling: per sequence; shared prefix with the cache grown by concatenation (the
+        // earlier path); shared prefix with the preallocated cache (today's).
+        let per_seq = args.per_sequence;
+        let skip = |run: bool, f: &dyn Fn() -> anyhow::Result<Vec<Vec<u32>>>| {
+            if run {
+                timed(f)
+            } else {
+                Ok((Vec::new(), f64::NAN))
+            }
+        };
+        let (plain_samples, s_plain) =
+            skip(per_seq, &|| Ok(generate(&infer, &repeated, &cfg, &device)?))?;
+        let grown = GenerationConfig {
+            preallocate: false,
+            ..cfg.clone()
+        };
+        let (grown_samples, s_grown) =
+            timed(|| Ok(generate_shared(&infer, &prompts, &owner, &grown, &device)?))?;
         let (shared_samples, s_shared) =
             timed(|| Ok(generate_shared(&infer, &prompts, &owner, &cfg, &device)?))?;
-        let same = plain_samples == shared_samples;
+        let same = (!per_seq || plain_samples == shared_samples) && grown_samples == shared_samples;
         let r = args.response as f64;
         let gen_flops_plain = flops.forward(n * mean_p, n * mean_p * mean_p / 2.0, n)
             + flops.forward(n * r, n * r * (mean_p + r / 2.0), n * r);
@@ -260,16 +283,16 @@ fn main() -> anyhow::Result<()> {
             flops.forward(p_tokens, p_tokens * mean_p / 2.0, prompts.len() as f64)
                 + flops.forward(n * r, n * r * (mean_p + r / 2.0), n * r);
         // Log-probs: the same samples on both paths.
-        let comps = plain_samples;
+        let comps = shared_samples;
         let micro = args.micro;
         let ref_model = infer.clone();
-        let (_, ref_plain) = timed(|| {
+        let (_, ref_plain) = skip(per_seq, &|| {
             for c in (0..comps.len()).collect::<Vec<_>>().chunks(micro) {
                 let pr: Vec<Vec<u32>> = c.iter().map(|&j| repeated[j].clone()).collect();
                 let co: Vec<Vec<u32>> = c.iter().map(|&j| comps[j].clone()).collect();
                 completion_logprobs_at(&ref_model, &pr, &co, pad, 1.0, &device)?;
             }
-            Ok(())
+            Ok(Vec::new())
         })?;
         let per_micro = (micro / g).max(1);
         let groups: Vec<Vec<usize>> = (0..prompts.len())
@@ -307,17 +330,21 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         })?;
         let mut optim = AdamWConfig::new().init();
-        let (_, upd_plain) = timed(|| {
-            let mut m = policy.clone();
-            for c in (0..comps.len()).collect::<Vec<_>>().chunks(micro) {
-                let pr: Vec<Vec<u32>> = c.iter().map(|&j| repeated[j].clone()).collect();
-                let co: Vec<Vec<u32>> = c.iter().map(|&j| comps[j].clone()).collect();
-                let sc = completion_logprobs_at(&m, &pr, &co, pad, 1.0, &train_dev)?;
-                let grads = GradientsParams::from_grads(sc.logprobs.sum().backward(), &m);
-                m = optim.step(1e-5, m, grads);
-            }
-            Ok(())
-        })?;
+        let mut upd_plain = f64::NAN;
+        if per_seq {
+            upd_plain = timed(|| {
+                let mut m = policy.clone();
+                for c in (0..comps.len()).collect::<Vec<_>>().chunks(micro) {
+                    let pr: Vec<Vec<u32>> = c.iter().map(|&j| repeated[j].clone()).collect();
+                    let co: Vec<Vec<u32>> = c.iter().map(|&j| comps[j].clone()).collect();
+                    let sc = completion_logprobs_at(&m, &pr, &co, pad, 1.0, &train_dev)?;
+                    let grads = GradientsParams::from_grads(sc.logprobs.sum().backward(), &m);
+                    m = optim.step(1e-5, m, grads);
+                }
+                Ok(())
+            })?
+            .1;
+        }
         let (_, upd_shared) = timed(|| {
             let mut m = policy.clone();
             for grp in &groups {
@@ -377,8 +404,19 @@ fn main() -> anyhow::Result<()> {
             "| **step** | **{total_plain:.1}** | **{total_shared:.1}** | **{:.2}×** | | |",
             total_plain / total_shared
         );
-        println!("samples identical on both paths: {same}");
+        let total_grown = s_grown + ref_shared + upd_shared;
+        println!(
+            "| sampling, shared prefix with the cache grown by concatenation (before) | | {s_grown:.1} | {:.2}× slower | | {:.0} |",
+            s_grown / s_shared,
+            gf(gen_flops_shared, s_grown)
+        );
+        println!(
+            "| step with that sampling (before) | | {total_grown:.1} | {:.2}× slower | | |",
+            total_grown / total_shared
+        );
+        println!("samples identical on every path: {same}");
         report.insert("grpo".into(), serde_json::json!({
+            "sampling_grown_cache_s": s_grown, "step_grown_cache_s": total_grown,
             "prompts": prompts.len(), "group": g, "response": args.response, "prompt_tokens": mean_p,
             "sampling_s": [s_plain, s_shared], "reference_s": [ref_plain, ref_shared],
             "update_s": [upd_plain, upd_shared], "step_s": [total_plain, total_shared],

@@ -219,6 +219,7 @@ pub(crate) fn sample_groups(
             stop: stop.clone(),
             pad_id: policy.pad_id(),
             use_cache: true,
+            ..GenerationConfig::default()
         };
         let (uniq, owner) = distinct(chunk);
         let batch: Vec<Vec<u32>> = uniq.iter().map(|&i| prompts[i].clone()).collect();

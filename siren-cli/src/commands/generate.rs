@@ -117,6 +117,7 @@ pub fn run(o: &Options<'_>) -> anyhow::Result<String> {
         stop: tokenizer.stop_strings(o.stop),
         pad_id: tokenizer.pad.or(tokenizer.eos).unwrap_or(0),
         use_cache: true,
+        ..engine::GenerationConfig::default()
     };
     let t = Instant::now();
     let out = engine::generate(&model, std::slice::from_ref(&ids), &cfg, &device)

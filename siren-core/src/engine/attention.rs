@@ -5,6 +5,7 @@ use burn::nn::RmsNorm;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, DType, Tensor};
 
+use super::cache::LayerKv;
 use super::lora::LoraLinear;
 use super::rope;
 
@@ -34,21 +35,6 @@ pub struct Attention {
     pub head_dim: usize,
 }
 
-/// Appends `k`, `v` (`[b, kv, s, hd]`) to a layer's cache slot along the sequence and returns
-/// the slot's keys and values (cached + new).
-fn extend(
-    slot: &mut Option<(Tensor<4>, Tensor<4>)>,
-    k: Tensor<4>,
-    v: Tensor<4>,
-) -> (Tensor<4>, Tensor<4>) {
-    let (k, v) = match slot.take() {
-        Some((pk, pv)) => (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2)),
-        None => (k, v),
-    };
-    *slot = Some((k.clone(), v.clone()));
-    (k, v)
-}
-
 impl Attention {
     /// Keys and values of `x` `[b, s, hidden]` (k-norm and RoPE applied), `[b, kv, s, hd]`.
     fn keys_values(
@@ -75,10 +61,10 @@ impl Attention {
         x: Tensor<3>,
         cos: &Tensor<4>,
         sin: &Tensor<4>,
-        slot: &mut Option<(Tensor<4>, Tensor<4>)>,
+        slot: &mut Option<LayerKv>,
     ) {
         let (k, v) = self.keys_values(x, cos, sin);
-        extend(slot, k, v);
+        LayerKv::extend(slot, k, v);
     }
 
     /// `x` `[b, s, hidden]`; `mask` `[b, 1, s, t]` (true = masked) over the `t` keys (cached +
@@ -89,7 +75,7 @@ impl Attention {
         cos: &Tensor<4>,
         sin: &Tensor<4>,
         mask: &Tensor<4, Bool>,
-        past: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+        past: Option<&mut Option<LayerKv>>,
     ) -> Tensor<3> {
         let [b, s, _] = x.dims();
         let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
@@ -101,7 +87,7 @@ impl Attention {
         let q = rope::apply(q.swap_dims(1, 2), cos, sin);
         let (k, v) = self.keys_values(x, cos, sin);
         let (k, v) = match past {
-            Some(slot) => extend(slot, k, v),
+            Some(slot) => LayerKv::extend(slot, k, v),
             None => (k, v),
         };
         let t = k.dims()[2];

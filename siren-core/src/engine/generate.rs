@@ -36,6 +36,12 @@ pub struct GenerationConfig {
     pub pad_id: u32,
     /// Reuse keys/values across steps (off recomputes the whole sequence each step).
     pub use_cache: bool,
+    /// With the cache: reserve it for `max_new_tokens` up front, so each token is written in
+    /// place, and drop finished sequences from the batch once a quarter of it has finished.
+    /// Off is the earlier path (the cache grows by concatenation, copying every layer's keys
+    /// and values at each token; finished sequences stay in the batch), kept as the
+    /// reference benchmarks compare against. Both draw the same tokens.
+    pub preallocate: bool,
 }
 
 impl std::fmt::Debug for GenerationConfig {
@@ -50,6 +56,7 @@ impl std::fmt::Debug for GenerationConfig {
             .field("stop", &self.stop.as_ref().map(|_| "<fn>"))
             .field("pad_id", &self.pad_id)
             .field("use_cache", &self.use_cache)
+            .field("preallocate", &self.preallocate)
             .finish()
     }
 }
@@ -66,6 +73,7 @@ impl Default for GenerationConfig {
             stop: None,
             pad_id: 0,
             use_cache: true,
+            preallocate: true,
         }
     }
 }
@@ -102,7 +110,17 @@ struct Sampler {
 }
 
 impl Sampler {
-    fn pick(&mut self, cfg: &GenerationConfig, logits: Tensor<3>) -> Result<Vec<u32>> {
+    /// Next tokens from the last position of `logits` `[batch, s, vocab]`, whose batch row
+    /// `j` continues output row `rows[j]` (increasing) of `total`. Sampling draws one number
+    /// per output row in order, for rows no longer in the batch too, so that dropping finished
+    /// rows leaves every other row's draws as they were.
+    fn pick(
+        &mut self,
+        cfg: &GenerationConfig,
+        logits: Tensor<3>,
+        rows: &[usize],
+        total: usize,
+    ) -> Result<Vec<(usize, u32)>> {
         let [b, s, v] = logits.dims();
         let last = logits.narrow(1, s - 1, 1).reshape([b, v]);
         if cfg.temperature == 0.0 {
@@ -110,14 +128,22 @@ impl Sampler {
                 .argmax(1)
                 .try_into_vec_as::<i64>()
                 .map_err(|e| CoreError::Numeric(format!("reading argmax: {e:?}")))?;
-            return Ok(ids.into_iter().map(|i| i as u32).collect());
+            return Ok(rows.iter().zip(ids).map(|(&r, i)| (r, i as u32)).collect());
         }
         let host = last
             .try_into_vec_as::<f32>()
             .map_err(|e| CoreError::Numeric(format!("reading logits: {e:?}")))?;
-        host.chunks_exact(v)
-            .map(|row| sample_row(row, cfg, &mut self.rng))
-            .collect()
+        let mut batch = rows.iter().zip(host.chunks_exact(v)).peekable();
+        let mut out = Vec::with_capacity(rows.len());
+        for r in 0..total {
+            match batch.next_if(|&(&j, _)| j == r) {
+                Some((_, row)) => out.push((r, sample_row(row, cfg, &mut self.rng)?)),
+                None => {
+                    let _: f32 = self.rng.random();
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -174,6 +200,10 @@ fn sample_row(row: &[f32], cfg: &GenerationConfig, rng: &mut StdRng) -> Result<u
     if row.iter().any(|x| x.is_nan()) {
         return Err(CoreError::Numeric("NaN in next-token logits".into()));
     }
+    if cfg.top_p >= 1.0 {
+        let u: f32 = rng.random();
+        return Ok(draw_without_top_p(row, cfg.temperature, cfg.top_k, u));
+    }
     let dist = sampling_distribution(row, cfg.temperature, cfg.top_k, cfg.top_p);
     let u: f32 = rng.random();
     let mut acc = 0f32;
@@ -186,6 +216,48 @@ fn sample_row(row: &[f32], cfg: &GenerationConfig, rng: &mut StdRng) -> Result<u
     Ok(dist.last().map(|x| x.0).unwrap_or(0))
 }
 
+/// The token [`sample_row`] draws for `u` without top-p, without sorting the whole vocabulary:
+/// the distribution of [`sampling_distribution`] is walked in its order (decreasing
+/// probability, ties by token id) only as far as `u` needs, by growing chunks selected in
+/// linear time. Only the normaliser is summed in another order (token order, in f64), so the
+/// probabilities agree to f64 rounding before their cast to f32.
+fn draw_without_top_p(row: &[f32], temperature: f32, top_k: usize, u: f32) -> u32 {
+    let before = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    let mut rest: Vec<(u32, f32)> = row
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| (i as u32, l / temperature))
+        .collect();
+    if top_k > 0 && top_k < rest.len() {
+        rest.select_nth_unstable_by(top_k - 1, before);
+        rest.truncate(top_k);
+    }
+    let Some(max) = rest.iter().map(|x| x.1).max_by(f32::total_cmp) else {
+        return 0;
+    };
+    let total: f64 = rest.iter().map(|x| f64::from((x.1 - max).exp())).sum();
+    let mut acc = 0f32;
+    let mut last = 0;
+    let mut chunk = 64;
+    while !rest.is_empty() {
+        let m = chunk.min(rest.len());
+        if m < rest.len() {
+            rest.select_nth_unstable_by(m - 1, before);
+        }
+        let mut head: Vec<(u32, f32)> = rest.drain(..m).collect();
+        head.sort_by(before);
+        for (tok, x) in head {
+            acc += (f64::from((x - max).exp()) / total) as f32;
+            if u < acc {
+                return tok;
+            }
+            last = tok;
+        }
+        chunk *= 16;
+    }
+    last
+}
+
 /// Tracks which sequences are finished.
 struct Outputs<'a> {
     out: Vec<Vec<u32>>,
@@ -194,9 +266,9 @@ struct Outputs<'a> {
 }
 
 impl Outputs<'_> {
-    /// Appends each unfinished sequence's token; true when all are finished.
-    fn push(&mut self, next: &[u32]) -> bool {
-        for (k, &t) in next.iter().enumerate() {
+    /// Appends each unfinished sequence's token (`(row, token)`); true when all are finished.
+    fn push(&mut self, next: &[(usize, u32)]) -> bool {
+        for &(k, t) in next {
             if !self.done[k] {
                 self.out[k].push(t);
                 self.done[k] = self.cfg.stop_tokens.contains(&t)
@@ -228,10 +300,12 @@ pub fn generate(
     };
     if !cfg.use_cache {
         let mut seqs: Vec<Vec<u32>> = prompts.to_vec();
+        let rows: Vec<usize> = (0..seqs.len()).collect();
         for _ in 0..cfg.max_new_tokens {
             let batch = Batch::left_padded(&seqs, cfg.pad_id, device)?;
-            let next = sampler.pick(cfg, model.forward_tail(&batch, None, false, 1).logits)?;
-            for (k, &t) in next.iter().enumerate() {
+            let logits = model.forward_tail(&batch, None, false, 1).logits;
+            let next = sampler.pick(cfg, logits, &rows, rows.len())?;
+            for &(k, t) in &next {
                 seqs[k].push(t);
             }
             if outs.push(&next) {
@@ -298,6 +372,10 @@ fn decode_cached(
     let mut logits = model
         .forward_tail(&batch, Some(&mut cache), false, 1)
         .logits;
+    if cfg.preallocate {
+        // Every token but the last is fed back.
+        cache.reserve(cfg.max_new_tokens.saturating_sub(1));
+    }
     let identity = owner.len() == prompts.len() && owner.iter().enumerate().all(|(i, &o)| i == o);
     if !identity {
         let idx = Tensor::<1, burn::tensor::Int>::from_data(
@@ -307,28 +385,37 @@ fn decode_cached(
         logits = logits.select(0, idx);
         cache = cache.select_rows(owner, device);
     }
-    let mut next = sampler.pick(cfg, logits)?;
-    let b = owner.len();
+    let total = owner.len();
+    // Batch row j continues output row rows[j].
+    let mut rows: Vec<usize> = (0..total).collect();
+    let mut next = sampler.pick(cfg, logits, &rows, total)?;
     for step in 0..cfg.max_new_tokens {
         if outs.push(&next) || step + 1 == cfg.max_new_tokens {
             break;
+        }
+        if cfg.preallocate {
+            let live: Vec<usize> = (0..rows.len()).filter(|&j| !outs.done[rows[j]]).collect();
+            if live.len() * 4 <= rows.len() * 3 {
+                cache = cache.select_rows(&live, device);
+                rows = live.iter().map(|&j| rows[j]).collect();
+                next = live.iter().map(|&j| next[j]).collect();
+            }
         }
         let positions = cache
             .next_position
             .clone()
             .ok_or_else(|| CoreError::Numeric("cache has no positions after prefill".into()))?;
-        let ids: Vec<i64> = next.iter().map(|&t| i64::from(t)).collect();
+        let b = rows.len();
+        let ids: Vec<i64> = next.iter().map(|&(_, t)| i64::from(t)).collect();
         let step_batch = Batch {
             ids: Tensor::from_data(TensorData::new(ids, [b, 1]), device),
             pad: Tensor::from_data(TensorData::new(vec![false; b], [b, 1]), device),
             positions,
         };
-        next = sampler.pick(
-            cfg,
-            model
-                .forward_tail(&step_batch, Some(&mut cache), false, 1)
-                .logits,
-        )?;
+        let logits = model
+            .forward_tail(&step_batch, Some(&mut cache), false, 1)
+            .logits;
+        next = sampler.pick(cfg, logits, &rows, total)?;
     }
     Ok(())
 }
@@ -381,6 +468,53 @@ mod tests {
         // Temperature 0.5 squares the odds: 0.5² : 0.3² ...
         let d = sampling_distribution(&logits, 0.5, 2, 1.0);
         assert!((d[0].1 - 0.25 / 0.34).abs() < 1e-5);
+    }
+
+    #[test]
+    fn the_partial_walk_draws_what_the_sorted_distribution_draws() {
+        // Logits of a 49,152-token vocabulary like a model's (a few likely tokens, a long
+        // tail, ties), and draws u over [0, 1) including ones deep in the tail.
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut differ = 0;
+        for case in 0..40 {
+            let n = if case % 4 == 0 { 300 } else { 49_152 };
+            let logits: Vec<f32> = (0..n)
+                .map(|i: usize| {
+                    let x: f32 = rng.random::<f32>() * 8.0 - 4.0;
+                    if i.is_multiple_of(97) {
+                        2.5
+                    } else if i.is_multiple_of(13) {
+                        x + 6.0
+                    } else {
+                        x
+                    }
+                })
+                .collect();
+            for (t, k) in [(1.0, 0), (0.7, 0), (1.0, 50), (1.3, 1000)] {
+                let dist = sampling_distribution(&logits, t, k, 1.0);
+                for j in 0..50 {
+                    let u: f32 = if j < 5 {
+                        1.0 - 1e-7 * j as f32
+                    } else {
+                        rng.random()
+                    };
+                    let mut acc = 0f32;
+                    let mut want = dist.last().unwrap().0;
+                    for &(tok, p) in &dist {
+                        acc += p;
+                        if u < acc {
+                            want = tok;
+                            break;
+                        }
+                    }
+                    let got = draw_without_top_p(&logits, t, k, u);
+                    assert_eq!(got, want, "case {case} T={t} k={k} u={u}");
+                    differ += usize::from(got != dist[0].0);
+                }
+            }
+        }
+        // Most draws are not the most likely token: the walk goes past its first chunk.
+        assert!(differ > 4000, "{differ}");
     }
 
     #[test]

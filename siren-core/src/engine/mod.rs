@@ -28,7 +28,7 @@ mod tokenizer;
 mod vocab;
 mod weights;
 
-pub use cache::KvCache;
+pub use cache::{KvCache, LayerKv};
 pub use config::{DecoderSpec, RopeScaling};
 pub use decoder::{Batch, Decoder, ForwardOutput};
 pub use generate::{
