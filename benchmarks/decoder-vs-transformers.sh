@@ -16,7 +16,7 @@ out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 
 echo "== building the decoder-throughput binary (release, shared build)" >&2
-cargo build --release --workspace --all-features --all-targets -q
+cargo build --locked --release --workspace --all-features --all-targets -q
 echo "== transformers (writes the prompt tokens)" >&2
 .venv/bin/python benchmarks/harness/decoder_transformers.py "$model" "$out/ids.json" "$new_tokens" "$repeats" \
     2> "$out/py.log" > "$out/results.jsonl" || { cat "$out/py.log" >&2; exit 1; }

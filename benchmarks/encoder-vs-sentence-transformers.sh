@@ -17,7 +17,7 @@ model="${SIREN_ASSETS:-assets}/all-MiniLM-L6-v2"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 
-cargo build --release --workspace --all-features --all-targets -q
+cargo build --locked --release --workspace --all-features --all-targets -q
 echo "== siren-rs on: $devices" >&2
 # shellcheck disable=SC2086
 target/release/encoder-throughput "$model" "$n" "$out" $devices > "$out/results.jsonl"

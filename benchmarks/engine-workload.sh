@@ -8,5 +8,5 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source scripts/env.sh
 echo "== building (release, shared build)" >&2
-cargo build --release --workspace --all-features --all-targets -q
+cargo build --locked --release --workspace --all-features --all-targets -q
 target/release/engine-workload "$@"

@@ -21,7 +21,7 @@ limit_mib=60
 cd "$root"
 source scripts/env.sh
 echo "== building (release, shared build)" >&2
-cargo build --release --workspace --all-features --all-targets -q
+cargo build --locked --release --workspace --all-features --all-targets -q
 bin=target/release/siren
 readelf -d "$bin" | grep -q 'libtorch_cpu.so' || {
     echo "device-bundle: $bin does not link LibTorch; run bash scripts/setup-torch.sh and rebuild" >&2; exit 1; }

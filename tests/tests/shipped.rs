@@ -71,11 +71,7 @@ fn the_topic_model_covers_the_shipped_split() {
 #[test]
 fn shipped_adapters_load_over_smollm2() {
     let gguf = assets_dir().join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !gguf.is_file() {
-        eprintln!(
-            "skipped: {} not fetched (bash scripts/fetch-assets.sh)",
-            gguf.display()
-        );
+    if !siren_tests::asset_present(&gguf) {
         return;
     }
     let device = siren_core::burn::tensor::Device::flex();

@@ -66,9 +66,12 @@ impl Client {
 
     fn send(&mut self, method: &str, path: &str, body: Option<&str>) -> anyhow::Result<Response> {
         // A kept connection the server has closed fails on first use: retry once, fresh.
+        // (`try_send` drops a connection that failed, so whether it was a kept one is known
+        // only before the attempt.)
+        let reused = self.conn.is_some();
         match self.try_send(method, path, body) {
             Ok(r) => Ok(r),
-            Err(_) if self.conn.is_some() => {
+            Err(_) if reused => {
                 self.conn = None;
                 self.try_send(method, path, body)
             }
@@ -146,4 +149,46 @@ fn read_response(conn: &mut BufReader<TcpStream>) -> anyhow::Result<Response> {
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// Answers one request on each of two connections, closing the first after its answer
+    /// although it said keep-alive (as a server that times idle connections out does).
+    fn one_answer_per_connection(listener: TcpListener) {
+        for n in 0..2 {
+            let (s, _) = listener.accept().unwrap();
+            let mut r = BufReader::new(s);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                r.read_line(&mut line).unwrap();
+                if line.trim_end().is_empty() {
+                    break;
+                }
+            }
+            let body = format!("{{\"n\": {n}}}");
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n{body}",
+                body.len()
+            );
+            r.get_mut().write_all(reply.as_bytes()).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_kept_connection_the_server_closed_is_retried_fresh() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || one_answer_per_connection(listener));
+        let mut c = Client::new(addr, Duration::from_secs(10));
+        assert_eq!(c.get("/a").unwrap().json().unwrap()["n"], 0);
+        // Let the server close the first connection before it is used again.
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(c.get("/b").unwrap().json().unwrap()["n"], 1);
+        server.join().unwrap();
+    }
 }

@@ -56,6 +56,21 @@ fn tok_err(origin: &str, e: impl std::fmt::Display) -> CoreError {
     CoreError::Data(format!("tokenizer {origin}: {e}"))
 }
 
+/// The chat template of a `tokenizer_config.json` value: a string, or a list of named
+/// templates (`[{"name": "default", "template": ...}, ...]`) of which the default is taken.
+fn chat_template(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(named) => named
+            .iter()
+            .find(|t| t["name"] == "default")
+            .or_else(|| named.first())
+            .and_then(|t| t["template"].as_str())
+            .map(str::to_string),
+        _ => None,
+    }
+}
+
 impl TextTokenizer {
     /// Rebuilds the byte-level BPE tokenizer stored in a GGUF file.
     pub fn from_gguf(g: &Gguf, origin: &str) -> Result<Self> {
@@ -160,15 +175,31 @@ impl TextTokenizer {
     }
 
     /// Loads `tokenizer.json` (and `tokenizer_config.json` for the chat template and special
-    /// tokens) from a HF folder.
+    /// tokens) from a HF folder. A `chat_template.jinja` beside them (where newer HF folders
+    /// keep the template) is the chat template, as in HF.
     pub fn from_hf_dir(dir: &Path) -> Result<Self> {
         let path = dir.join("tokenizer.json");
         let inner =
             Tokenizer::from_file(&path).map_err(|e| tok_err(&path.display().to_string(), e))?;
-        let cfg: serde_json::Value = std::fs::read_to_string(dir.join("tokenizer_config.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
+        let cfg_path = dir.join("tokenizer_config.json");
+        let mut cfg: serde_json::Value = match std::fs::read_to_string(&cfg_path) {
+            Ok(t) => {
+                serde_json::from_str(&t).map_err(|e| tok_err(&cfg_path.display().to_string(), e))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::Value::Null,
+            Err(e) => return Err(crate::CoreError::io(&cfg_path, e)),
+        };
+        let jinja = dir.join("chat_template.jinja");
+        match std::fs::read_to_string(&jinja) {
+            Ok(t) => {
+                if !cfg.is_object() {
+                    cfg = serde_json::json!({});
+                }
+                cfg["chat_template"] = t.into();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(crate::CoreError::io(&jinja, e)),
+        }
         Ok(Self::with_config(inner, &cfg))
     }
 
@@ -191,7 +222,7 @@ impl TextTokenizer {
             bos: token("bos_token"),
             eos: token("eos_token"),
             pad: token("pad_token"),
-            chat_template: cfg["chat_template"].as_str().map(str::to_string),
+            chat_template: chat_template(&cfg["chat_template"]),
             inner,
             compiled: Mutex::new(None),
         }
@@ -289,6 +320,12 @@ impl TextTokenizer {
             return Ok(env.clone());
         }
         let mut env = minijinja::Environment::new();
+        // Python's string and dict methods (`startswith`, `split`, `rstrip`, `items`, ...),
+        // which HF templates call as Jinja2 allows (Qwen3's does).
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        // HF renders with `trim_blocks` and `lstrip_blocks` on.
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
         env.add_function(
             "raise_exception",
             |msg: String| -> std::result::Result<String, minijinja::Error> {
@@ -330,5 +367,151 @@ impl TextTokenizer {
             eos_token => name(self.eos),
         })
         .map_err(|e| tok_err("chat template", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Llama-3's published chat template.
+    const LLAMA3: &str = r#"{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>
+
+'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>
+
+' }}{% endif %}"#;
+
+    /// A template written as Qwen3's is: Python string methods (`strip`, `startswith`,
+    /// `rstrip`, `split`, `lstrip`, `endswith`, `upper`), a reversed slice, a namespace.
+    const PY_STYLE: &str = r#"{%- if messages[0].role == 'system' %}
+    {{- '<|im_start|>system\n' + messages[0].content.strip() + '<|im_end|>\n' }}
+{%- endif %}
+{%- set ns = namespace(last_user=-1) %}
+{%- for message in messages[::-1] %}
+    {%- if ns.last_user < 0 and message.role == 'user' and not message.content.startswith('<tool_response>') %}
+        {%- set ns.last_user = (messages|length - 1) - loop.index0 %}
+    {%- endif %}
+{%- endfor %}
+{%- for message in messages %}
+    {%- if message.role == 'user' %}
+        {{- '<|im_start|>user\n' + message.content.rstrip() + '<|im_end|>\n' }}
+    {%- elif message.role == 'assistant' %}
+        {%- set content = message.content %}
+        {%- if '</think>' in content %}
+            {%- set content = content.split('</think>')[-1].lstrip('\n') %}
+        {%- endif %}
+        {%- if loop.index0 > ns.last_user and content.endswith('.') %}
+            {{- '<|im_start|>assistant\n' + content + '<|im_end|>\n' }}
+        {%- else %}
+            {{- '<|im_start|>assistant\n' + content.upper() + '<|im_end|>\n' }}
+        {%- endif %}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\n' }}
+{%- endif %}"#;
+
+    /// Block tags on lines of their own (what `trim_blocks` / `lstrip_blocks` are for).
+    const BLOCKS: &str = "{% for m in messages %}\n    {% if m.role != 'system' %}\n{{ m.role }}\n    {% endif %}\n{% endfor %}";
+
+    fn messages() -> Vec<Message> {
+        [
+            ("system", "  You rate movies. "),
+            ("user", "Rate Heat.  \n"),
+            ("assistant", "<think>\nliked crime\n</think>\n\nA four."),
+        ]
+        .iter()
+        .map(|(r, c)| Message {
+            role: (*r).into(),
+            content: (*c).into(),
+        })
+        .collect()
+    }
+
+    /// A HF folder with the tiny tokenizer, `extra` in its `tokenizer_config.json` and, when
+    /// given, a `chat_template.jinja`.
+    fn folder(extra: serde_json::Value, jinja: Option<&str>) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("tokenizer.json"),
+            crate::testkit::tiny_tokenizer_json(),
+        )
+        .unwrap();
+        let mut cfg = serde_json::json!({"eos_token": "<eos>", "bos_token": "<eos>"});
+        for (k, v) in extra.as_object().unwrap() {
+            cfg[k] = v.clone();
+        }
+        std::fs::write(dir.path().join("tokenizer_config.json"), cfg.to_string()).unwrap();
+        if let Some(t) = jinja {
+            std::fs::write(dir.path().join("chat_template.jinja"), t).unwrap();
+        }
+        dir
+    }
+
+    /// The expected texts are Python jinja2 3.1.6's rendering of the same templates and
+    /// messages with HF's settings (`ImmutableSandboxedEnvironment(trim_blocks=True,
+    /// lstrip_blocks=True)`, bos_token `<eos>` here).
+    #[test]
+    fn published_and_python_style_templates_render_as_hf_renders_them() {
+        let cases = [
+            (
+                LLAMA3,
+                false,
+                "<eos><|start_header_id|>system<|end_header_id|>\n\nYou rate movies.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nRate Heat.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n<think>\nliked crime\n</think>\n\nA four.<|eot_id|>",
+            ),
+            (
+                LLAMA3,
+                true,
+                "<eos><|start_header_id|>system<|end_header_id|>\n\nYou rate movies.<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nRate Heat.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n<think>\nliked crime\n</think>\n\nA four.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+            ),
+            (
+                PY_STYLE,
+                false,
+                "<|im_start|>system\nYou rate movies.<|im_end|>\n<|im_start|>user\nRate Heat.<|im_end|>\n<|im_start|>assistant\nA four.<|im_end|>\n",
+            ),
+            (
+                PY_STYLE,
+                true,
+                "<|im_start|>system\nYou rate movies.<|im_end|>\n<|im_start|>user\nRate Heat.<|im_end|>\n<|im_start|>assistant\nA four.<|im_end|>\n<|im_start|>assistant\n",
+            ),
+            (BLOCKS, false, "user\nassistant\n"),
+        ];
+        for (k, (template, gen_prompt, want)) in cases.iter().enumerate() {
+            // From tokenizer_config.json ...
+            let dir = folder(serde_json::json!({"chat_template": template}), None);
+            let tok = TextTokenizer::from_hf_dir(dir.path()).unwrap();
+            let got = tok.apply_chat_template(&messages(), *gen_prompt).unwrap();
+            assert_eq!(&got, want, "case {k} from tokenizer_config.json");
+            // ... and from chat_template.jinja, which wins over tokenizer_config.json's.
+            let dir = folder(
+                serde_json::json!({"chat_template": "ignored"}),
+                Some(template),
+            );
+            let tok = TextTokenizer::from_hf_dir(dir.path()).unwrap();
+            let got = tok.apply_chat_template(&messages(), *gen_prompt).unwrap();
+            assert_eq!(&got, want, "case {k} from chat_template.jinja");
+        }
+        // A list of named templates: the default one.
+        let named = serde_json::json!({"chat_template": [
+            {"name": "tool_use", "template": "tools"},
+            {"name": "default", "template": BLOCKS},
+        ]});
+        let dir = folder(named, None);
+        let tok = TextTokenizer::from_hf_dir(dir.path()).unwrap();
+        assert_eq!(
+            tok.apply_chat_template(&messages(), false).unwrap(),
+            "user\nassistant\n"
+        );
+    }
+
+    #[test]
+    fn a_broken_tokenizer_config_is_an_error_naming_the_file() {
+        let dir = folder(serde_json::json!({}), None);
+        std::fs::write(dir.path().join("tokenizer_config.json"), "{not json").unwrap();
+        let e = TextTokenizer::from_hf_dir(dir.path())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("tokenizer_config.json"), "{e}");
     }
 }
