@@ -78,6 +78,28 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
+/// The y axis of a bar chart whose tallest bar is `max`: a round step (1, 2 or 5 × 10^k)
+/// giving at most `n` intervals, the top (a whole number of steps at or above `max`), and the
+/// decimals every tick label uses so that all of them share one format ("0.0, 0.5, 1.0, 1.5",
+/// never "0, 0.500, 1, 1.500").
+pub fn bar_axis(max: f64, n: usize) -> (f64, f64, usize) {
+    let max = if max.is_finite() && max > 0.0 {
+        max
+    } else {
+        1.0
+    };
+    let raw = max / n.max(1) as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|&s| s >= raw * (1.0 - 1e-9))
+        .unwrap_or(10.0 * mag);
+    let top = (max / step * (1.0 - 1e-9)).ceil().max(1.0) * step;
+    let decimals = (-step.log10().floor()).max(0.0) as usize;
+    (top, step, decimals)
+}
+
 /// An SVG with one small line chart per series, in a grid of `columns`.
 pub fn panels_svg(title: &str, series: &[Series], columns: usize) -> String {
     let (pw, ph) = (320.0, 200.0);
@@ -206,7 +228,8 @@ pub fn bars_svg(title: &str, categories: &[String], series: &[(String, Vec<f64>)
     let iw = (group * categories.len().max(1) as f64).max(240.0);
     let ih = 240.0;
     let (w, h) = (ml + iw + mr, mt + ih + mb);
-    let top = bars_top(series) * 1.1;
+    let (top, step, decimals) = bar_axis(bars_top(series) * 1.05, 4);
+    let ticks = (top / step).round() as usize;
     let mut s = String::new();
     let _ = write!(
         s,
@@ -223,15 +246,14 @@ pub fn bars_svg(title: &str, categories: &[String], series: &[(String, Vec<f64>)
         ml + iw,
         mt + ih
     );
-    for k in 0..=4 {
-        let v = top * f64::from(k) / 4.0;
-        let y = mt + ih - ih * f64::from(k) / 4.0;
+    for k in 0..=ticks {
+        let v = step * k as f64;
+        let y = mt + ih - ih * v / top;
         let _ = writeln!(
             s,
-            r##"<text x="{}" y="{:.1}" text-anchor="end">{}</text><line x1="{ml}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#eee"/>"##,
+            r##"<text x="{}" y="{:.1}" text-anchor="end">{v:.decimals$}</text><line x1="{ml}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#eee"/>"##,
             ml - 4.0,
             y + 4.0,
-            fmt_num(v),
             ml + iw
         );
     }
@@ -360,6 +382,36 @@ mod tests {
         assert_eq!(fmt_num(8.0), "8");
         assert_eq!(fmt_num(0.5), "0.500");
         assert_eq!(fmt_num(1e-3), "1.00e-3");
+    }
+
+    #[test]
+    fn bar_axis_ticks_share_one_format() {
+        // MAE/RMSE bars up to ~1.5: steps of 0.5, one decimal on every tick.
+        let close = |(t, s, d): (f64, f64, usize), (t2, s2, d2): (f64, f64, usize)| {
+            (t - t2).abs() < 1e-9 && (s - s2).abs() < 1e-9 && d == d2
+        };
+        for (max, want) in [
+            (1.45, (1.5, 0.5, 1)),
+            (0.93, (1.0, 0.5, 1)),
+            (0.08, (0.08, 0.02, 2)),
+            (37.0, (40.0, 10.0, 0)),
+            (0.0, (1.0, 0.5, 1)),
+        ] {
+            let got = bar_axis(max, 4);
+            assert!(close(got, want), "{max}: {got:?} vs {want:?}");
+        }
+        let s = bars_svg(
+            "t",
+            &["a".into(), "b".into()],
+            &[("MAE".into(), vec![0.7, 1.3])],
+        );
+        for t in ["0.0", "0.5", "1.0", "1.5"] {
+            assert!(s.contains(&format!(">{t}</text><line")), "{t}: {s}");
+        }
+        assert!(
+            !s.contains(">1</text><line") && !s.contains(">0.500</text>"),
+            "{s}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! else the first `*.ttf` under the system font folders. Without one, PNG charts are skipped
 //! with a single warning (the SVG charts need no font).
 
-use super::{PALETTE, Series, bars_top, bounds, fmt_num, legend_width};
+use super::{PALETTE, Series, bar_axis, bars_top, bounds, fmt_num, legend_width};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::{Path, PathBuf};
@@ -200,7 +200,8 @@ pub fn bars(
     let legend = legend_width(series) as u32;
     let width = (group * n as u32).max(240) + 80 + legend;
     let height = 36 + 260 + bottom;
-    let top = bars_top(series) * 1.15;
+    let (top, step, decimals) = bar_axis(bars_top(series) * 1.1, 4);
+    let ticks = (top / step).round() as usize + 1;
     render(path, (width, height), |root| {
         let body = root.titled(title, style(15.0)).map_err(|e| e.to_string())?;
         let mut chart = ChartBuilder::on(&body)
@@ -214,9 +215,9 @@ pub fn bars(
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(0)
-            .y_labels(5)
+            .y_labels(ticks)
             .label_style(style(10.0))
-            .y_label_formatter(&|v| fmt_num(*v))
+            .y_label_formatter(&|v| format!("{v:.decimals$}"))
             .draw()
             .map_err(|e| e.to_string())?;
         let bw = 0.8 / series.len().max(1) as f64;

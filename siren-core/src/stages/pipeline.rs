@@ -237,16 +237,20 @@ pub fn run(config: &RunConfig) -> Result<Outcome> {
     })
 }
 
-/// The rows of `m` that this config's stages produce: its `[[baselines]]`, `base-*`, stage 1's
-/// `<trainer>-cot*` / `<trainer>-ao*` and stage 2's `<internalizer>-ao*`. A run folder shared
-/// by a sweep also holds the rows of the other points, which the run's report leaves out.
+/// The rows of `m` that this config's stages produce: its `[[baselines]]`, `base-*` (or, for a
+/// `[model]` with adapters and a `name`, `<name>-*`), `adapter-*`, stage 1's `<trainer>-cot*` /
+/// `<trainer>-ao*` and stage 2's `<internalizer>-ao*`. A run folder shared by a sweep also
+/// holds the rows of the other points, which the run's report leaves out.
 pub fn own_rows(config: &RunConfig, mut m: Metrics) -> Metrics {
     let stage1 = super::eval::method_name(config, &super::eval::Weights::Stage1);
+    let base = super::eval::method_name(config, &super::eval::Weights::Base);
     let stage2 = format!("{}-ao", super::internalize::internalizer_slot(config).kind);
     m.results.retain(|r| {
         let own = |p: &str| r.method == p || r.method.starts_with(&format!("{p}-"));
         config.baselines.iter().any(|b| b.kind == r.method)
             || own("base")
+            || own(&base)
+            || own("adapter")
             || own(&stage2)
             || own(&format!("{stage1}-cot"))
             || own(&format!("{stage1}-ao"))
@@ -350,6 +354,21 @@ fn write_report(
         crate::run::git_revision()
     );
     let _ = writeln!(s, "## Metrics\n\n{}", metrics_table(m));
+    if m.results.iter().any(|r| r.method.contains("-cal-")) {
+        let _ = writeln!(
+            s,
+            "Rows named `*-cal-*` are calibrated: each half of the evaluated rows is scored by a \
+             calibration fitted on the other half's labels (a cross-fit on this split).\n"
+        );
+    }
+    if m.results.iter().any(|r| r.method.contains("-modelcal-")) {
+        let _ = writeln!(
+            s,
+            "Rows named `*-modelcal-*` apply the model's own calibration (`[model] \
+             calibration`, fitted on the split the model was tuned on: in-sample there, held \
+             out on any other split).\n"
+        );
+    }
     let _ = writeln!(s, "![MAE and RMSE](report-metrics.svg)\n");
     if !timed.is_empty() {
         let _ = writeln!(s, "![latency](report-latency.svg)\n");
@@ -391,4 +410,59 @@ fn write_report(
     let path = run.file("report.md");
     crate::files::write_atomic(&path, s.as_bytes())?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(method: &str) -> MethodResult {
+        MethodResult {
+            method: method.into(),
+            mae: 0.7,
+            rmse: 1.2,
+            extra: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_named_models_rows_are_its_own() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/shipped-movies.toml");
+        let config = RunConfig::load(&path, &[]).unwrap();
+        let m = Metrics {
+            dataset: "amazon-movies".into(),
+            split: "valid".into(),
+            n: 10,
+            results: [
+                "constant",
+                "mf",
+                "siren-smollm2-ao",
+                "siren-smollm2-ao-expected",
+                "siren-smollm2-ao-cal-median",
+                "someone-else-ao",
+                "base-ao",
+            ]
+            .iter()
+            .map(|m| row(m))
+            .collect(),
+            sections: Default::default(),
+        };
+        let kept: Vec<String> = own_rows(&config, m)
+            .results
+            .into_iter()
+            .map(|r| r.method)
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                "constant",
+                "mf",
+                "siren-smollm2-ao",
+                "siren-smollm2-ao-expected",
+                "siren-smollm2-ao-cal-median",
+                "base-ao"
+            ]
+        );
+    }
 }
