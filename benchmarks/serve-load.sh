@@ -2,7 +2,7 @@
 # Load test of `siren serve` on loopback (bounded in requests and time, stops by itself):
 # p50/p95/p99 latency and requests/s at 1, 8 and 32 clients for /v1/predict and /v1/rank
 # (20 candidates), `siren predict` throughput on the same pairs, then a fault run at 3x
-# capacity and clients killed mid-request. Results go to runs/serve-load/.
+# capacity, clients killed mid-request and one panic of the model thread. Results go to runs/serve-load/.
 #   bash benchmarks/serve-load.sh [CONFIG] [serve-load arguments...]
 # CONFIG defaults to configs/shipped-movies.toml (the shipped model).
 set -euo pipefail
@@ -14,8 +14,10 @@ shift || true
 out=runs/serve-load
 mkdir -p "$out"
 echo "== building (release, shared build)" >&2
-cargo build --release --workspace --all-features --all-targets -q
-target/release/siren serve "$config" --addr 127.0.0.1:0 >"$out/server.out" 2>"$out/server.log" &
+cargo build --locked --release --workspace --all-features --all-targets -q
+# SIREN_SERVE_TEST_FAULTS opens the test-only fault route (POST /v1/test/panic-next).
+SIREN_SERVE_TEST_FAULTS=1 target/release/siren serve "$config" --addr 127.0.0.1:0 \
+  >"$out/server.out" 2>"$out/server.log" &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 600); do

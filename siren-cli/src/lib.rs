@@ -188,11 +188,16 @@ enum Command {
         /// Use the weights of stage 1 or 2 (default: the newest the run has).
         #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
         stage: Option<u8>,
+        /// The model's calibration (`[model] calibration`) on the distributions: `model`
+        /// (default, when the model has one) or `none` (sets `[eval] calibration`).
+        #[arg(long, value_enum)]
+        calibration: Option<CalibrationArg>,
         /// Override a config key (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
-    /// Serve the model over HTTP: POST /v1/predict, POST /v1/rank, GET /healthz, GET /metrics
+    /// Serve the model over HTTP: POST /v1/predict, POST /v1/rank, GET /healthz, GET /readyz,
+    /// GET /metrics
     /// (dynamic batching, per-user prefix cache, bounded queue; settings in [serve]).
     Serve {
         /// The run config (TOML).
@@ -206,6 +211,10 @@ enum Command {
         /// Serve this PEFT adapter folder over the base model.
         #[arg(long)]
         adapter: Option<PathBuf>,
+        /// The model's calibration (`[model] calibration`) on the distributions: `model`
+        /// (default, when the model has one) or `none` (sets `[eval] calibration`).
+        #[arg(long, value_enum)]
+        calibration: Option<CalibrationArg>,
         /// Override a config key: `--set serve.max_batch=16` (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
@@ -233,6 +242,10 @@ enum Command {
         /// Use the weights of stage 1 or 2 (default: the newest the run has).
         #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
         stage: Option<u8>,
+        /// The model's calibration (`[model] calibration`) on the distributions: `model`
+        /// (default, when the model has one) or `none` (sets `[eval] calibration`).
+        #[arg(long, value_enum)]
+        calibration: Option<CalibrationArg>,
         /// Override a config key: `--set rank.sample=300` (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
@@ -260,6 +273,10 @@ enum Command {
         /// Override a config key: `--set eval.sample=200` (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// The model's calibration (`[model] calibration`) on the distributions: `model`
+        /// (default, when the model has one) or `none` (sets `[eval] calibration`).
+        #[arg(long, value_enum)]
+        calibration: Option<CalibrationArg>,
         /// Evaluate the base model even when the run has trained weights.
         #[arg(long)]
         base: bool,
@@ -284,6 +301,27 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+}
+
+/// `--calibration`: whether the model's calibration is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CalibrationArg {
+    /// The raw distributions.
+    None,
+    /// The model's calibration, when it has one.
+    Model,
+}
+
+/// `set` with `--calibration` as the `[eval] calibration` override it stands for.
+fn with_calibration(mut set: Vec<String>, c: Option<CalibrationArg>) -> Vec<String> {
+    if let Some(c) = c {
+        let v = match c {
+            CalibrationArg::None => "none",
+            CalibrationArg::Model => "model",
+        };
+        set.push(format!("eval.calibration=\"{v}\""));
+    }
+    set
 }
 
 /// Parses the command line, runs the command, and exits with status 1 and a clear message on
@@ -398,17 +436,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             input,
             output,
             stage,
+            calibration,
             set,
-        } => commands::predict::run(&config, &set, &input, output, stage).map(|_| ()),
+        } => {
+            let set = with_calibration(set, calibration);
+            commands::predict::run(&config, &set, &input, output, stage).map(|_| ())
+        }
         Command::Serve {
             config,
             addr,
             stage,
             adapter,
+            calibration,
             set,
         } => serve::run(&serve::Options {
             config,
-            overrides: set,
+            overrides: with_calibration(set, calibration),
             weights: serve::weights(stage, adapter.as_deref()),
             addr,
         }),
@@ -418,10 +461,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             output,
             evaluate,
             stage,
+            calibration,
             set,
         } => commands::rank::run(
             &config,
-            &set,
+            &with_calibration(set, calibration),
             input.as_deref(),
             output,
             evaluate,
@@ -444,6 +488,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval {
             config,
             set,
+            calibration,
             base,
             adapter,
             stage,
@@ -451,7 +496,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             no_ao,
         } => commands::eval::run(
             &config,
-            &set,
+            &with_calibration(set, calibration),
             base,
             adapter,
             stage,

@@ -25,6 +25,36 @@ pub struct Calibration {
 }
 
 impl Calibration {
+    /// Reads a calibration file: `{"a": .., "b": [..]}`, or the `{"all_rows": {"a", "b"}, ..}`
+    /// that `siren eval` writes (its fit on all evaluated rows). `classes` is the number of
+    /// rating classes `b` must have; errors name the file and the field.
+    pub fn read(path: &std::path::Path, classes: usize) -> crate::Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| crate::CoreError::io(path, e))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| crate::CoreError::Data(format!("{}: not JSON: {e}", path.display())))?;
+        let (field, c) = if v.get("all_rows").is_some() {
+            ("all_rows", &v["all_rows"])
+        } else {
+            ("(top level)", &v)
+        };
+        let c: Self = serde_json::from_value(c.clone()).map_err(|e| {
+            crate::CoreError::Data(format!(
+                "{}: {field}: expected {{\"a\": number, \"b\": [number; {classes}]}}: {e}",
+                path.display()
+            ))
+        })?;
+        if c.b.len() != classes || !c.a.is_finite() || c.b.iter().any(|b| !b.is_finite()) {
+            return Err(crate::CoreError::Data(format!(
+                "{}: {field}: `a` must be finite and `b` {classes} finite numbers (one per \
+                 rating), got a = {}, {} values in b",
+                path.display(),
+                c.a,
+                c.b.len()
+            )));
+        }
+        Ok(c)
+    }
+
     /// The identity (no change).
     pub fn identity(classes: usize) -> Self {
         Self {
@@ -198,6 +228,30 @@ pub fn cross_fit(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_calibration_file_reads_in_both_forms_and_bad_ones_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("c.json");
+        std::fs::write(&plain, r#"{"a": 0.5, "b": [0, 1, 2, 3, 4]}"#).unwrap();
+        let c = super::Calibration::read(&plain, 5).unwrap();
+        assert_eq!((c.a, c.b[4]), (0.5, 4.0));
+        let eval = dir.path().join("e.json");
+        std::fs::write(
+            &eval,
+            r#"{"all_rows": {"a": 0.25, "b": [0, 0, 0, 0, 1]}, "cross_fit": []}"#,
+        )
+        .unwrap();
+        assert_eq!(super::Calibration::read(&eval, 5).unwrap().a, 0.25);
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, r#"{"a": 1, "b": [0, 1]}"#).unwrap();
+        let e = super::Calibration::read(&bad, 5).unwrap_err().to_string();
+        assert!(e.contains("bad.json") && e.contains("b"), "{e}");
+        let e = super::Calibration::read(&dir.path().join("none.json"), 5)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("none.json"), "{e}");
+    }
+
     use super::*;
     use rand::Rng;
 

@@ -78,10 +78,26 @@ pub struct EvalConfig {
     /// scored by the calibration fitted on the other half. Default false.
     #[serde(default)]
     pub calibrate: bool,
+    /// Whether answer-only distributions get the model's calibration (`[model] calibration`):
+    /// `model` (default; a no-op for a model without one) or `none`. `siren predict`, `serve`
+    /// and `rank` apply it to what they return; `siren eval` adds `<method>-ao-modelcal-*`
+    /// rows. (`--calibration none|model` on those commands sets it.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<CalibrationUse>,
     /// The folder under the run that holds the evaluation's files (`<folder>/<method>*.jsonl`,
     /// its cache), default `eval`: an evaluation of a sample can sit beside the full one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub folder: Option<String>,
+}
+
+/// Whether the model's calibration is applied (`[eval] calibration`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CalibrationUse {
+    /// The model's calibration, when it has one.
+    Model,
+    /// The raw distributions.
+    None,
 }
 
 impl EvalConfig {
@@ -111,6 +127,7 @@ impl Default for EvalConfig {
             max_new_tokens: default_eval_tokens(),
             decoder: default_decoder(),
             calibrate: false,
+            calibration: None,
             folder: None,
         }
     }
@@ -173,6 +190,13 @@ pub struct ModelConfig {
     /// The name of the evaluation rows of this model with `adapters` (default `base`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The model's label-shift calibration of its answer-only distributions
+    /// ([`crate::calibration`]), fitted on the split the model was tuned on (valid): a JSON
+    /// file `{"a", "b"}`, or the `{"all_rows": {"a", "b"}, ...}` that `siren eval` writes.
+    /// Applied by `predict`, `serve`, `rank` and `eval` unless `[eval] calibration = "none"`;
+    /// never refitted on the data it is applied to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<PathBuf>,
 }
 
 /// A whole run. Relative paths are relative to the working directory.

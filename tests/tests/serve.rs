@@ -415,3 +415,275 @@ fn rank_ranks_offline_and_evaluates_reranking() {
         "{md}"
     );
 }
+
+/// A known user's candidates that they rated are each scored from what preceded that rating,
+/// so their prompts differ inside the user's part: `/v1/rank` and `siren rank --input` must
+/// give every candidate the distribution `/v1/predict` and `siren predict` give its pair.
+#[test]
+fn rank_scores_each_rated_candidate_on_its_own_past() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path());
+    // User 3 rated all twelve items (timestamps follow the item ids): the recent lines (and
+    // their ratings) shown before each candidate differ.
+    let cands = ["9", "2", "6", "11", "4"];
+    let server = start(&options(
+        &cfg,
+        &["serve.max_candidates=8", "prompt.strategy=\"recent\""],
+    ))
+    .unwrap();
+    let mut c = Client::new(server.addr, Duration::from_secs(60));
+    let mut predicted = Vec::new();
+    for i in cands {
+        let r = c
+            .post("/v1/predict", &json!({"user": "3", "item": i}).to_string())
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        predicted.push(probs(&r.json().unwrap()));
+    }
+    // The candidates' prompts really differ before the last candidate's text starts.
+    assert!(
+        predicted.windows(2).any(|w| !close(&w[0], &w[1])),
+        "{predicted:?}"
+    );
+    let body = json!({"user": "3", "candidates": cands, "k": cands.len()}).to_string();
+    // Twice: computed, then with the user's prefixes cached.
+    for round in 0..2 {
+        let r = c.post("/v1/rank", &body).unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json().unwrap();
+        let ranked = v["ranked"].as_array().unwrap();
+        assert_eq!(ranked.len(), cands.len());
+        for x in ranked {
+            let item = x["item"].as_str().unwrap();
+            let k = cands.iter().position(|&i| i == item).unwrap();
+            assert!(
+                close(&probs(x), &predicted[k]),
+                "round {round}, item {item}: ranked {x} vs predicted {:?}",
+                predicted[k]
+            );
+        }
+    }
+    server.shutdown().unwrap();
+
+    let input = tmp.path().join("users.jsonl");
+    std::fs::write(
+        &input,
+        json!({"user": "3", "candidates": cands, "k": cands.len()}).to_string() + "\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("ranked.jsonl");
+    siren_cli::run_args([
+        "siren",
+        "rank",
+        cfg.to_str().unwrap(),
+        "--set",
+        "prompt.strategy=\"recent\"",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ])
+    .unwrap();
+    let row: Value = serde_json::from_str(std::fs::read_to_string(&out).unwrap().trim()).unwrap();
+    for x in row["ranked"].as_array().unwrap() {
+        let item = x["item"].as_str().unwrap();
+        let k = cands.iter().position(|&i| i == item).unwrap();
+        assert!(
+            close(&probs(x), &predicted[k]),
+            "siren rank, item {item}: {x} vs predicted {:?}",
+            predicted[k]
+        );
+    }
+}
+
+/// A panic in the model thread fails only its batch (500, counted), the worker goes on and
+/// the probes stay up; text over the limits and prompts over the model's context are refused
+/// naming the field.
+#[test]
+fn a_model_panic_fails_one_batch_and_the_server_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path());
+    let server = start(&options(&cfg, &[])).unwrap();
+    let mut c = Client::new(server.addr, Duration::from_secs(60));
+    let body = json!({"user": "3", "item": "7"}).to_string();
+    let before = c.post("/v1/predict", &body).unwrap();
+    assert_eq!(before.status, 200, "{}", before.body);
+
+    server.inject_model_panic();
+    let r = c.post("/v1/predict", &body).unwrap();
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(
+        r.json().unwrap()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("panicked"))
+    );
+    let after = c.post("/v1/predict", &body).unwrap();
+    assert_eq!(after.status, 200, "{}", after.body);
+    assert!(close(
+        &probs(&after.json().unwrap()),
+        &probs(&before.json().unwrap())
+    ));
+    for probe in ["/healthz", "/readyz"] {
+        let r = c.get(probe).unwrap();
+        assert_eq!(r.status, 200, "{probe}: {}", r.body);
+    }
+    let m = c.get("/metrics").unwrap().body;
+    assert!(m.contains("siren_model_panics_total 1"), "{m}");
+    assert!(
+        m.contains("siren_requests_total{route=\"/v1/predict\",status=\"500\"} 1"),
+        "{m}"
+    );
+
+    // A title over the limit: 400 naming it. A prompt over the tiny model's 256 positions: 413.
+    let long_title = "w".repeat(301);
+    let r = c
+        .post(
+            "/v1/predict",
+            &json!({"user": "3", "candidate": {"title": long_title}}).to_string(),
+        )
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json().unwrap()["field"], "candidate.title");
+    let words = vec!["w"; 150].join(" ");
+    let r = c
+        .post(
+            "/v1/predict",
+            &json!({"user": "3", "candidate": {"title": words, "genres": [words]}}).to_string(),
+        )
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json().unwrap()["field"], "candidate.genres[0]");
+    let genres: Vec<String> = (0..16).map(|_| vec!["g"; 30].join(" ")).collect();
+    let r = c
+        .post(
+            "/v1/rank",
+            &json!({"user": "3", "candidates": ["7", {"title": words, "genres": genres}]})
+                .to_string(),
+        )
+        .unwrap();
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(r.json().unwrap()["field"], "candidates[1]");
+    let h = c.get("/healthz").unwrap();
+    assert_eq!(h.status, 200);
+    server.shutdown().unwrap();
+}
+
+/// The model's calibration (`[model] calibration`) is what `/v1/predict`, `/v1/rank`,
+/// `siren predict` and `siren rank` return unless `--calibration none`, and the JSON says which;
+/// `siren eval` on the test split adds the model-calibrated rows and fits nothing on its labels.
+#[test]
+fn the_models_calibration_is_applied_everywhere_and_never_fitted_on_test() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path());
+    let cal_path = tmp.path().join("calibration.json");
+    std::fs::write(
+        &cal_path,
+        r#"{"all_rows": {"a": 0.5, "b": [0.0, 0.3, -0.2, 0.1, 1.5]}}"#,
+    )
+    .unwrap();
+    let cal = siren_core::calibration::Calibration::read(&cal_path, 5).unwrap();
+    let with_cal = format!("model.calibration=\"{}\"", cal_path.display());
+    let body = json!({"user": "3", "item": "7"}).to_string();
+    let served = |set: &[&str]| -> Value {
+        let server = start(&options(&cfg, set)).unwrap();
+        let mut c = Client::new(server.addr, Duration::from_secs(60));
+        let r = c.post("/v1/predict", &body).unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let ranked = c
+            .post(
+                "/v1/rank",
+                &json!({"user": "3", "candidates": ["7"]}).to_string(),
+            )
+            .unwrap();
+        server.shutdown().unwrap();
+        let (p, k) = (r.json().unwrap(), ranked.json().unwrap());
+        assert!(close(&probs(&p), &probs(&k["ranked"][0])), "{p} vs {k}");
+        assert_eq!(p["calibration"], k["ranked"][0]["calibration"]);
+        p
+    };
+    let raw = served(&[]);
+    assert_eq!(raw["calibration"], "none");
+    let calibrated = served(&[&with_cal]);
+    assert_eq!(calibrated["calibration"], "model");
+    let want: Vec<f64> = cal
+        .apply(&probs(&raw).iter().map(|&p| p as f32).collect::<Vec<_>>())
+        .iter()
+        .map(|&p| f64::from(p))
+        .collect();
+    assert!(
+        close(&probs(&calibrated), &want),
+        "{calibrated} vs {want:?}"
+    );
+    assert!(!close(&probs(&calibrated), &probs(&raw)));
+    let off = served(&[&with_cal, "eval.calibration=\"none\""]);
+    assert_eq!(off["calibration"], "none");
+    assert!(close(&probs(&off), &probs(&raw)));
+
+    // `siren predict`, with the model's calibration and with `--calibration none`.
+    let input = tmp.path().join("pairs.jsonl");
+    std::fs::write(&input, format!("{body}\n")).unwrap();
+    let out = tmp.path().join("predicted.jsonl");
+    let predict = |extra: &[&str]| -> Value {
+        let mut args = vec![
+            "siren",
+            "predict",
+            cfg.to_str().unwrap(),
+            "--set",
+            "prompt.strategy=\"sketch\"",
+            "--set",
+            &with_cal,
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        siren_cli::run_args(args).unwrap();
+        serde_json::from_str(std::fs::read_to_string(&out).unwrap().trim()).unwrap()
+    };
+    let p = predict(&[]);
+    assert_eq!(p["calibration"], "model");
+    assert!(
+        close(&probs(&p), &probs(&calibrated)),
+        "{p} vs {calibrated}"
+    );
+    let p = predict(&["--calibration", "none"]);
+    assert_eq!(p["calibration"], "none");
+    assert!(close(&probs(&p), &probs(&raw)));
+
+    // `siren eval` on the test split: the model's calibration rows, no cross-fit on test labels.
+    siren_cli::run_args([
+        "siren",
+        "eval",
+        cfg.to_str().unwrap(),
+        "--set",
+        "prompt.strategy=\"sketch\"",
+        "--set",
+        &with_cal,
+        "--set",
+        "eval.split=\"test\"",
+        "--set",
+        "eval.calibrate=true",
+        "--no-cot",
+    ])
+    .unwrap();
+    let m: Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("runs/tiny/metrics.json")).unwrap(),
+    )
+    .unwrap();
+    let methods: Vec<&str> = m["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(m["split"], "test");
+    assert!(
+        methods.iter().any(|x| x.ends_with("-ao-modelcal-expected")),
+        "{methods:?}"
+    );
+    assert!(
+        !methods.iter().any(|x| x.contains("-ao-cal-")),
+        "{methods:?}"
+    );
+}

@@ -9,7 +9,10 @@
 //!    `--fault-seconds` (users not seen before): every status counted (only 200 and 503
 //!    expected), the server's resident memory sampled throughout;
 //! 3. clients killed mid-request: `--killed` rank requests whose connections close before the
-//!    answer; then the server must still answer, and its memory stay bounded.
+//!    answer; then the server must still answer, and its memory stay bounded;
+//! 4. one model-thread panic (the test-only trigger `POST /v1/test/panic-next`, open when the
+//!    server runs with `SIREN_SERVE_TEST_FAULTS`): that request gets 500, the next 200, and
+//!    `/healthz` stays 200.
 //!
 //! Writes `serve-load.json`, `serve-load.md` and `pairs.jsonl` (the predict pairs, for timing
 //! `siren predict` on the same pairs) into `--out`.
@@ -319,6 +322,12 @@ fn main() -> anyhow::Result<()> {
     }
     std::thread::sleep(Duration::from_secs(2));
     let after = c.post("/v1/predict", &predict[0])?;
+    // One panic of the model thread (the server runs with SIREN_SERVE_TEST_FAULTS): that
+    // request gets 500, the next is answered, the liveness probe stays up.
+    let armed = c.post("/v1/test/panic-next", "{}")?.status;
+    let panicked = c.post("/v1/predict", &predict[0])?.status;
+    let recovered = c.post("/v1/predict", &predict[0])?.status;
+    let alive = c.get("/healthz")?.status;
     let m = c.get("/metrics")?;
     // Let the worker drain what the killed clients queued, then sample memory again.
     std::thread::sleep(Duration::from_secs(5));
@@ -341,7 +350,8 @@ fn main() -> anyhow::Result<()> {
          resident memory: {rss0:.0} MiB before, {rss_fault:.0} MiB peak during, {rss_end:.0} MiB \
          at the end. {} clients killed mid-request (`/v1/rank`, connection closed before the \
          answer): the next request got {}, `siren_abandoned_total` {}, prefix cache {:.1} MiB \
-         of {:.0} MiB.\n",
+         of {:.0} MiB. Model thread panicked once (test trigger, {armed}): that request got \
+         {panicked}, the next {recovered}, `/healthz` {alive}, `siren_model_panics_total` {}.\n",
         statuses
             .iter()
             .map(|(k, v)| format!("{v} × {k}"))
@@ -353,6 +363,7 @@ fn main() -> anyhow::Result<()> {
         metric("siren_abandoned_total"),
         metric("siren_prefix_cache_bytes") / 1048576.0,
         metric("siren_prefix_cache_max_bytes") / 1048576.0,
+        metric("siren_model_panics_total"),
     );
     print!("{md}");
     std::fs::write(a.out.join("serve-load.md"), &md)?;
@@ -363,6 +374,9 @@ fn main() -> anyhow::Result<()> {
                   "rss_mib_before": rss0, "rss_mib_peak": rss_fault, "rss_mib_end": rss_end},
         "killed": {"clients": a.killed, "next_status": after.status,
                    "abandoned_total": metric("siren_abandoned_total")},
+        "model_panic": {"trigger_status": armed, "panicked_status": panicked,
+                        "next_status": recovered, "healthz": alive,
+                        "panics_total": metric("siren_model_panics_total")},
     });
     std::fs::write(
         a.out.join("serve-load.json"),
@@ -370,6 +384,12 @@ fn main() -> anyhow::Result<()> {
     )?;
     if !only_200_503 || after.status != 200 {
         bail!("the fault run saw statuses other than 200 and 503, or the server stopped answering");
+    }
+    if (armed, panicked, recovered, alive) != (200, 500, 200, 200) {
+        bail!(
+            "after a model-thread panic: trigger {armed}, that request {panicked}, the next \
+             {recovered}, /healthz {alive} (expected 200, 500, 200, 200)"
+        );
     }
     Ok(())
 }

@@ -90,6 +90,8 @@ pub struct Metrics {
     pub busy_tokens: AtomicI64,
     /// Recent model seconds per computed prompt token (f64 bits; 0 until the first batch).
     pub seconds_per_token: AtomicU64,
+    /// Batches whose scoring panicked (each of their requests got 500; the worker went on).
+    pub model_panics: AtomicU64,
 }
 
 impl Metrics {
@@ -207,6 +209,13 @@ impl Metrics {
             "Requests refused with 503: the queue was full or its wait past the timeout.",
             "counter",
             self.rejected.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            &mut s,
+            "siren_model_panics_total",
+            "Batches whose scoring panicked: their requests got 500 and the worker went on.",
+            "counter",
+            self.model_panics.load(Ordering::Relaxed).to_string(),
         );
         gauge(
             &mut s,

@@ -7,14 +7,20 @@
 //! - `POST /v1/rank` `{"user" | "history", "candidates": [id | {title, genres}], "k"}` → the
 //!   top `k` candidates by expected rating with their distributions; the user's part of the
 //!   prompt is computed once;
-//! - `GET /healthz`, `GET /metrics` (Prometheus text).
+//! - `GET /healthz` (liveness: 503 once the model worker has stopped), `GET /readyz`
+//!   (readiness: 200 only while the worker runs and the server is not draining), `GET /metrics`
+//!   (Prometheus text).
 //!
 //! Requests are checked and turned into prompts on the async side, then queued (bounded:
 //! when full, 503 with `Retry-After`) for the model worker ([`worker`]), which batches
 //! requests arriving within `[serve] max_wait_ms` up to `max_batch` prompts and keeps
 //! per-user prefixes in a memory-bounded cache. Bodies over `max_body_kb` get 413, requests
 //! not answered within `timeout_ms` get 504, bad requests get 400 with a JSON error naming the
-//! field. SIGTERM or Ctrl-C stops accepting connections and lets in-flight requests finish.
+//! field, a prompt longer than the model's context 413 naming the field, internal failures 500.
+//! Admission comes before prompt building, and at most `PROMPT_BUILDERS` requests build
+//! prompts at once (the others wait within their time). A panic while scoring fails only its
+//! batch (500, logged, counted in `siren_model_panics_total`). SIGTERM or Ctrl-C stops
+//! accepting connections (`/readyz` says 503 from then on) and lets in-flight requests finish.
 
 pub mod client;
 mod metrics;
@@ -40,7 +46,10 @@ use siren_core::serving::{Candidate, FieldError, Limits, Prompter, Query, Subjec
 use siren_core::stages::eval::Weights;
 
 use metrics::Metrics;
-use worker::{Queue, Refused, Work};
+use worker::{Health, Queue, Refused, Work};
+
+/// Most requests building their prompts at once (tokenizing, and encoding a new user's items).
+const PROMPT_BUILDERS: usize = 4;
 
 /// What `siren serve` serves: the config, which weights, and where to listen.
 #[derive(Debug, Clone)]
@@ -59,11 +68,15 @@ struct App {
     prompter: Prompter,
     queue: Queue,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    builders: Arc<tokio::sync::Semaphore>,
+    max_tokens: usize,
     limits: Limits,
     timeout: Duration,
     decoder: RatingDecoder,
     values: Vec<f32>,
     method: String,
+    calibration: &'static str,
 }
 
 /// A running server.
@@ -72,9 +85,19 @@ pub struct Server {
     pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+    health: Arc<Health>,
 }
 
 impl Server {
+    /// A test-only fault: the model thread panics on its next batch (whose requests get 500;
+    /// the worker goes on). For the fault tests and `benchmarks/serve-load.sh`.
+    #[doc(hidden)]
+    pub fn inject_model_panic(&self) {
+        self.health
+            .panic_next
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Stops accepting connections, lets in-flight requests finish, and waits for the
     /// model worker to stop.
     pub fn shutdown(mut self) -> anyhow::Result<()> {
@@ -113,17 +136,24 @@ pub fn start(opts: &Options) -> anyhow::Result<Server> {
         (sc.max_batch, sc.prefix_cache_mb << 20),
     )?;
     let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health::default());
     let values = scorer.values().to_vec();
+    let max_tokens = scorer.max_tokens();
+    let calibration = scorer.calibration_label();
     let (queue, worker) = worker::start(
         scorer,
         sc.queue,
         (sc.max_batch, Duration::from_millis(sc.max_wait_ms)),
         metrics.clone(),
+        health.clone(),
     )?;
     let app = Arc::new(App {
         prompter,
         queue,
         metrics,
+        health: health.clone(),
+        builders: Arc::new(tokio::sync::Semaphore::new(PROMPT_BUILDERS)),
+        max_tokens,
         limits: Limits {
             max_candidates: sc.max_candidates,
             max_history: sc.max_history,
@@ -132,6 +162,7 @@ pub fn start(opts: &Options) -> anyhow::Result<Server> {
         decoder: config.eval.decoder,
         values,
         method,
+        calibration,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -143,12 +174,13 @@ pub fn start(opts: &Options) -> anyhow::Result<Server> {
     let local = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let router = router(app, &sc);
+    let draining = health.clone();
     let thread = std::thread::Builder::new()
         .name("siren-http".into())
         .spawn(move || -> anyhow::Result<()> {
             rt.block_on(async move {
                 axum::serve(listener, router)
-                    .with_graceful_shutdown(stopped(stop_rx))
+                    .with_graceful_shutdown(stopped(stop_rx, draining))
                     .await
             })?;
             // The router (and with it the queue's sender) is gone: the worker finishes what
@@ -164,11 +196,12 @@ pub fn start(opts: &Options) -> anyhow::Result<Server> {
         addr: local,
         stop: Some(stop_tx),
         thread: Some(thread),
+        health,
     })
 }
 
-/// Resolves on SIGTERM, Ctrl-C or a stop request.
-async fn stopped(stop: tokio::sync::oneshot::Receiver<()>) {
+/// Resolves on SIGTERM, Ctrl-C or a stop request, marking the server as draining.
+async fn stopped(stop: tokio::sync::oneshot::Receiver<()>, health: Arc<Health>) {
     let term = async {
         #[cfg(unix)]
         if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -183,14 +216,26 @@ async fn stopped(stop: tokio::sync::oneshot::Receiver<()>) {
         () = term => {},
         _ = stop => {},
     }
+    health
+        .draining
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
+/// Set in the environment of `siren serve`, opens the test-only fault route
+/// `POST /v1/test/panic-next` (the model thread panics on its next batch).
+pub const TEST_FAULTS_ENV: &str = "SIREN_SERVE_TEST_FAULTS";
+
 fn router(app: Arc<App>, sc: &ServeConfig) -> Router {
-    Router::new()
-        .route("/v1/predict", post(predict))
+    let mut r = Router::new();
+    if std::env::var_os(TEST_FAULTS_ENV).is_some() {
+        tracing::warn!("{TEST_FAULTS_ENV} is set: POST /v1/test/panic-next is open");
+        r = r.route("/v1/test/panic-next", post(panic_next));
+    }
+    r.route("/v1/predict", post(predict))
         .route("/v1/rank", post(rank))
         .route("/healthz", get(health))
+        .route("/readyz", get(ready))
         .route("/metrics", get(prometheus))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(sc.max_body_kb << 10))
@@ -202,7 +247,7 @@ fn router(app: Arc<App>, sc: &ServeConfig) -> Router {
 async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let t = Instant::now();
     let route = match req.uri().path() {
-        p @ ("/v1/predict" | "/v1/rank" | "/healthz" | "/metrics") => p.to_string(),
+        p @ ("/v1/predict" | "/v1/rank" | "/healthz" | "/readyz" | "/metrics") => p.to_string(),
         _ => "other".to_string(),
     };
     let resp = next.run(req).await;
@@ -224,12 +269,51 @@ async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
         None,
-        "no such route; POST /v1/predict, POST /v1/rank, GET /healthz, GET /metrics",
+        "no such route; POST /v1/predict, POST /v1/rank, GET /healthz, GET /readyz, GET /metrics",
     )
 }
 
+/// Liveness: ok while the model worker runs; 503 once it has stopped (a supervisor restarts
+/// the process then).
 async fn health(State(app): State<Arc<App>>) -> Response {
-    axum::Json(json!({"status": "ok", "model": app.method})).into_response()
+    use std::sync::atomic::Ordering;
+    if app.health.alive.load(Ordering::SeqCst) {
+        axum::Json(json!({"status": "ok", "model": app.method})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "dead", "error": "the model worker has stopped"})),
+        )
+            .into_response()
+    }
+}
+
+/// The test-only fault: the model thread panics on its next batch.
+async fn panic_next(State(app): State<Arc<App>>) -> Response {
+    app.health
+        .panic_next
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    axum::Json(json!({"armed": true})).into_response()
+}
+
+/// Readiness: ready once the weights are loaded (the server listens only after that), while
+/// the worker runs and the server is not draining.
+async fn ready(State(app): State<Arc<App>>) -> Response {
+    use std::sync::atomic::Ordering;
+    let (alive, draining) = (
+        app.health.alive.load(Ordering::SeqCst),
+        app.health.draining.load(Ordering::SeqCst),
+    );
+    let (status, word) = match (alive, draining) {
+        (true, false) => (StatusCode::OK, "ready"),
+        (true, true) => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "dead"),
+    };
+    (
+        status,
+        axum::Json(json!({"status": word, "model": app.method})),
+    )
+        .into_response()
 }
 
 async fn prometheus(State(app): State<Arc<App>>) -> Response {
@@ -271,20 +355,85 @@ fn parse<T>(
         .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, Some(&e.field), e.message)))
 }
 
-/// Builds the query's prompts, queues them and waits for the scores.
-async fn score(app: &Arc<App>, query: Query) -> Result<Vec<AnswerScores>, Refusal> {
+/// The 503 of a server at capacity.
+fn at_capacity() -> Refusal {
+    let mut r = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        "the model is at capacity (its queue is full, or the wait would pass the \
+         request timeout); retry later",
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    Box::new(r)
+}
+
+/// Admits the query (a first look at the queue, before any work is spent on it), builds its
+/// prompts (at most [`PROMPT_BUILDERS`] at once), queues them and waits for the scores.
+/// `field(c)` names what makes candidate `c`'s prompt long, for the 413 of a prompt longer
+/// than the model's context.
+async fn score(
+    app: &Arc<App>,
+    query: Query,
+    field: impl Fn(usize) -> String,
+) -> Result<Vec<AnswerScores>, Refusal> {
     let deadline = Instant::now() + app.timeout;
+    if !app.queue.has_room(
+        deadline
+            .saturating_duration_since(Instant::now())
+            .mul_f64(0.8),
+    ) {
+        return Err(at_capacity());
+    }
+    let permit = tokio::time::timeout(
+        deadline.saturating_duration_since(Instant::now()),
+        app.builders.clone().acquire_owned(),
+    )
+    .await
+    .map_err(|_| at_capacity())?
+    .map_err(|e| {
+        Box::new(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            e.to_string(),
+        ))
+    })?;
     let a = app.clone();
-    let prompts = tokio::task::spawn_blocking(move || a.prompter.prompts(&query))
-        .await
-        .map_err(|e| {
-            Box::new(error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                None,
-                e.to_string(),
-            ))
-        })?
-        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, None, e.to_string())))?;
+    let prompts = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        a.prompter.prompts(&query)
+    })
+    .await
+    .map_err(|e| {
+        Box::new(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            format!("building the prompts failed: {e}"),
+        ))
+    })?
+    // The request was checked field by field: what fails now is the server's.
+    .map_err(|e| {
+        Box::new(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            format!("building the prompts failed: {e}"),
+        ))
+    })?;
+    if let Some(c) = prompts
+        .prompts
+        .iter()
+        .position(|p| p.len() > app.max_tokens)
+    {
+        return Err(Box::new(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Some(&field(c)),
+            format!(
+                "the prompt (the user's part and this candidate) has {} tokens; the model's context is {}",
+                prompts.prompts[c].len(),
+                app.max_tokens
+            ),
+        )));
+    }
     let (tx, rx) = tokio::sync::oneshot::channel();
     // A margin for the estimate's error: what would wait longer is refused now.
     let budget = deadline
@@ -299,17 +448,7 @@ async fn score(app: &Arc<App>, query: Query) -> Result<Vec<AnswerScores>, Refusa
         budget,
     ) {
         Ok(()) => {}
-        Err(Refused::Full) => {
-            let mut r = error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                None,
-                "the model is at capacity (its queue is full, or the wait would pass the \
-                 request timeout); retry later",
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return Err(Box::new(r));
-        }
+        Err(Refused::Full) => return Err(at_capacity()),
         Err(Refused::Stopped) => {
             return Err(Box::new(error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -343,6 +482,7 @@ async fn score(app: &Arc<App>, query: Query) -> Result<Vec<AnswerScores>, Refusa
 fn distribution(app: &App, s: &AnswerScores) -> Value {
     let mut v = siren_core::stages::rank::scored_json(Value::Null, s, &app.values);
     v["rating"] = app.decoder.decode(&s.probs, &app.values).into();
+    v["calibration"] = app.calibration.into();
     v
 }
 
@@ -363,7 +503,12 @@ async fn predict(
         Err(r) => return *r,
     };
     let (subject, cand) = (query.subject.clone(), query.candidates[0].clone());
-    let scores = match score(&app, query).await {
+    let field = match (&query.subject, &query.candidates[0]) {
+        (_, Candidate::New(_)) => "candidate",
+        (Subject::New(_), _) => "history",
+        (Subject::Known(_), Candidate::Known(_)) => "item",
+    };
+    let scores = match score(&app, query, |_| field.to_string()).await {
         Ok(s) => s,
         Err(r) => return *r,
     };
@@ -397,7 +542,7 @@ async fn rank(
         req.query.candidates.clone(),
         req.k,
     );
-    let scores = match score(&app, req.query).await {
+    let scores = match score(&app, req.query, |c| format!("candidates[{c}]")).await {
         Ok(s) => s,
         Err(r) => return *r,
     };

@@ -3,7 +3,7 @@
 //! gathered, scores them together ([`Scorer::score`]) and answers each.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,35 @@ pub struct Work {
     pub deadline: Instant,
 }
 
+/// The worker's state as the HTTP side sees it.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// The worker thread is running (false once it has stopped, for whatever reason).
+    pub alive: AtomicBool,
+    /// The server is shutting down: it finishes what it has and takes nothing new.
+    pub draining: AtomicBool,
+    /// A test-only fault: the next batch panics inside the model thread (set through
+    /// [`super::Server::inject_model_panic`]).
+    pub panic_next: AtomicBool,
+}
+
+/// Marks the worker dead when its thread ends, however it ends.
+struct AliveGuard(Arc<Health>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.alive.store(false, Ordering::SeqCst);
+    }
+}
+
+/// The text of a panic's payload.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
 /// The sending side of the queue.
 #[derive(Clone)]
 pub struct Queue {
@@ -42,6 +71,22 @@ pub enum Refused {
 }
 
 impl Queue {
+    /// Whether a new request could be queued now: the queue has a free place and the work
+    /// already ahead would be done within `budget` at the model's recent speed. Checked before
+    /// a request's prompts are built, so a full server spends nothing on it (the request is
+    /// counted as refused when not).
+    pub fn has_room(&self, budget: Duration) -> bool {
+        let m = &self.metrics;
+        let ahead = m.queued_tokens.load(Ordering::Relaxed) + m.busy_tokens.load(Ordering::Relaxed);
+        let full =
+            m.queue_depth.load(Ordering::Relaxed) >= m.queue_capacity.load(Ordering::Relaxed);
+        let room = !full && ahead as f64 * m.seconds_per_token() <= budget.as_secs_f64();
+        if !room {
+            m.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        room
+    }
+
     /// Queues `work` without waiting, unless the queue is full or the model would not reach
     /// it within `budget` at its recent speed (so that an overloaded server answers 503 at
     /// once instead of 504 later).
@@ -74,14 +119,19 @@ impl Queue {
     }
 }
 
-/// The prompt tokens a request costs at most: its user part once, then each candidate's rest.
+/// The prompt tokens a request costs at most: each distinct user part once, then each
+/// candidate's rest.
 fn cost(q: &QueryPrompts) -> i64 {
+    let mut heads: Vec<usize> = q.heads.clone();
+    heads.sort_unstable();
+    heads.dedup();
     let tails: usize = q
         .prompts
         .iter()
-        .map(|p| p.len() - q.prefix.min(p.len()))
+        .zip(&q.heads)
+        .map(|(p, &k)| p.len() - k.min(p.len()))
         .sum();
-    (q.prefix + tails) as i64
+    (heads.iter().sum::<usize>() + tails) as i64
 }
 
 /// Starts the worker thread with a queue of `capacity`; it stops when every [`Queue`] is
@@ -91,15 +141,20 @@ pub fn start(
     capacity: usize,
     (max_batch, max_wait): (usize, Duration),
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
 ) -> std::io::Result<(Queue, std::thread::JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
     metrics
         .queue_capacity
         .store(capacity as i64, Ordering::Relaxed);
     let m = metrics.clone();
+    health.alive.store(true, Ordering::SeqCst);
     let handle = std::thread::Builder::new()
         .name("siren-model".into())
-        .spawn(move || run(scorer, &rx, (max_batch, max_wait), &m))?;
+        .spawn(move || {
+            let _alive = AliveGuard(health.clone());
+            run(scorer, &rx, (max_batch, max_wait), &m, &health);
+        })?;
     Ok((Queue { tx, metrics }, handle))
 }
 
@@ -108,6 +163,7 @@ fn run(
     rx: &Receiver<Work>,
     (max_batch, max_wait): (usize, Duration),
     m: &Metrics,
+    health: &Health,
 ) {
     let take = |w: Work| {
         m.queue_depth.fetch_sub(1, Ordering::Relaxed);
@@ -142,20 +198,30 @@ fn run(
         if live.is_empty() {
             continue;
         }
-        let jobs: Vec<Job<'_>> = live
-            .iter()
-            .map(|w| Job {
-                prompts: &w.prompts.prompts,
-                prefix: w.prompts.prefix,
-            })
-            .collect();
+        let jobs: Vec<Job<'_>> = live.iter().map(|w| Job::from(&w.prompts)).collect();
         let n: usize = jobs.iter().map(|j| j.prompts.len()).sum();
         m.busy_tokens.store(
             live.iter().map(|w| cost(&w.prompts)).sum(),
             Ordering::Relaxed,
         );
         let t = Instant::now();
-        let result = scorer.score(&jobs);
+        // A panic while scoring fails this batch only: its requests get 500, the prefix
+        // cache (which the panic may have left half-updated) is emptied, the worker goes on.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if health.panic_next.swap(false, Ordering::SeqCst) {
+                panic!("injected fault (test trigger)");
+            }
+            scorer.score(&jobs)
+        }))
+        .unwrap_or_else(|p| {
+            m.model_panics.fetch_add(1, Ordering::Relaxed);
+            scorer.clear_cache();
+            let text = panic_text(p.as_ref());
+            tracing::error!("scoring a batch of {n} prompts panicked: {text}; the worker goes on");
+            Err(siren_core::CoreError::Data(format!(
+                "the model panicked: {text}"
+            )))
+        });
         if let Ok((_, report)) = &result {
             m.observe_speed(t.elapsed().as_secs_f64(), report.computed_tokens);
         }
@@ -172,7 +238,9 @@ fn run(
             Err(e) => {
                 tracing::error!("scoring a batch of {n} prompts failed: {e}");
                 for w in live {
-                    let _ = w.reply.send(Err(format!("scoring failed: {e}")));
+                    let _ = w
+                        .reply
+                        .send(Err(format!("internal error: scoring failed: {e}")));
                 }
             }
         }
@@ -188,7 +256,7 @@ mod tests {
         let w = Work {
             prompts: QueryPrompts {
                 prompts: vec![vec![1, 2, 3]],
-                prefix: 2,
+                heads: vec![2],
             },
             reply: tx,
             deadline: Instant::now() + Duration::from_secs(60),
@@ -232,5 +300,10 @@ mod tests {
         ));
         assert!(q.offer(work().0, Duration::from_secs(11)).is_ok());
         assert_eq!(metrics.rejected.load(Ordering::Relaxed), 1);
+        // Admission before any prompt is built: 10 tokens ahead are 10 s of work.
+        metrics.queue_capacity.store(100, Ordering::Relaxed);
+        assert!(!q.has_room(Duration::from_secs(9)));
+        assert!(q.has_room(Duration::from_secs(11)));
+        assert_eq!(metrics.rejected.load(Ordering::Relaxed), 2);
     }
 }

@@ -95,7 +95,7 @@ pub fn load(
     let rt = crate::rating::RatingTokens::new(&tok, 5)?;
     let pad = tok.pad_id();
     let prompter = Prompter::new(config, ds, run, tok, timelines)?;
-    let scorer = Scorer::new(
+    let mut scorer = Scorer::new(
         model,
         device,
         (rt, pad),
@@ -103,5 +103,9 @@ pub fn load(
         max_batch,
         cache_bytes,
     )?;
+    if let Some((c, path)) = crate::stages::eval::model_calibration(config)? {
+        tracing::info!("answer-only distributions calibrated by {}", path.display());
+        scorer.set_calibration(Some(c));
+    }
     Ok((prompter, scorer, method))
 }

@@ -107,6 +107,12 @@ impl PrefixCache {
         Ok(prefix)
     }
 
+    /// Drops every prefix (counters other than the held bytes stay).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.stats.bytes = 0;
+    }
+
     /// The counters.
     pub fn stats(&self) -> CacheStats {
         CacheStats {

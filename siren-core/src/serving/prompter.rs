@@ -24,9 +24,11 @@ struct Placer {
 pub struct QueryPrompts {
     /// One prompt per candidate, each ending with the answer-only suffix.
     pub prompts: Vec<Vec<u32>>,
-    /// Tokens every prompt of the query starts with: the user's part (system message, sketch,
-    /// recent ratings), at least one token short of every prompt.
-    pub prefix: usize,
+    /// For each prompt, the length of its user's part (system message, sketch, recent ratings),
+    /// at least one token short of the prompt. Candidates the user has not rated share one
+    /// user part; a rated candidate has its own (the past before that rating), so prompts of
+    /// one query may differ inside it.
+    pub heads: Vec<usize>,
 }
 
 /// Builds the prompts of queries for a run: the dataset, the users' timelines, the topic model
@@ -173,12 +175,12 @@ impl Prompter {
         let count = |s: &str| self.tok.encode(s, false).map(|v| v.len()).unwrap_or(0);
         let strategy = self.pb.cfg.strategy;
         let mut prompts = Vec::with_capacity(cands.len());
-        let mut prefix = usize::MAX;
+        let mut heads = Vec::with_capacity(cands.len());
         // The tokens of the text before the candidate, reused while it stays the same.
         let mut head: Option<(String, Vec<u32>)> = None;
         let mut add = |p: Prompt, candidate: &str| -> Result<()> {
             let (tokens, k) = self.tokenize(&p, candidate, &mut head)?;
-            prefix = prefix.min(k);
+            heads.push(k);
             prompts.push(tokens);
             Ok(())
         };
@@ -224,7 +226,7 @@ impl Prompter {
                 }
             }
         }
-        Ok(QueryPrompts { prompts, prefix })
+        Ok(QueryPrompts { prompts, heads })
     }
 
     /// The sketch of a known user's `past`.

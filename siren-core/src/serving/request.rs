@@ -40,6 +40,44 @@ pub struct Limits {
     pub max_history: usize,
 }
 
+/// Most characters of a new item's title (a longer text is not a title, and it would crowd the
+/// user's part out of the model's context).
+pub const MAX_TITLE_CHARS: usize = 300;
+/// Most genres of a new item.
+pub const MAX_GENRES: usize = 16;
+/// Most characters of one genre.
+pub const MAX_GENRE_CHARS: usize = 64;
+
+/// Checks a new item's title and genres against the text limits.
+fn check_text(title: &str, genres: &[String], field: &str) -> Result<(), FieldError> {
+    if title.trim().is_empty() {
+        return Err(FieldError::new(format!("{field}.title"), "is empty"));
+    }
+    let n = title.chars().count();
+    if n > MAX_TITLE_CHARS {
+        return Err(FieldError::new(
+            format!("{field}.title"),
+            format!("{n} characters; at most {MAX_TITLE_CHARS}"),
+        ));
+    }
+    if genres.len() > MAX_GENRES {
+        return Err(FieldError::new(
+            format!("{field}.genres"),
+            format!("{} genres; at most {MAX_GENRES}", genres.len()),
+        ));
+    }
+    for (g, genre) in genres.iter().enumerate() {
+        let n = genre.chars().count();
+        if n > MAX_GENRE_CHARS {
+            return Err(FieldError::new(
+                format!("{field}.genres[{g}]"),
+                format!("{n} characters; at most {MAX_GENRE_CHARS}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A ranking request: the query and how many of its candidates to return.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RankRequest {
@@ -75,9 +113,7 @@ fn new_item(v: &Value, field: &str) -> Result<NewItem, FieldError> {
             format!("expected {{\"title\": string, \"genres\": [string]}}: {e}"),
         )
     })?;
-    if it.title.trim().is_empty() {
-        return Err(FieldError::new(format!("{field}.title"), "is empty"));
-    }
+    check_text(&it.title, &it.genres, field)?;
     Ok(it)
 }
 
@@ -141,9 +177,7 @@ fn subject(
                         format!("{} is outside 1 to 5", r.rating),
                     ));
                 }
-                if r.title.trim().is_empty() {
-                    return Err(FieldError::new(format!("{f}.title"), "is empty"));
-                }
+                check_text(&r.title, &r.genres, &f)?;
                 out.push(r);
             }
             Ok(Subject::New(out))
@@ -154,7 +188,11 @@ fn subject(
 fn no_other_fields(m: &serde_json::Map<String, Value>, allowed: &[&str]) -> Result<(), FieldError> {
     match m.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(k) => Err(FieldError::new(
-            k.as_str(),
+            if k.is_empty() {
+                "(empty key)"
+            } else {
+                k.as_str()
+            },
             format!("unknown field; expected {}", allowed.join(", ")),
         )),
         None => Ok(()),
@@ -366,5 +404,147 @@ mod tests {
         ] {
             assert_eq!(field(rank_request(&d, &body, L)), f, "{body}");
         }
+    }
+
+    /// A random JSON value shaped like a request half the time (known keys, values of every
+    /// type, text of every length, nested arrays and objects), anything the other half.
+    fn random_value(rng: &mut rand::rngs::StdRng, depth: u32) -> Value {
+        use rand::Rng;
+        let text = |rng: &mut rand::rngs::StdRng| -> String {
+            let n = [0, 1, 3, 12, 70, 301, 2000][rng.random_range(0..7)];
+            let pool = [
+                'a',
+                'Z',
+                ' ',
+                '7',
+                'é',
+                '\u{0}',
+                '"',
+                '{',
+                '漢',
+                '\u{1F600}',
+            ];
+            (0..n)
+                .map(|_| pool[rng.random_range(0..pool.len())])
+                .collect()
+        };
+        let keys = [
+            "user",
+            "item",
+            "history",
+            "candidate",
+            "candidates",
+            "k",
+            "title",
+            "genres",
+            "rating",
+            "extra",
+        ];
+        match rng.random_range(0..if depth > 3 { 6 } else { 9 }) {
+            0 => Value::Null,
+            1 => Value::Bool(rng.random()),
+            2 => json!(rng.random_range(-10i64..12)),
+            3 => json!([1e300, -0.5, 2.5, 4.0, f64::MAX, 3.0][rng.random_range(0..6)]),
+            4 => json!(["u1", "i1", "7", "nope", ""][rng.random_range(0..5)]),
+            5 => Value::String(text(rng)),
+            6 | 7 => {
+                let n = rng.random_range(0..5);
+                Value::Object(
+                    (0..n)
+                        .map(|_| {
+                            let k = if rng.random_range(0..5) == 0 {
+                                text(rng)
+                            } else {
+                                keys[rng.random_range(0..keys.len())].to_string()
+                            };
+                            (k, random_value(rng, depth + 1))
+                        })
+                        .collect(),
+                )
+            }
+            _ => {
+                let n = rng.random_range(0..6);
+                Value::Array((0..n).map(|_| random_value(rng, depth + 1)).collect())
+            }
+        }
+    }
+
+    #[test]
+    fn thousands_of_generated_requests_never_panic_and_every_error_names_its_field() {
+        use rand::SeedableRng;
+        let d = ds();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let (mut ok, mut refused) = (0, 0);
+        use rand::Rng;
+        let valid = [
+            json!({"user": "u1", "item": "i1"}),
+            json!({"user": "u1", "candidate": {"title": "A", "genres": ["Drama"]}}),
+            json!({"history": [{"title": "A", "genres": ["Drama"], "rating": 4}], "item": 7}),
+            json!({"user": "u1", "candidates": ["i1", "7"], "k": 1}),
+            json!({"history": [{"title": "B", "rating": 2}], "candidates": [{"title": "C"}]}),
+        ];
+        for n in 0..20_000 {
+            // A third: a valid request with one field replaced by anything, or left as it is.
+            let v = if n % 3 == 0 {
+                let mut v = valid[rng.random_range(0..valid.len())].clone();
+                if rng.random_range(0..4) > 0 {
+                    let keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+                    let k = keys[rng.random_range(0..keys.len())].clone();
+                    v[k] = random_value(&mut rng, 1);
+                }
+                v
+            } else {
+                random_value(&mut rng, 0)
+            };
+            for (route, r) in [
+                ("predict", predict_request(&d, &v, L).map(|_| ())),
+                ("rank", rank_request(&d, &v, L).map(|_| ())),
+            ] {
+                match r {
+                    Ok(()) => ok += 1,
+                    Err(e) => {
+                        refused += 1;
+                        assert!(
+                            !e.field.is_empty() && !e.message.is_empty(),
+                            "{n} {route}: {e:?} for {v}"
+                        );
+                        // The field is the body, a key of the body, or the path into one.
+                        let root = e.field.split(['[', '.']).next().unwrap_or("");
+                        let named = e.field == "(body)"
+                            || (e.field == "(empty key)" && v.get("").is_some())
+                            || v.get(&e.field).is_some()
+                            || v.get(root).is_some()
+                            || ["user", "item", "candidates"].contains(&root);
+                        assert!(named, "{n} {route}: field `{}` for {v}", e.field);
+                    }
+                }
+            }
+        }
+        assert!(refused > 1000 && ok > 0, "ok {ok}, refused {refused}");
+    }
+
+    #[test]
+    fn text_over_the_limits_is_refused_naming_the_field() {
+        let d = ds();
+        let long = "x".repeat(MAX_TITLE_CHARS + 1);
+        let e = predict_request(&d, &json!({"user": "u1", "candidate": {"title": long}}), L)
+            .unwrap_err();
+        assert_eq!(e.field, "candidate.title");
+        let genres: Vec<String> = (0..=MAX_GENRES).map(|g| g.to_string()).collect();
+        let e = rank_request(
+            &d,
+            &json!({"user": "u1", "candidates": ["i1", {"title": "A", "genres": genres}]}),
+            L,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "candidates[1].genres");
+        let e = predict_request(
+            &d,
+            &json!({"history": [{"title": "A", "genres": ["g".repeat(65)], "rating": 3}],
+                    "item": "i1"}),
+            L,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "history[0].genres[0]");
     }
 }

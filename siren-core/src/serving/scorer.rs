@@ -10,14 +10,24 @@ use crate::rating::{AnswerScores, RatingTokens, answer_scores};
 
 use super::{CacheStats, PrefixCache};
 
-/// The prompts of one query and the length of the part they share (see
+/// The prompts of one query and the length of each one's user part (see
 /// [`super::QueryPrompts`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Job<'a> {
     /// One prompt per candidate.
     pub prompts: &'a [Vec<u32>],
-    /// Tokens every prompt starts with (the user's part).
-    pub prefix: usize,
+    /// For each prompt, the tokens of its user's part: the prompt runs on a prefix made of
+    /// exactly its own first `heads[c]` tokens.
+    pub heads: &'a [usize],
+}
+
+impl<'a> From<&'a super::QueryPrompts> for Job<'a> {
+    fn from(q: &'a super::QueryPrompts) -> Self {
+        Self {
+            prompts: &q.prompts,
+            heads: &q.heads,
+        }
+    }
 }
 
 /// What scoring one batch did.
@@ -76,6 +86,7 @@ pub struct Scorer {
     system: Prefix,
     cache: PrefixCache,
     seen: Seen,
+    calibration: Option<crate::calibration::Calibration>,
 }
 
 impl Scorer {
@@ -103,6 +114,7 @@ impl Scorer {
                 set: HashSet::new(),
                 cap: 4096,
             },
+            calibration: None,
         })
     }
 
@@ -116,6 +128,29 @@ impl Scorer {
         self.cache.stats()
     }
 
+    /// Applies `calibration` to every distribution scored from now on (`None`: the raw ones).
+    pub fn set_calibration(&mut self, calibration: Option<crate::calibration::Calibration>) {
+        self.calibration = calibration;
+    }
+
+    /// `model` when a calibration is applied, else `none`.
+    pub fn calibration_label(&self) -> &'static str {
+        crate::stages::eval::calibration_label(self.calibration.as_ref())
+    }
+
+    /// Forgets every cached prefix and every user seen (after a failure that may have left
+    /// them half-updated).
+    pub fn clear_cache(&mut self) {
+        self.cache.clear();
+        self.seen.order.clear();
+        self.seen.set.clear();
+    }
+
+    /// The most tokens a prompt may have: the model's context.
+    pub fn max_tokens(&self) -> usize {
+        self.model.spec.max_position_embeddings
+    }
+
     /// Scores every prompt of `jobs` (answer-only: the distribution over the ratings), in order.
     pub fn score(&mut self, jobs: &[Job<'_>]) -> Result<(Vec<Vec<AnswerScores>>, BatchReport)> {
         let mut report = BatchReport {
@@ -126,48 +161,56 @@ impl Scorer {
         };
         let mut out: Vec<Vec<Option<AnswerScores>>> =
             jobs.iter().map(|j| vec![None; j.prompts.len()]).collect();
-        // Jobs by their user's part of the prompt.
-        let mut groups: HashMap<Vec<u32>, Vec<usize>> = HashMap::new();
+        // Prompts by their user's part: each prompt runs on a prefix of its own tokens, so
+        // candidates with different pasts never share one.
+        let mut groups: HashMap<&[u32], Vec<(usize, usize)>> = HashMap::new();
         let mut order = Vec::new();
         for (j, job) in jobs.iter().enumerate() {
-            if job.prompts.is_empty() {
-                continue;
+            if job.heads.len() != job.prompts.len() {
+                return Err(crate::CoreError::Data(format!(
+                    "query {j}: {} user-part lengths for {} prompts",
+                    job.heads.len(),
+                    job.prompts.len()
+                )));
             }
-            let head = job.prompts[0][..job.prefix].to_vec();
-            let g = groups.entry(head.clone()).or_default();
-            if g.is_empty() {
-                order.push(head);
+            for (c, (p, &k)) in job.prompts.iter().zip(job.heads).enumerate() {
+                if k >= p.len() {
+                    return Err(crate::CoreError::Data(format!(
+                        "query {j}, prompt {c}: a user part of {k} tokens leaves nothing of a \
+                         {}-token prompt to score",
+                        p.len()
+                    )));
+                }
+                let g = groups.entry(&p[..k]).or_default();
+                if g.is_empty() {
+                    order.push(&p[..k]);
+                }
+                g.push((j, c));
             }
-            g.push(j);
         }
         let sys_len = self.system.tokens().len();
         let mut singles: Vec<(usize, usize)> = Vec::new();
         for head in order {
-            let members = &groups[&head];
-            let n: usize = members.iter().map(|&j| jobs[j].prompts.len()).sum();
-            let key = PrefixCache::key(&head);
-            let cached = self.cache.contains(&head);
+            let members = &groups[head];
+            let key = PrefixCache::key(head);
+            let cached = self.cache.contains(head);
             let seen = self.seen.visit(key);
-            if head.len() <= sys_len || !(cached || seen || n > 1) {
-                singles.extend(members.iter().map(|&j| (j, 0)));
+            if head.len() <= sys_len || !(cached || seen || members.len() > 1) {
+                singles.extend_from_slice(members);
                 continue;
             }
             let (model, device) = (&self.model, &self.device);
             let mut computed = 0;
             let prefix = self.cache.get_or_insert_with(
-                &head,
+                head,
                 |p| p.cache_bytes(model),
                 || {
                     computed = head.len();
-                    Prefix::new(model, &head, device)
+                    Prefix::new(model, head, device)
                 },
             )?;
             report.computed_tokens += computed;
-            let items: Vec<(usize, usize)> = members
-                .iter()
-                .flat_map(|&j| (0..jobs[j].prompts.len()).map(move |c| (j, c)))
-                .collect();
-            self.run(&prefix, jobs, &items, &mut out, &mut report)?;
+            self.run(&prefix, jobs, members, &mut out, &mut report)?;
         }
         // Single prompts of new users: together, on the prefix all prompts share.
         let items: Vec<(usize, usize)> = singles;
@@ -181,11 +224,16 @@ impl Scorer {
             let empty = Prefix::new(&self.model, &[], &self.device)?;
             self.run(&empty, jobs, &alone, &mut out, &mut report)?;
         }
-        let scores = out
+        let mut scores = out
             .into_iter()
             .map(|v| v.into_iter().collect::<Option<Vec<_>>>())
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| crate::CoreError::Data("a prompt was left unscored".into()))?;
+        if let Some(c) = &self.calibration {
+            for s in scores.iter_mut().flatten() {
+                s.probs = c.apply(&s.probs);
+            }
+        }
         Ok((scores, report))
     }
 

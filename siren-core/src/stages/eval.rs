@@ -49,6 +49,26 @@ pub enum Weights {
     Adapter(PathBuf),
 }
 
+/// The calibration `config` applies to answer-only distributions and the file it came from:
+/// `[model] calibration`, unless `[eval] calibration = "none"`.
+pub fn model_calibration(
+    config: &RunConfig,
+) -> Result<Option<(crate::calibration::Calibration, PathBuf)>> {
+    if config.eval.calibration == Some(crate::config::CalibrationUse::None) {
+        return Ok(None);
+    }
+    let Some(path) = config.model.as_ref().and_then(|m| m.calibration.clone()) else {
+        return Ok(None);
+    };
+    let c = crate::calibration::Calibration::read(&path, 5)?;
+    Ok(Some((c, path)))
+}
+
+/// What a prediction's `calibration` field says: `model` or `none`.
+pub fn calibration_label(c: Option<&crate::calibration::Calibration>) -> &'static str {
+    if c.is_some() { "model" } else { "none" }
+}
+
 /// The concrete weights `weights` means for this run (`Auto` resolved: stage 2's if the run
 /// has them, else stage 1's, else the base model) and the files that hold them.
 pub fn resolve_weights(
@@ -148,7 +168,9 @@ fn cache_key(config: &RunConfig, which: &Weights, files: &[PathBuf], modes: Mode
     })
     .to_string();
     let mut bytes = Vec::new();
-    for f in files {
+    // The weights' files, and the model's calibration file (its rows are in the cache too).
+    let cal = config.model.as_ref().and_then(|m| m.calibration.as_ref());
+    for f in files.iter().chain(cal) {
         bytes.push(std::fs::read(f).map_err(|e| CoreError::io(f, e))?);
     }
     let mut parts: Vec<&[u8]> = vec![settings.as_bytes()];
@@ -351,13 +373,26 @@ pub fn run(
         llm_rows.extend(dist_rows);
     }
     if modes.ao {
+        // The cross-fit fits on the evaluated rows' labels: only on the split a model is tuned
+        // on, never on test (where the model's own calibration is the calibrated row).
+        let on_test = config.eval.split == crate::data::SplitName::Test;
+        if config.eval.calibrate && on_test {
+            tracing::warn!(
+                "[eval] calibrate: no cross-fitted rows on the test split (they would fit on its \
+                 labels); the model's calibration (`[model] calibration`) gives the calibrated rows"
+            );
+        }
+        let model_cal = model_calibration(config)?;
         llm_rows.extend(answer_only(
             &model,
             &tok,
             &examples,
             &truth,
             (batch, config.eval.decoder, mean),
-            config.eval.calibrate.then_some(config.seed),
+            (
+                (config.eval.calibrate && !on_test).then_some(config.seed),
+                model_cal.as_ref(),
+            ),
             &device,
             &label,
             &method,
@@ -473,7 +508,10 @@ fn answer_only(
     examples: &[Example],
     truth: &[f32],
     (batch, main, fallback): (usize, crate::rating::RatingDecoder, f32),
-    calibrate: Option<u64>,
+    (calibrate, model_cal): (
+        Option<u64>,
+        Option<&(crate::calibration::Calibration, PathBuf)>,
+    ),
     device: &burn::tensor::Device,
     label: &str,
     method: &str,
@@ -575,12 +613,36 @@ fn answer_only(
             let pred: Vec<f32> = cal.iter().map(|p| dec.decode(p, &rt.values)).collect();
             let mut r = MethodResult::evaluate(&name, &pred, truth)?;
             common(&mut r, dec.as_str());
-            r.extra
-                .insert("calibration".into(), serde_json::json!("cross-fit"));
+            r.extra.insert(
+                "calibration".into(),
+                serde_json::json!("cross-fit on the evaluated rows (transductive)"),
+            );
             tracing::info!(
                 "{name}: MAE {:.4} RMSE {:.4} (calibrated by cross-fitting on the evaluated rows)",
                 r.mae,
                 r.rmse
+            );
+            rows.push(r);
+        }
+    }
+    // The model's own calibration (fitted where the model was tuned, never on these rows'
+    // labels unless these rows are that split).
+    if let Some((c, path)) = model_cal {
+        let cal: Vec<Vec<f32>> = scores.iter().map(|s| c.apply(&s.probs)).collect();
+        for dec in RatingDecoder::ALL {
+            let name = format!("{method}-ao-modelcal-{}", dec.as_str());
+            let pred: Vec<f32> = cal.iter().map(|p| dec.decode(p, &rt.values)).collect();
+            let mut r = MethodResult::evaluate(&name, &pred, truth)?;
+            common(&mut r, dec.as_str());
+            r.extra.insert(
+                "calibration".into(),
+                serde_json::json!(format!("model ({})", path.display())),
+            );
+            tracing::info!(
+                "{name}: MAE {:.4} RMSE {:.4} (the model's calibration, {})",
+                r.mae,
+                r.rmse,
+                path.display()
             );
             rows.push(r);
         }

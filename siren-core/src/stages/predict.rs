@@ -162,9 +162,16 @@ pub fn run(
         stats.shared_groups,
         100.0 * stats.computed_tokens as f64 / stats.total_tokens.max(1) as f64
     );
+    let calibration = super::eval::model_calibration(config)?;
+    if let Some((_, path)) = &calibration {
+        tracing::info!("distributions calibrated by {}", path.display());
+    }
+    let calibration = calibration.map(|c| c.0);
+    let cal_label = super::eval::calibration_label(calibration.as_ref());
     let mut out = String::new();
     for (&(user, item), sc) in pairs.iter().zip(&scores) {
-        let d = &sc.probs;
+        let calibrated = calibration.as_ref().map(|c| c.apply(&sc.probs));
+        let d = calibrated.as_ref().unwrap_or(&sc.probs);
         let dec = |r: RatingDecoder| r.decode(d, &rt.values);
         out.push_str(
             &serde_json::json!({
@@ -176,6 +183,7 @@ pub fn run(
                 "median": dec(RatingDecoder::Median),
                 "greedy": sc.greedy,
                 "probs": d,
+                "calibration": cal_label,
             })
             .to_string(),
         );

@@ -195,10 +195,7 @@ pub fn rank_file(
     for (v, r) in &requests {
         let t = Instant::now();
         let q = prompter.prompts(&r.query)?;
-        let (scores, _) = scorer.score(&[Job {
-            prompts: &q.prompts,
-            prefix: q.prefix,
-        }])?;
+        let (scores, _) = scorer.score(&[Job::from(&q)])?;
         let order = by_expected(&scores[0], scorer.values());
         let ranked: Vec<serde_json::Value> = order[..r.k]
             .iter()
@@ -207,6 +204,7 @@ pub fn rank_file(
         let mut row = serde_json::json!({
             "ranked": ranked,
             "latency_ms": t.elapsed().as_secs_f64() * 1e3,
+            "calibration": scorer.calibration_label(),
         });
         if let Some(u) = v.get("user") {
             row["user"] = u.clone();
@@ -309,10 +307,7 @@ pub fn evaluate(
             subject: Subject::Known(x.user),
             candidates: items.iter().map(|&i| Candidate::Known(i)).collect(),
         })?;
-        let (scores, _) = scorer.score(&[Job {
-            prompts: &q.prompts,
-            prefix: q.prefix,
-        }])?;
+        let (scores, _) = scorer.score(&[Job::from(&q)])?;
         latency += t.elapsed().as_secs_f64();
         prompts_scored += items.len();
         let scores = &scores[0];
