@@ -651,6 +651,19 @@ fn the_models_calibration_is_applied_everywhere_and_never_fitted_on_test() {
     assert_eq!(p["calibration"], "none");
     assert!(close(&probs(&p), &probs(&raw)));
 
+    // A trained run's own fit (`eval/<method>-calibration.json`, written by `siren eval` with
+    // `calibrate` on valid) is its model's calibration when `[model] calibration` is unset.
+    let eval_dir = tmp.path().join("runs/tiny/eval");
+    std::fs::create_dir_all(&eval_dir).unwrap();
+    std::fs::copy(&cal_path, eval_dir.join("base-calibration.json")).unwrap();
+    let own = served(&[]);
+    assert_eq!(own["calibration"], "model");
+    assert!(
+        close(&probs(&own), &probs(&calibrated)),
+        "{own} vs {calibrated}"
+    );
+    std::fs::remove_file(eval_dir.join("base-calibration.json")).unwrap();
+
     // `siren eval` on the test split: the model's calibration rows, no cross-fit on test labels.
     siren_cli::run_args([
         "siren",

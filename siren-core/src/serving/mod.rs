@@ -103,7 +103,7 @@ pub fn load(
         max_batch,
         cache_bytes,
     )?;
-    if let Some((c, path)) = crate::stages::eval::model_calibration(config)? {
+    if let Some((c, path)) = crate::stages::eval::model_calibration(config, Some((run, &method)))? {
         tracing::info!("answer-only distributions calibrated by {}", path.display());
         scorer.set_calibration(Some(c));
     }

@@ -49,16 +49,33 @@ pub enum Weights {
     Adapter(PathBuf),
 }
 
-/// The calibration `config` applies to answer-only distributions and the file it came from:
-/// `[model] calibration`, unless `[eval] calibration = "none"`.
+/// The calibration `config` applies to answer-only distributions and the file it came from,
+/// unless `[eval] calibration = "none"`: `[model] calibration`; else, given the run and the
+/// method of the weights in use (`trained`), the fit on all rows that the run's own evaluation
+/// wrote (`<eval folder>/<method>-calibration.json`, `[eval] calibrate` on valid), so that a
+/// trained model's predictions carry the calibration fitted when it was evaluated. `siren eval`
+/// passes no `trained`: its calibrated rows never depend on a file an evaluation writes.
 pub fn model_calibration(
     config: &RunConfig,
+    trained: Option<(&RunDir, &str)>,
 ) -> Result<Option<(crate::calibration::Calibration, PathBuf)>> {
     if config.eval.calibration == Some(crate::config::CalibrationUse::None) {
         return Ok(None);
     }
-    let Some(path) = config.model.as_ref().and_then(|m| m.calibration.clone()) else {
-        return Ok(None);
+    let path = match config.model.as_ref().and_then(|m| m.calibration.clone()) {
+        Some(p) => p,
+        None => match trained {
+            Some((run, method)) => {
+                let p = run
+                    .file(config.eval.folder())
+                    .join(format!("{method}-calibration.json"));
+                if !p.is_file() {
+                    return Ok(None);
+                }
+                p
+            }
+            None => return Ok(None),
+        },
     };
     let c = crate::calibration::Calibration::read(&path, 5)?;
     Ok(Some((c, path)))
@@ -382,7 +399,7 @@ pub fn run(
                  labels); the model's calibration (`[model] calibration`) gives the calibrated rows"
             );
         }
-        let model_cal = model_calibration(config)?;
+        let model_cal = model_calibration(config, None)?;
         llm_rows.extend(answer_only(
             &model,
             &tok,

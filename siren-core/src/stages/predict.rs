@@ -162,7 +162,7 @@ pub fn run(
         stats.shared_groups,
         100.0 * stats.computed_tokens as f64 / stats.total_tokens.max(1) as f64
     );
-    let calibration = super::eval::model_calibration(config)?;
+    let calibration = super::eval::model_calibration(config, Some((run, &method)))?;
     if let Some((_, path)) = &calibration {
         tracing::info!("distributions calibrated by {}", path.display());
     }
