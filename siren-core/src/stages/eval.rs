@@ -604,6 +604,24 @@ fn answer_only(
         );
         rows.push(r);
     }
+    // The rows `<method>-ao-<tag>-<decoder>` of calibrated distributions `cal`.
+    let calibrated = |cal: &[Vec<f32>], tag: &str, how: &str| -> Result<Vec<MethodResult>> {
+        let mut out = Vec::new();
+        for dec in RatingDecoder::ALL {
+            let name = format!("{method}-ao-{tag}-{}", dec.as_str());
+            let pred: Vec<f32> = cal.iter().map(|p| dec.decode(p, &rt.values)).collect();
+            let mut r = MethodResult::evaluate(&name, &pred, truth)?;
+            common(&mut r, dec.as_str());
+            r.extra.insert("calibration".into(), serde_json::json!(how));
+            tracing::info!(
+                "{name}: MAE {:.4} RMSE {:.4} (calibration: {how})",
+                r.mae,
+                r.rmse
+            );
+            out.push(r);
+        }
+        Ok(out)
+    };
     // Cross-fitted calibration for a label shift: each half scored by the other half's fit.
     if let Some(seed) = calibrate {
         let probs: Vec<Vec<f32>> = scores.iter().map(|s| s.probs.clone()).collect();
@@ -625,44 +643,21 @@ fn answer_only(
             }))
             .map_err(|e| CoreError::Numeric(e.to_string()))?,
         )?;
-        for dec in RatingDecoder::ALL {
-            let name = format!("{method}-ao-cal-{}", dec.as_str());
-            let pred: Vec<f32> = cal.iter().map(|p| dec.decode(p, &rt.values)).collect();
-            let mut r = MethodResult::evaluate(&name, &pred, truth)?;
-            common(&mut r, dec.as_str());
-            r.extra.insert(
-                "calibration".into(),
-                serde_json::json!("cross-fit on the evaluated rows (transductive)"),
-            );
-            tracing::info!(
-                "{name}: MAE {:.4} RMSE {:.4} (calibrated by cross-fitting on the evaluated rows)",
-                r.mae,
-                r.rmse
-            );
-            rows.push(r);
-        }
+        rows.extend(calibrated(
+            &cal,
+            "cal",
+            "cross-fit on the evaluated rows (transductive)",
+        )?);
     }
     // The model's own calibration (fitted where the model was tuned, never on these rows'
     // labels unless these rows are that split).
     if let Some((c, path)) = model_cal {
         let cal: Vec<Vec<f32>> = scores.iter().map(|s| c.apply(&s.probs)).collect();
-        for dec in RatingDecoder::ALL {
-            let name = format!("{method}-ao-modelcal-{}", dec.as_str());
-            let pred: Vec<f32> = cal.iter().map(|p| dec.decode(p, &rt.values)).collect();
-            let mut r = MethodResult::evaluate(&name, &pred, truth)?;
-            common(&mut r, dec.as_str());
-            r.extra.insert(
-                "calibration".into(),
-                serde_json::json!(format!("model ({})", path.display())),
-            );
-            tracing::info!(
-                "{name}: MAE {:.4} RMSE {:.4} (the model's calibration, {})",
-                r.mae,
-                r.rmse,
-                path.display()
-            );
-            rows.push(r);
-        }
+        rows.extend(calibrated(
+            &cal,
+            "modelcal",
+            &format!("the model's ({})", path.display()),
+        )?);
     }
     // The strict row: the greedy token itself, the mean training rating when it is no rating.
     let parsed = scores.iter().filter(|s| s.greedy.is_some()).count();
