@@ -192,3 +192,55 @@ pub fn run(
     crate::files::write_atomic(output, out.as_bytes())?;
     Ok(pairs.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn generated_pair_files_never_panic_and_errors_name_file_and_line() {
+        let mut ds = Dataset::new("t");
+        ds.intern_user("u1");
+        ds.intern_item("i1");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pairs.jsonl");
+        let pool = [
+            r#"{"user": "u1", "item": "i1"}"#,
+            r#"{"user": 1, "item": "i1"}"#,
+            r#"{"user": "u1"}"#,
+            r#"{"user": "nobody", "item": "i1"}"#,
+            r#"{"user": "u1", "item": ["i1"]}"#,
+            r#"{"user": null, "item": "i1"}"#,
+            r#"["u1", "i1"]"#,
+            r#"{"user": "u1", "item": "i1""#,
+            "",
+            "   ",
+            "\u{0}",
+            "😀",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let (mut ok, mut refused) = (0, 0);
+        for _ in 0..2_000 {
+            let n = rng.random_range(0..6);
+            let lines: Vec<&str> = (0..n)
+                .map(|_| pool[rng.random_range(0..pool.len())])
+                .collect();
+            std::fs::write(&path, lines.join("\n")).unwrap();
+            match read_pairs(&ds, &path) {
+                Ok(p) => {
+                    ok += 1;
+                    assert!(!p.is_empty());
+                }
+                Err(e) => {
+                    refused += 1;
+                    let msg = e.to_string();
+                    // A line's error names a line that exists; a file without pairs says so.
+                    let named = (1..=n).any(|k| msg.contains(&format!("pairs.jsonl:{k}:")));
+                    assert!(named || msg.contains("pairs.jsonl: no pairs"), "{msg}");
+                }
+            }
+        }
+        assert!(ok > 20 && refused > 500, "ok {ok}, refused {refused}");
+    }
+}

@@ -312,4 +312,90 @@ mod tests {
         );
         assert_eq!(fill_timestamps(&[None, None]), vec![0, 0]);
     }
+
+    /// A line for a targets or history file: a valid row, a valid row with one field replaced
+    /// by a value of another type or range, JSON that is not an object, or broken text.
+    fn random_line(rng: &mut rand::rngs::StdRng) -> String {
+        use rand::Rng;
+        let target = serde_json::json!({"user_id": "u1", "parent_asin": "i1",
+            "timestamp": 1_700_000_000i64, "label": 4.0, "target": "Heat, Movies|Crime"});
+        let history = serde_json::json!({"user_id": "u1", "history_asins": ["i1", "i2"],
+            "history_ratings": [4.0, 2.0], "history": "A, Movies, 4.0\nB, Movies, 2.0"});
+        let odd = [
+            serde_json::json!(null),
+            serde_json::json!(-3),
+            serde_json::json!(9.5),
+            serde_json::json!(f64::MAX),
+            serde_json::json!("4"),
+            serde_json::json!("x"),
+            serde_json::json!([1, "a", null]),
+            serde_json::json!({"a": 1}),
+            serde_json::json!(""),
+            serde_json::json!(["i1"]),
+        ];
+        match rng.random_range(0..6) {
+            0 | 1 => {
+                let mut v = if rng.random() { target } else { history };
+                let keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+                let k = &keys[rng.random_range(0..keys.len())];
+                match rng.random_range(0..3) {
+                    0 => v[k] = odd[rng.random_range(0..odd.len())].clone(),
+                    1 => {
+                        v.as_object_mut().unwrap().remove(k);
+                    }
+                    _ => {}
+                }
+                v.to_string()
+            }
+            2 => odd[rng.random_range(0..odd.len())].to_string(),
+            3 => {
+                let v = if rng.random() { target } else { history }.to_string();
+                v[..rng.random_range(0..v.len())].to_string()
+            }
+            4 => "{\"user_id\": \"u\u{0}\", \"label\": 1e999}".to_string(),
+            _ => String::new(),
+        }
+    }
+
+    #[test]
+    fn thousands_of_generated_lines_never_panic_and_errors_name_file_and_line() {
+        use rand::SeedableRng;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.jsonl");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let (mut errors, mut skipped) = (0, 0);
+        for _ in 0..300 {
+            let lines: Vec<String> = (0..12).map(|_| random_line(&mut rng)).collect();
+            std::fs::write(&path, lines.join("\n")).unwrap();
+            for read in [0, 1] {
+                let mut bad = BadRows::new(OnBadRow::Error);
+                let r = if read == 0 {
+                    read_targets(&path, &mut bad).map(|_| ())
+                } else {
+                    read_history(&path, &mut bad).map(|_| ())
+                };
+                if let Err(e) = r {
+                    errors += 1;
+                    let msg = e.to_string();
+                    let crate::CoreError::Parse { line, .. } = e else {
+                        panic!("not a parse error naming a line: {msg}");
+                    };
+                    assert!((1..=lines.len()).contains(&line), "{msg}");
+                    assert!(msg.contains("rows.jsonl"), "{msg}");
+                }
+                let mut skip = BadRows::new(OnBadRow::Skip);
+                let ok = if read == 0 {
+                    read_targets(&path, &mut skip).map(|v| v.len())
+                } else {
+                    read_history(&path, &mut skip).map(|v| v.len())
+                };
+                assert!(ok.is_ok(), "skipping bad rows must not fail: {ok:?}");
+                skipped += skip.skipped();
+            }
+        }
+        assert!(
+            errors > 100 && skipped > 100,
+            "errors {errors}, skipped {skipped}"
+        );
+    }
 }
