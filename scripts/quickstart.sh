@@ -32,12 +32,12 @@ python3 - <<'PY'
 import json
 m = json.load(open("runs/shipped-movies/metrics.json"))
 rows = [r for r in m["results"]]
-print(f"{'method':<30} {'MAE':>7} {'RMSE':>7}  decoder")
+print(f"{'method':<36} {'MAE':>7} {'RMSE':>7}  decoder")
 for r in rows:
     dec = r.get("decoder", "")
     if r.get("calibration"):
-        dec += ", calibrated by cross-fitting"
-    print(f"{r['method']:<30} {r['mae']:>7.4f} {r['rmse']:>7.4f}  {dec}")
+        dec += ", calibration: " + r["calibration"]
+    print(f"{r['method']:<36} {r['mae']:>7.4f} {r['rmse']:>7.4f}  {dec}")
 PY
 end=$(date +%s)
 echo "quickstart finished in $(( end - start )) s ($(( end - built )) s after the build); reports in runs/shipped-movies/ and runs/quickstart/"
