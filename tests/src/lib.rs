@@ -40,6 +40,14 @@ pub fn asset_present(path: &Path) -> bool {
     false
 }
 
+/// The `method` of every row of a `metrics.json` value, in order.
+pub fn method_names(metrics: &serde_json::Value) -> Vec<&str> {
+    metrics["results"]
+        .as_array()
+        .map(|rows| rows.iter().filter_map(|r| r["method"].as_str()).collect())
+        .unwrap_or_default()
+}
+
 /// A small MovieLens-format dataset: 30 users × 12 items.
 pub fn small_movielens(dir: &Path) -> (PathBuf, PathBuf) {
     let inter = dir.join("s.inter");

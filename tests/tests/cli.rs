@@ -48,12 +48,7 @@ fn baselines_write_metrics_predictions_and_run_metadata() {
     let m = metrics(&runs, "quickstart");
     assert_eq!(m["split"], "valid");
     assert_eq!(m["n"], 30);
-    let methods: Vec<&str> = m["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["method"].as_str().unwrap())
-        .collect();
+    let methods = siren_tests::method_names(&m);
     assert_eq!(methods, ["global-mean", "user-avg", "item-avg", "mf"]);
     for r in m["results"].as_array().unwrap() {
         let (mae, rmse) = (r["mae"].as_f64().unwrap(), r["rmse"].as_f64().unwrap());

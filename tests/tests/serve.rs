@@ -684,12 +684,7 @@ fn the_models_calibration_is_applied_everywhere_and_never_fitted_on_test() {
         &std::fs::read_to_string(tmp.path().join("runs/tiny/metrics.json")).unwrap(),
     )
     .unwrap();
-    let methods: Vec<&str> = m["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["method"].as_str().unwrap())
-        .collect();
+    let methods = siren_tests::method_names(&m);
     assert_eq!(m["split"], "test");
     assert!(
         methods.iter().any(|x| x.ends_with("-ao-modelcal-expected")),
