@@ -340,6 +340,12 @@ pub struct ServeConfig {
     pub addr: String,
     /// Most prompts the model scores in one forward pass.
     pub max_batch: usize,
+    /// Most prompts of different users in one forward pass (their prompts differ right after
+    /// the system message, so a batch of them is padded to the longest). On a CPU such a batch
+    /// costs more than running them one after another: at 8 clients `/v1/predict` served 1.76
+    /// requests/s with 8 and 2.46 with 1 (docs/serving.md). Default 1; raise it on a GPU. The
+    /// candidates of one user (on that user's prefix) batch up to `max_batch`.
+    pub max_batch_users: usize,
     /// How long the model waits for more requests to fill a batch, in milliseconds.
     pub max_wait_ms: u64,
     /// Requests waiting for the model at most; beyond it requests get 503 with `Retry-After`.
@@ -361,6 +367,7 @@ impl Default for ServeConfig {
         Self {
             addr: "127.0.0.1:8080".into(),
             max_batch: 8,
+            max_batch_users: 1,
             max_wait_ms: 5,
             queue: 64,
             prefix_cache_mb: 512,
@@ -377,6 +384,7 @@ impl ServeConfig {
     pub fn validate(&self) -> Result<()> {
         for (k, v) in [
             ("max_batch", self.max_batch),
+            ("max_batch_users", self.max_batch_users),
             ("queue", self.queue),
             ("max_body_kb", self.max_body_kb),
             ("max_candidates", self.max_candidates),

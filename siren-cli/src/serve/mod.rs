@@ -127,7 +127,7 @@ pub fn start(opts: &Options) -> anyhow::Result<Server> {
     let run = siren_core::run::RunDir::create(&config, &config.device)?;
     let ds = siren_core::stages::load_dataset(&config)?;
     let timelines = siren_core::stages::predict::full_timelines(&ds);
-    let (prompter, scorer, method) = siren_core::serving::load(
+    let (prompter, mut scorer, method) = siren_core::serving::load(
         &config,
         ds,
         &run,
@@ -135,6 +135,7 @@ pub fn start(opts: &Options) -> anyhow::Result<Server> {
         timelines,
         (sc.max_batch, sc.prefix_cache_mb << 20),
     )?;
+    scorer.set_max_batch_users(sc.max_batch_users);
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::default());
     let values = scorer.values().to_vec();

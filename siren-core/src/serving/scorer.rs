@@ -83,6 +83,7 @@ pub struct Scorer {
     tokens: RatingTokens,
     pad_id: u32,
     max_batch: usize,
+    max_batch_users: usize,
     system: Prefix,
     cache: PrefixCache,
     seen: Seen,
@@ -107,6 +108,7 @@ impl Scorer {
             tokens,
             pad_id,
             max_batch: max_batch.max(1),
+            max_batch_users: max_batch.max(1),
             system,
             cache: PrefixCache::new(cache_bytes),
             seen: Seen {
@@ -126,6 +128,12 @@ impl Scorer {
     /// The prefix cache's counters.
     pub fn cache_stats(&self) -> CacheStats {
         self.cache.stats()
+    }
+
+    /// At most `n` prompts of different users (run on the shared system prefix) per forward
+    /// pass; one user's candidates still batch up to `max_batch`. Default `max_batch`.
+    pub fn set_max_batch_users(&mut self, n: usize) {
+        self.max_batch_users = n.max(1);
     }
 
     /// Applies `calibration` to every distribution scored from now on (`None`: the raw ones).
@@ -210,7 +218,13 @@ impl Scorer {
                 },
             )?;
             report.computed_tokens += computed;
-            self.run(&prefix, jobs, members, &mut out, &mut report)?;
+            self.run(
+                (&prefix, self.max_batch),
+                jobs,
+                members,
+                &mut out,
+                &mut report,
+            )?;
         }
         // Single prompts of new users: together, on the prefix all prompts share.
         let items: Vec<(usize, usize)> = singles;
@@ -220,9 +234,10 @@ impl Scorer {
                 p.len() <= sys_len || p[..sys_len] != *self.system.tokens()
             });
             let system = self.system.clone();
-            self.run(&system, jobs, &shared, &mut out, &mut report)?;
+            let limit = self.max_batch_users;
+            self.run((&system, limit), jobs, &shared, &mut out, &mut report)?;
             let empty = Prefix::new(&self.model, &[], &self.device)?;
-            self.run(&empty, jobs, &alone, &mut out, &mut report)?;
+            self.run((&empty, limit), jobs, &alone, &mut out, &mut report)?;
         }
         let mut scores = out
             .into_iter()
@@ -237,10 +252,11 @@ impl Scorer {
         Ok((scores, report))
     }
 
-    /// Scores prompts `items` (job, candidate) on `prefix`, batched by tail length.
+    /// Scores prompts `items` (job, candidate) on `prefix`, batched by tail length, at most
+    /// `limit` per forward pass.
     fn run(
         &self,
-        prefix: &Prefix,
+        (prefix, limit): (&Prefix, usize),
         jobs: &[Job<'_>],
         items: &[(usize, usize)],
         out: &mut [Vec<Option<AnswerScores>>],
@@ -256,7 +272,7 @@ impl Scorer {
             .collect();
         let lens: Vec<usize> = tails.iter().map(|t| t.len()).collect();
         report.computed_tokens += lens.iter().sum::<usize>();
-        let (batches, _, _) = crate::batching::length_buckets(&lens, self.max_batch, true);
+        let (batches, _, _) = crate::batching::length_buckets(&lens, limit, true);
         let p = (k > 0).then_some(prefix);
         for b in batches {
             let chunk: Vec<Vec<u32>> = b.iter().map(|&i| tails[i].to_vec()).collect();
