@@ -24,6 +24,11 @@ pub struct Calibration {
     pub b: Vec<f64>,
 }
 
+/// What a prediction's `calibration` field says of `c`: `model` (applied) or `none`.
+pub fn label(c: Option<&Calibration>) -> &'static str {
+    if c.is_some() { "model" } else { "none" }
+}
+
 impl Calibration {
     /// Reads a calibration file: `{"a": .., "b": [..]}`, or the `{"all_rows": {"a", "b"}, ..}`
     /// that `siren eval` writes (its fit on all evaluated rows). `classes` is the number of

@@ -405,14 +405,9 @@ async fn score(
         a.prompter.prompts(&query)
     })
     .await
-    .map_err(|e| {
-        Box::new(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            None,
-            format!("building the prompts failed: {e}"),
-        ))
-    })?
+    .map_err(|e| e.to_string())
     // The request was checked field by field: what fails now is the server's.
+    .and_then(|r| r.map_err(|e| e.to_string()))
     .map_err(|e| {
         Box::new(error(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -122,16 +122,21 @@ impl Queue {
 /// The prompt tokens a request costs at most: each distinct user part once, then each
 /// candidate's rest.
 fn cost(q: &QueryPrompts) -> i64 {
-    let mut heads: Vec<usize> = q.heads.clone();
-    heads.sort_unstable();
-    heads.dedup();
-    let tails: usize = q
+    let mut parts: Vec<&[u32]> = q
         .prompts
         .iter()
         .zip(&q.heads)
-        .map(|(p, &k)| p.len() - k.min(p.len()))
+        .map(|(p, &k)| &p[..k.min(p.len())])
+        .collect();
+    let tails: usize = q
+        .prompts
+        .iter()
+        .zip(&parts)
+        .map(|(p, h)| p.len() - h.len())
         .sum();
-    (heads.iter().sum::<usize>() + tails) as i64
+    parts.sort_unstable();
+    parts.dedup();
+    (parts.iter().map(|h| h.len()).sum::<usize>() + tails) as i64
 }
 
 /// Starts the worker thread with a queue of `capacity`; it stops when every [`Queue`] is

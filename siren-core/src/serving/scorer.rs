@@ -143,7 +143,7 @@ impl Scorer {
 
     /// `model` when a calibration is applied, else `none`.
     pub fn calibration_label(&self) -> &'static str {
-        crate::stages::eval::calibration_label(self.calibration.as_ref())
+        crate::calibration::label(self.calibration.as_ref())
     }
 
     /// Forgets every cached prefix and every user seen (after a failure that may have left

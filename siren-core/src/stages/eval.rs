@@ -81,11 +81,6 @@ pub fn model_calibration(
     Ok(Some((c, path)))
 }
 
-/// What a prediction's `calibration` field says: `model` or `none`.
-pub fn calibration_label(c: Option<&crate::calibration::Calibration>) -> &'static str {
-    if c.is_some() { "model" } else { "none" }
-}
-
 /// The concrete weights `weights` means for this run (`Auto` resolved: stage 2's if the run
 /// has them, else stage 1's, else the base model) and the files that hold them.
 pub fn resolve_weights(

@@ -167,7 +167,7 @@ pub fn run(
         tracing::info!("distributions calibrated by {}", path.display());
     }
     let calibration = calibration.map(|c| c.0);
-    let cal_label = super::eval::calibration_label(calibration.as_ref());
+    let cal_label = crate::calibration::label(calibration.as_ref());
     let mut out = String::new();
     for (&(user, item), sc) in pairs.iter().zip(&scores) {
         let calibrated = calibration.as_ref().map(|c| c.apply(&sc.probs));
