@@ -11,6 +11,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 start=$(date +%s)
+bash scripts/toolchain.sh
 bash scripts/setup-torch.sh
 # shellcheck source=scripts/env.sh
 source scripts/env.sh

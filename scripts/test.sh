@@ -7,6 +7,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
+# The pinned Rust (rust-toolchain.toml) before any cargo call.
+bash scripts/toolchain.sh
+
 # Software Vulkan for the wgpu backend on machines without a GPU driver.
 if [ ! -d /usr/share/vulkan/icd.d ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "== installing software Vulkan (mesa-vulkan-drivers) for the wgpu backend"
