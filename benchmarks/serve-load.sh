@@ -2,7 +2,9 @@
 # Load test of `siren serve` on loopback (bounded in requests and time, stops by itself):
 # p50/p95/p99 latency and requests/s at 1, 8 and 32 clients for /v1/predict and /v1/rank
 # (20 candidates), `siren predict` throughput on the same pairs, then a fault run at 3x
-# capacity, clients killed mid-request and one panic of the model thread. Results go to runs/serve-load/.
+# capacity, clients killed mid-request and one panic of the model thread; last, `siren predict` at
+# batch 1 on the same pairs (one forward pass per pair, against the one-client p50). Results go
+# to runs/serve-load/.
 #   bash benchmarks/serve-load.sh [CONFIG] [serve-load arguments...]
 # CONFIG defaults to configs/shipped-movies.toml (the shipped model).
 set -euo pipefail
@@ -36,3 +38,28 @@ trap - EXIT
 echo "== siren predict on the same pairs" >&2
 target/release/siren predict "$config" --input "$out/pairs.jsonl" --output "$out/predict.jsonl" 2>&1 \
   | tee "$out/predict.log" | grep -E "scored|wrote" || true
+echo "== one forward pass per pair: siren predict at batch 1 on the same pairs" >&2
+target/release/siren predict "$config" --input "$out/pairs.jsonl" --output "$out/predict-b1.jsonl" \
+  --set eval.batch_size=1 2>&1 | tee "$out/predict-b1.log" | grep -E "scored|wrote" || true
+# The server against `siren predict` on the same pairs: throughput at the most clients, and
+# the one-client p50 against one forward pass (batch 1, time per pair).
+python3 - "$out" <<'PY' | tee -a "$out/serve-load.md"
+import json, re, sys
+out = sys.argv[1]
+load = json.load(open(f"{out}/serve-load.json"))
+def scored(log):
+    m = re.search(r"scored (\d+) pairs in ([0-9.]+)s", open(f"{out}/{log}").read())
+    return int(m.group(1)), float(m.group(2))
+n, s = scored("predict.log")
+n1, s1 = scored("predict-b1.log")
+pred = [r for r in load["closed_loop"] if r["route"] == "/v1/predict"]
+one = min(pred, key=lambda r: r["clients"])
+most = max(pred, key=lambda r: r["clients"])
+pps, fwd_ms = n / s, 1000 * s1 / n1
+print()
+print(f"`siren predict` on the same {n} pairs: {s:.1f} s, {pps:.2f} pairs/s; the server at "
+      f"{most['clients']} clients {most['rps']:.2f} req/s = **{most['rps'] / pps:.2f}x**.")
+print(f"One forward pass (`siren predict` at batch 1, {n1} pairs in {s1:.1f} s): {fwd_ms:.0f} ms "
+      f"per pair; the server's p50 at {one['clients']} client {one['p50_ms']:.0f} ms = "
+      f"**{one['p50_ms'] / fwd_ms:.2f}x**.")
+PY

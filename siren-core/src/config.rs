@@ -360,6 +360,13 @@ pub struct ServeConfig {
     pub max_history: usize,
     /// A request not answered within this many milliseconds gets 504.
     pub timeout_ms: u64,
+    /// A connection whose request headers have not all arrived within this many milliseconds
+    /// (from when the server starts reading them; an idle keep-alive connection counts too) is
+    /// closed.
+    pub header_timeout_ms: u64,
+    /// A request whose body has not all arrived within this many milliseconds of its headers
+    /// gets 408 naming the body.
+    pub body_timeout_ms: u64,
 }
 
 impl Default for ServeConfig {
@@ -375,6 +382,8 @@ impl Default for ServeConfig {
             max_candidates: 100,
             max_history: 200,
             timeout_ms: 30_000,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
         }
     }
 }
@@ -397,8 +406,17 @@ impl ServeConfig {
                 ));
             }
         }
-        if self.timeout_ms == 0 {
-            return Err(CoreError::config("serve.timeout_ms", "must be at least 1"));
+        for (k, v) in [
+            ("timeout_ms", self.timeout_ms),
+            ("header_timeout_ms", self.header_timeout_ms),
+            ("body_timeout_ms", self.body_timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(CoreError::config(
+                    format!("serve.{k}"),
+                    "must be at least 1",
+                ));
+            }
         }
         Ok(())
     }

@@ -695,3 +695,66 @@ fn the_models_calibration_is_applied_everywhere_and_never_fitted_on_test() {
         "{methods:?}"
     );
 }
+
+/// A client that sends its headers or its body slowly holds a connection only for `[serve]
+/// header_timeout_ms` / `body_timeout_ms`; the server goes on answering others.
+#[test]
+fn slow_headers_close_the_connection_and_a_slow_body_gets_408() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Instant;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path());
+    let server = start(&options(
+        &cfg,
+        &["serve.header_timeout_ms=300", "serve.body_timeout_ms=300"],
+    ))
+    .unwrap();
+    let connect = || {
+        let s = TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    };
+
+    // Headers begun and never finished: the server closes the connection.
+    let mut s = connect();
+    s.write_all(b"POST /v1/predict HTTP/1.1\r\nHost: siren\r\n")
+        .unwrap();
+    let t = Instant::now();
+    let mut buf = Vec::new();
+    let read = s.read_to_end(&mut buf);
+    assert!(
+        read.is_ok(),
+        "the connection was still open after 10 s: {read:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+
+    // Headers complete, a body of 100 bytes promised and 9 sent: 408 naming the body.
+    let mut s = connect();
+    s.write_all(
+        b"POST /v1/predict HTTP/1.1\r\nHost: siren\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\n\r\n{\"user\": ",
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"field\":\"(body)\""), "{text}");
+
+    // Others are served as before.
+    let mut c = Client::new(server.addr, Duration::from_secs(60));
+    let r = c
+        .post(
+            "/v1/predict",
+            &json!({"user": "3", "item": "7"}).to_string(),
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let m = c.get("/metrics").unwrap().body;
+    assert!(
+        m.contains("siren_requests_total{route=\"/v1/predict\",status=\"408\"} 1"),
+        "{m}"
+    );
+    server.shutdown().unwrap();
+}

@@ -14,7 +14,9 @@
 //! Requests are checked and turned into prompts on the async side, then queued (bounded:
 //! when full, 503 with `Retry-After`) for the model worker ([`worker`]), which batches
 //! requests arriving within `[serve] max_wait_ms` up to `max_batch` prompts and keeps
-//! per-user prefixes in a memory-bounded cache. Bodies over `max_body_kb` get 413, requests
+//! per-user prefixes in a memory-bounded cache. Headers must arrive within
+//! `header_timeout_ms` (else the connection is closed) and bodies within `body_timeout_ms`
+//! (else 408). Bodies over `max_body_kb` get 413, requests
 //! not answered within `timeout_ms` get 504, bad requests get 400 with a JSON error naming the
 //! field, a prompt longer than the model's context 413 naming the field, internal failures 500.
 //! Admission comes before prompt building, and at most `PROMPT_BUILDERS` requests build
@@ -73,6 +75,8 @@ struct App {
     max_tokens: usize,
     limits: Limits,
     timeout: Duration,
+    body_timeout: Duration,
+    max_body: usize,
     decoder: RatingDecoder,
     values: Vec<f32>,
     method: String,
@@ -160,6 +164,8 @@ pub fn start(opts: &Options) -> anyhow::Result<Server> {
             max_history: sc.max_history,
         },
         timeout: Duration::from_millis(sc.timeout_ms),
+        body_timeout: Duration::from_millis(sc.body_timeout_ms),
+        max_body: sc.max_body_kb << 10,
         decoder: config.eval.decoder,
         values,
         method,
@@ -176,14 +182,16 @@ pub fn start(opts: &Options) -> anyhow::Result<Server> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let router = router(app, &sc);
     let draining = health.clone();
+    let header_timeout = Duration::from_millis(sc.header_timeout_ms);
     let thread = std::thread::Builder::new()
         .name("siren-http".into())
         .spawn(move || -> anyhow::Result<()> {
-            rt.block_on(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(stopped(stop_rx, draining))
-                    .await
-            })?;
+            rt.block_on(accept(
+                listener,
+                router,
+                header_timeout,
+                stopped(stop_rx, draining),
+            ));
             // The router (and with it the queue's sender) is gone: the worker finishes what
             // is queued and stops.
             worker
@@ -199,6 +207,47 @@ pub fn start(opts: &Options) -> anyhow::Result<Server> {
         thread: Some(thread),
         health,
     })
+}
+
+/// Serves HTTP/1 connections until `stop` resolves, then stops accepting and waits for the
+/// open connections' in-flight requests. Each connection's request headers must arrive within
+/// `header_timeout` (hyper's header read timeout, which needs a timer: `axum::serve` sets
+/// none, so a client could hold a connection open forever by sending headers slowly).
+async fn accept(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    header_timeout: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let stream = tokio::select! {
+            conn = listener.accept() => match conn {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment instead of spinning.
+                    tracing::warn!("accepting a connection failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection closed: {e}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// Resolves on SIGTERM, Ctrl-C or a stop request, marking the server as draining.
@@ -240,6 +289,7 @@ fn router(app: Arc<App>, sc: &ServeConfig) -> Router {
         .route("/metrics", get(prometheus))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(sc.max_body_kb << 10))
+        .layer(middleware::from_fn_with_state(app.clone(), read_body))
         .layer(middleware::from_fn_with_state(app.clone(), track))
         .with_state(app)
 }
@@ -255,6 +305,45 @@ async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
     app.metrics
         .request(&route, resp.status().as_u16(), t.elapsed().as_secs_f64());
     resp
+}
+
+/// Reads the whole body before the route sees it: within `[serve] body_timeout_ms` of the
+/// headers (408 naming the body otherwise: a client sending its body slowly holds nothing for
+/// long) and at most `max_body_kb` (413).
+async fn read_body(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let read = axum::body::to_bytes(body, app.max_body);
+    match tokio::time::timeout(app.body_timeout, read).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Ok(Err(e)) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    Some("(body)"),
+                    format!("the body is over {} KiB", app.max_body >> 10),
+                )
+            } else {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    Some("(body)"),
+                    format!("reading the body failed: {e}"),
+                )
+            }
+        }
+        Err(_) => error(
+            StatusCode::REQUEST_TIMEOUT,
+            Some("(body)"),
+            format!(
+                "the body did not arrive within {} ms",
+                app.body_timeout.as_millis()
+            ),
+        ),
+    }
 }
 
 /// A JSON error: `{"error": message, "field": field}`.
