@@ -289,26 +289,39 @@ pub struct RunConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RankConfig {
-    /// The retriever: any rating baseline by name (slot `rating-baseline`), fitted on the fit
-    /// set of the evaluated split; its params are those of the matching `[[baselines]]` entry
-    /// when there is one. Default `mf`.
+    /// What proposes the candidates: a retriever (slot `retriever`: `popularity`, `item-knn`,
+    /// `bpr-mf`, `lightgcn`, learnt from which items users interacted with) or a rating
+    /// baseline by name (slot `rating-baseline`, by predicted rating), fitted on the fit set of
+    /// the evaluated split. Default `lightgcn` (the paper's protocol).
     pub retriever: String,
-    /// Candidates the retriever proposes per user (items the user rated are excluded).
+    /// The retriever's params (`[rank.params]`); a rating baseline takes those of the matching
+    /// `[[baselines]]` entry instead.
+    #[serde(skip_serializing_if = "Params::is_empty")]
+    pub params: Params,
+    /// Candidates the retriever proposes per user (items the user has seen are excluded).
     pub candidates: usize,
     /// The evaluation on a seeded sample of this many users (default: every user of the split).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sample: Option<usize>,
     /// Cut-offs of Recall@K and nDCG@K.
     pub cutoffs: Vec<usize>,
+    /// Other retrievers the evaluation also scores on their own top lists (default params).
+    pub compare: Vec<String>,
+    /// Whether the evaluation reranks with the model (false: the retrievers' tables only,
+    /// no model loaded).
+    pub rerank: bool,
 }
 
 impl Default for RankConfig {
     fn default() -> Self {
         Self {
-            retriever: "mf".into(),
+            retriever: "lightgcn".into(),
+            params: Params::new(),
             candidates: 20,
             sample: None,
-            cutoffs: vec![3, 5],
+            cutoffs: vec![3, 5, 10, 20],
+            compare: Vec::new(),
+            rerank: true,
         }
     }
 }
@@ -327,6 +340,43 @@ impl RankConfig {
                     self.candidates, self.cutoffs
                 ),
             ));
+        }
+        // Each name is a retriever or a rating baseline; the retriever's params are checked by
+        // building it (cheap by contract).
+        use crate::registry::{build, names};
+        use crate::traits::{RatingBaseline, Retriever};
+        let (implicit, rating) = (names::<dyn Retriever>()?, names::<dyn RatingBaseline>()?);
+        for (field, name) in std::iter::once(("rank.retriever", &self.retriever))
+            .chain(self.compare.iter().map(|n| ("rank.compare", n)))
+        {
+            if implicit.contains(name) {
+                let params = if field == "rank.retriever" {
+                    self.params.clone()
+                } else {
+                    Params::new()
+                };
+                build::<dyn Retriever>(name, &params)?;
+            } else if rating.contains(name) {
+                if field == "rank.retriever" && !self.params.is_empty() {
+                    return Err(CoreError::config(
+                        "rank.params",
+                        format!(
+                            "`{name}` is a rating baseline: its params come from its \
+                             [[baselines]] entry"
+                        ),
+                    ));
+                }
+            } else {
+                return Err(CoreError::config(
+                    field,
+                    format!(
+                        "unknown retriever `{name}`: retrievers {}; rating baselines (by \
+                         predicted rating) {}",
+                        implicit.join(", "),
+                        rating.join(", ")
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -367,6 +417,11 @@ pub struct ServeConfig {
     /// A request whose body has not all arrived within this many milliseconds of its headers
     /// gets 408 naming the body.
     pub body_timeout_ms: u64,
+    /// Retrievers fitted when the server starts (names of slot `retriever` or rating
+    /// baselines; `[rank.params]` for `[rank] retriever`): a `/v1/rank` request without
+    /// `candidates` gets the top `[rank] candidates` unseen items of its `retriever` (default:
+    /// the first). Default none.
+    pub retrievers: Vec<String>,
 }
 
 impl Default for ServeConfig {
@@ -384,6 +439,7 @@ impl Default for ServeConfig {
             timeout_ms: 30_000,
             header_timeout_ms: 10_000,
             body_timeout_ms: 10_000,
+            retrievers: Vec::new(),
         }
     }
 }

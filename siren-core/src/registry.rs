@@ -212,6 +212,7 @@ pub fn all_slots() -> Result<Vec<SlotInfo>> {
         slot_info::<dyn ComputeDevice>()?,
         slot_info::<dyn DatasetLoader>()?,
         slot_info::<dyn RatingBaseline>()?,
+        slot_info::<dyn Retriever>()?,
         slot_info::<dyn TextEncoder>()?,
         slot_info::<dyn TopicClusterer>()?,
         slot_info::<dyn TopicNamer>()?,
@@ -306,6 +307,13 @@ macro_rules! register_dataset {
 macro_rules! register_baseline {
     ($name:literal, $ty:ty) => {
         $crate::__register!(dyn $crate::traits::RatingBaseline, $name, $ty);
+    };
+}
+/// Registers a [`crate::traits::Retriever`].
+#[macro_export]
+macro_rules! register_retriever {
+    ($name:literal, $ty:ty) => {
+        $crate::__register!(dyn $crate::traits::Retriever, $name, $ty);
     };
 }
 /// Registers a [`crate::traits::TextEncoder`].

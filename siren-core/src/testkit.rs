@@ -6,7 +6,7 @@
 //! ```
 
 use crate::data::{Dataset, Interaction};
-use crate::traits::{ComputeDevice, DatasetLoader, RatingBaseline};
+use crate::traits::{ComputeDevice, DatasetLoader, RatingBaseline, Retriever};
 use crate::{CoreError, Result};
 
 fn fail(what: impl Into<String>) -> CoreError {
@@ -67,6 +67,40 @@ pub fn baseline_contract(baseline: &dyn RatingBaseline) -> Result<()> {
         }
     }
     let _ = a.predict(stranger, 10);
+    Ok(())
+}
+
+/// Checks the `retriever` contract: one finite score per item for every user (including a
+/// user and an item absent from the fit set), and the same scores from two fits with one seed.
+pub fn retriever_contract(retriever: &dyn Retriever) -> Result<()> {
+    let mut ds = toy_dataset();
+    let stranger = ds.intern_user("stranger");
+    let fit: Vec<Interaction> = ds.history.clone();
+    let a = retriever.fit(&ds, &fit, 7)?;
+    let b = retriever.fit(&ds, &fit, 7)?;
+    let n = ds.items.len();
+    let (mut sa, mut sb) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+    for u in 0..ds.users.len() as u32 {
+        a.scores(u, &mut sa);
+        b.scores(u, &mut sb);
+        if let Some(i) = sa.iter().position(|s| !s.is_finite()) {
+            return Err(fail(format!(
+                "scores({u})[{i}] = {}, expected a finite score",
+                sa[i]
+            )));
+        }
+        if sa.iter().zip(&sb).any(|(x, y)| x.to_bits() != y.to_bits()) {
+            return Err(fail(format!(
+                "scores({u}) differ between two fits with seed 7"
+            )));
+        }
+    }
+    a.scores(stranger, &mut sa);
+    if sa.iter().any(|s| !s.is_finite()) {
+        return Err(fail(
+            "a user absent from the fit set got a non-finite score",
+        ));
+    }
     Ok(())
 }
 

@@ -758,3 +758,71 @@ fn slow_headers_close_the_connection_and_a_slow_body_gets_408() {
     );
     server.shutdown().unwrap();
 }
+
+/// `/v1/rank` without candidates: a retriever loaded at start (`[serve] retrievers`) proposes
+/// the user's unseen items, by the request's `retriever` or the first loaded.
+#[test]
+fn rank_takes_its_candidates_from_a_named_retriever() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path());
+    let server = start(&options(
+        &cfg,
+        &[
+            "serve.retrievers=[\"popularity\", \"item-knn\"]",
+            "rank.candidates=4",
+            "rank.cutoffs=[1, 3]",
+        ],
+    ))
+    .unwrap();
+    let mut c = Client::new(server.addr, Duration::from_secs(60));
+    // The same candidates as the retriever's own top 4 (fewer when the user has seen most
+    // items), fitted here on the same data.
+    let config =
+        siren_core::config::RunConfig::load(&cfg, &["prompt.strategy=\"sketch\"".into()]).unwrap();
+    let ds = siren_core::stages::load_dataset(&config).unwrap();
+    let u = ds.user_index("4").unwrap();
+    for (name, body) in [
+        ("popularity", json!({"user": "4"})),
+        ("item-knn", json!({"user": "4", "retriever": "item-knn"})),
+    ] {
+        let r = c.post("/v1/rank", &body.to_string()).unwrap();
+        assert_eq!(r.status, 200, "{name}: {}", r.body);
+        let mut got: Vec<String> = r.json().unwrap()["ranked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["item"].as_str().unwrap().to_string())
+            .collect();
+        let want = siren_core::stages::rank::Candidates::fit_named(
+            &config,
+            name,
+            &Default::default(),
+            &ds,
+            config.eval.split,
+        )
+        .unwrap();
+        let mut want: Vec<String> = want
+            .top(u, 4)
+            .iter()
+            .map(|t| ds.items[t.0 as usize].id.clone())
+            .collect();
+        got.sort();
+        want.sort();
+        assert!(!want.is_empty());
+        assert_eq!(got, want, "{name}");
+    }
+    for (body, field) in [
+        (json!({"user": "3", "retriever": "lightgcn"}), "retriever"),
+        (
+            json!({"user": "3", "retriever": "popularity", "candidates": ["7"]}),
+            "retriever",
+        ),
+        (json!({"user": "3", "retriever": 5}), "retriever"),
+        (json!({"history": [], "k": 1}), "candidates"),
+    ] {
+        let r = c.post("/v1/rank", &body.to_string()).unwrap();
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert_eq!(r.json().unwrap()["field"], field, "{body}: {}", r.body);
+    }
+    server.shutdown().unwrap();
+}

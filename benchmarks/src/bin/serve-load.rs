@@ -34,7 +34,7 @@ use anyhow::{Context, bail};
 use serde_json::json;
 use siren_cli::serve::client::Client;
 use siren_core::config::RunConfig;
-use siren_core::stages::rank::Retriever;
+use siren_core::stages::rank::Candidates;
 use {siren_backends as _, siren_plugins as _};
 
 /// Users kept aside for the fault run.
@@ -179,7 +179,7 @@ fn main() -> anyhow::Result<()> {
         config.seed,
     );
     let rank_cfg = config.rank.clone().unwrap_or_default();
-    let retriever = Retriever::fit(&config, &rank_cfg, &ds, split)?;
+    let retriever = Candidates::fit(&config, &rank_cfg, &ds, split)?;
     let id = |i: u32| ds.items[i as usize].id.clone();
     let user = |u: u32| ds.users[u as usize].clone();
     // Predict bodies: one per user; rank bodies: the next users, MF's top candidates.

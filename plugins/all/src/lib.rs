@@ -8,6 +8,7 @@ pub use siren_clusterers;
 pub use siren_encoders;
 pub use siren_internalizers;
 pub use siren_lora;
+pub use siren_retrievers;
 pub use siren_rewards;
 pub use siren_sketch;
 pub use siren_trainers;
@@ -32,5 +33,9 @@ pub const BUILT_IN: &[(&str, &[&str])] = &[
     (
         "rating-baseline",
         &["global-mean", "item-avg", "mf", "user-avg"],
+    ),
+    (
+        "retriever",
+        &["bpr-mf", "item-knn", "lightgcn", "popularity"],
     ),
 ];

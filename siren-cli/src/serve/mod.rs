@@ -81,6 +81,10 @@ struct App {
     values: Vec<f32>,
     method: String,
     calibration: &'static str,
+    /// Retrievers for `/v1/rank` requests without candidates (`[serve] retrievers`).
+    retrievers: Vec<siren_core::stages::rank::Candidates>,
+    /// Candidates a retriever proposes (`[rank] candidates`).
+    retrieved: usize,
 }
 
 /// A running server.
@@ -130,6 +134,25 @@ pub fn start(opts: &Options) -> anyhow::Result<Server> {
     let addr = opts.addr.clone().unwrap_or_else(|| sc.addr.clone());
     let run = siren_core::run::RunDir::create(&config, &config.device)?;
     let ds = siren_core::stages::load_dataset(&config)?;
+    let rank = config.rank.clone().unwrap_or_default();
+    let retrievers = sc
+        .retrievers
+        .iter()
+        .map(|name| {
+            let params = if *name == rank.retriever {
+                rank.params.clone()
+            } else {
+                Default::default()
+            };
+            siren_core::stages::rank::Candidates::fit_named(
+                &config,
+                name,
+                &params,
+                &ds,
+                config.eval.split,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let timelines = siren_core::stages::predict::full_timelines(&ds);
     let (prompter, mut scorer, method) = siren_core::serving::load(
         &config,
@@ -170,6 +193,8 @@ pub fn start(opts: &Options) -> anyhow::Result<Server> {
         values,
         method,
         calibration,
+        retrievers,
+        retrieved: rank.candidates,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -618,9 +643,23 @@ async fn rank(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let t = Instant::now();
-    let req = match parse(&app, body, rank_request) {
-        Ok(r) => r,
+    let mut v = match body_json(body) {
+        Ok(v) => v,
         Err(r) => return *r,
+    };
+    let ds = &app.prompter.ds;
+    let default = app.retrievers.first().map_or("", |c| c.name.as_str());
+    let req = siren_core::stages::rank::fill_candidates(
+        ds,
+        &mut v,
+        app.retrieved,
+        default,
+        &app.retrievers,
+    )
+    .and_then(|()| rank_request(ds, &v, app.limits));
+    let req = match req {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, Some(&e.field), e.message),
     };
     let (subject, cands, k) = (
         req.query.subject.clone(),

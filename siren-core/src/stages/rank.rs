@@ -8,14 +8,15 @@
 //! as JSONL.
 //!
 //! Evaluation (`--evaluate`): for every user of the evaluated split (or a seeded sample of
-//! `[rank] sample`), the retriever (`[rank] retriever`, a rating baseline fitted on the split's
-//! fit set; MF by default) proposes its top `[rank] candidates` items the user has not rated;
-//! the model reorders them by expected rating. Recall@K and nDCG@K of the held-out item are
-//! reported for the model's order, the retriever's own order and a random order, with the
-//! retriever's hit rate (the ceiling of any reranker). A second view puts the held-out item in
-//! every list (in place of the retriever's last candidate when it missed), so the reranker's
-//! own quality shows where the retriever misses. Writes `rank.json`, `rank.md` and
-//! `rank.jsonl` (every user's list and scores) to the run folder.
+//! `[rank] sample`), the retriever (`[rank] retriever`: slot `retriever`, LightGCN by default,
+//! or a rating baseline; fitted on the split's fit set) proposes its top `[rank] candidates`
+//! items the user has not seen, the same list for every order: the model's by expected rating
+//! and by the probability of the top rating, the retriever's own and a random one. Recall@K and
+//! nDCG@K of the held-out item over all users (a miss counts 0) with 95% bootstrap intervals,
+//! the hit rate (the ceiling of any reranker), the model's latency per query, and each
+//! retriever of `[rank] compare` on its own top list. A secondary view puts the held-out item
+//! in every list (in place of the retriever's last candidate when it missed). Writes
+//! `rank.json`, `rank.md` and `rank.jsonl` (every user's list and scores) to the run folder.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -30,65 +31,117 @@ use crate::data::{Dataset, Interaction, SplitName};
 use crate::rating::{AnswerScores, RatingDecoder};
 use crate::registry::build;
 use crate::run::RunDir;
-use crate::serving::{Candidate, Job, Limits, Query, Subject};
-use crate::traits::{RatingBaseline, RatingModel};
+use crate::serving::{Candidate, FieldError, Job, Limits, Query, Subject};
+use crate::traits::{RatingBaseline, RatingModel, RetrievalModel, Retriever};
 use crate::{CoreError, Result};
 
 use super::eval::Weights;
 
-/// A fitted retriever: a rating model and the items each user has rated.
-pub struct Retriever {
-    model: Box<dyn RatingModel>,
-    rated: Vec<HashSet<u32>>,
+/// What proposes the candidates: a retriever (slot `retriever`, implicit feedback) or a rating
+/// baseline (slot `rating-baseline`, by predicted rating).
+enum Source {
+    Implicit(Box<dyn RetrievalModel>),
+    Rating(Box<dyn RatingModel>),
+}
+
+/// A fitted candidate source and the items each user has seen; [`Candidates::top`] never
+/// proposes a seen item.
+pub struct Candidates {
+    source: Source,
+    seen: Vec<HashSet<u32>>,
     n_items: u32,
     /// The retriever's name.
     pub name: String,
+    /// Seconds the fit took.
+    pub fit_seconds: f64,
 }
 
-impl Retriever {
-    /// Fits `[rank] retriever` on the fit set of `split` (with the params of the matching
-    /// `[[baselines]]` entry, if any).
+impl Candidates {
+    /// Fits `[rank] retriever` on the fit set of `split`: a retriever with `[rank.params]`, or
+    /// a rating baseline with the params of the matching `[[baselines]]` entry, if any.
     pub fn fit(
         config: &RunConfig,
         rank: &RankConfig,
         ds: &Dataset,
         split: SplitName,
     ) -> Result<Self> {
-        let params = config
-            .baselines
-            .iter()
-            .find(|b| b.kind == rank.retriever)
-            .map(|b| b.params.clone())
-            .unwrap_or_default();
-        let baseline = build::<dyn RatingBaseline>(&rank.retriever, &params)?;
+        Self::fit_named(config, &rank.retriever, &rank.params, ds, split)
+    }
+
+    /// Fits the retriever or rating baseline `name` (see [`Candidates::fit`]); `params` are a
+    /// retriever's.
+    pub fn fit_named(
+        config: &RunConfig,
+        name: &str,
+        params: &crate::config::Params,
+        ds: &Dataset,
+        split: SplitName,
+    ) -> Result<Self> {
         let fit = ds.fit_set(split);
         let t = Instant::now();
-        let model = baseline.fit(ds, &fit, config.seed)?;
-        let mut rated = vec![HashSet::new(); ds.users.len()];
+        let implicit = crate::registry::names::<dyn Retriever>()?;
+        let source = if implicit.iter().any(|n| n == name) {
+            let r = build::<dyn Retriever>(name, params)?;
+            Source::Implicit(r.fit(ds, &fit, config.seed)?)
+        } else if crate::registry::names::<dyn RatingBaseline>()?
+            .iter()
+            .any(|n| n == name)
+        {
+            let params = config
+                .baselines
+                .iter()
+                .find(|b| b.kind == name)
+                .map(|b| b.params.clone())
+                .unwrap_or_default();
+            let b = build::<dyn RatingBaseline>(name, &params)?;
+            Source::Rating(b.fit(ds, &fit, config.seed)?)
+        } else {
+            return Err(CoreError::config(
+                "rank.retriever",
+                format!("unknown retriever `{name}` (see `siren plugins`)"),
+            ));
+        };
+        let mut seen = vec![HashSet::new(); ds.users.len()];
         for x in fit.iter().chain(&ds.train) {
-            rated[x.user as usize].insert(x.item);
+            seen[x.user as usize].insert(x.item);
         }
+        let fit_seconds = t.elapsed().as_secs_f64();
         tracing::info!(
-            "retriever `{}` fitted on {} ratings in {:.1}s",
-            rank.retriever,
+            "retriever `{name}` fitted on {} interactions in {fit_seconds:.1}s",
             fit.len(),
-            t.elapsed().as_secs_f64()
         );
         Ok(Self {
-            model,
-            rated,
+            source,
+            seen,
             n_items: ds.items.len() as u32,
-            name: rank.retriever.clone(),
+            name: name.to_string(),
+            fit_seconds,
         })
     }
 
-    /// The `n` items the user has not rated with the highest scores, best first (ties by
-    /// item index), with their scores.
+    /// The retriever's score of every item for `user` (seen items included).
+    pub fn scores(&self, user: u32) -> Vec<f32> {
+        match &self.source {
+            Source::Implicit(m) => {
+                let mut s = vec![0f32; self.n_items as usize];
+                m.scores(user, &mut s);
+                s
+            }
+            Source::Rating(m) => (0..self.n_items).map(|i| m.score(user, i)).collect(),
+        }
+    }
+
+    /// The `n` items the user has not seen with the highest scores, best first (ties by item
+    /// index), with their scores.
     pub fn top(&self, user: u32, n: usize) -> Vec<(u32, f32)> {
-        let rated = &self.rated[user as usize];
+        let seen = &self.seen[user as usize];
+        let scores = self.scores(user);
         let mut all: Vec<(u32, f32)> = (0..self.n_items)
-            .filter(|i| !rated.contains(i))
-            .map(|i| (i, self.model.score(user, i)))
+            .filter(|i| !seen.contains(i))
+            .map(|i| {
+                let s = scores[i as usize];
+                (i, if s.is_nan() { f32::NEG_INFINITY } else { s })
+            })
             .collect();
         let by = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         if all.len() > n {
@@ -98,6 +151,79 @@ impl Retriever {
         all.sort_by(by);
         all
     }
+}
+
+/// The retriever a rank request without `candidates` asks for: its `retriever` field, else
+/// `default`; `None` when the request brings its candidates.
+pub fn wanted_retriever(v: &serde_json::Value, default: &str) -> Option<String> {
+    if v.get("candidates").is_some() {
+        return None;
+    }
+    Some(
+        v.get("retriever")
+            .and_then(|r| r.as_str())
+            .unwrap_or(default)
+            .to_string(),
+    )
+}
+
+/// Gives a rank request without `candidates` the top `n` unseen items of a retriever (its
+/// `retriever` field, a name among `loaded`, else `default`) for its known `user`, and removes
+/// the `retriever` field. Errors name the field.
+pub fn fill_candidates(
+    ds: &Dataset,
+    v: &mut serde_json::Value,
+    n: usize,
+    default: &str,
+    loaded: &[Candidates],
+) -> std::result::Result<(), FieldError> {
+    let Some(m) = v.as_object_mut() else {
+        return Ok(()); // rank_request names the body's type
+    };
+    let named = match m.remove("retriever") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(_) => return Err(FieldError::new("retriever", "expected a retriever's name")),
+    };
+    if m.contains_key("candidates") {
+        return match named {
+            Some(_) => Err(FieldError::new(
+                "retriever",
+                "given with `candidates`: send one or the other",
+            )),
+            None => Ok(()),
+        };
+    }
+    let u = match m.get("user") {
+        Some(u) => crate::serving::request::known_user(ds, u)?,
+        None => {
+            return Err(FieldError::new(
+                "candidates",
+                "missing (a retriever proposes candidates for known users only: give `user`, \
+                 or give `candidates`)",
+            ));
+        }
+    };
+    let name = named.as_deref().unwrap_or(default);
+    let Some(c) = loaded.iter().find(|c| c.name == name) else {
+        let names: Vec<&str> = loaded.iter().map(|c| c.name.as_str()).collect();
+        return Err(FieldError::new(
+            "retriever",
+            if names.is_empty() {
+                format!("`{name}`: no retriever is loaded here; give `candidates`")
+            } else {
+                format!("`{name}` is not loaded here; loaded: {}", names.join(", "))
+            },
+        ));
+    };
+    m.insert(
+        "candidates".into(),
+        c.top(u, n)
+            .iter()
+            .map(|&(it, _)| serde_json::Value::String(ds.items[it as usize].id.clone()))
+            .collect(),
+    );
+    Ok(())
 }
 
 /// Orders `n` candidates by expected rating, best first (ties keep their given order).
@@ -139,41 +265,41 @@ pub fn rank_file(
         max_candidates: usize::MAX,
         max_history: usize::MAX,
     };
-    let mut retriever = None;
-    let mut requests = Vec::new();
+    // The lines, then the retrievers the lines without candidates name, each fitted once.
+    let mut lines = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         let at = |m: String| CoreError::Data(format!("{}:{}: {m}", input.display(), i + 1));
-        let mut v: serde_json::Value =
+        let v: serde_json::Value =
             serde_json::from_str(line).map_err(|e| at(format!("not JSON: {e}")))?;
-        if v.get("candidates").is_none() {
-            // The retriever proposes the candidates of a known user.
-            let u = match v.get("user") {
-                Some(u) => {
-                    crate::serving::request::known_user(ds, u).map_err(|e| at(e.to_string()))?
-                }
-                None => {
-                    return Err(at(
-                        "field `candidates`: missing (the retriever proposes candidates for \
-                         known users only)"
-                            .into(),
-                    ));
-                }
+        lines.push((i, v));
+    }
+    let mut fitted: Vec<Candidates> = Vec::new();
+    for (_, v) in &lines {
+        if let Some(name) = wanted_retriever(v, &rank.retriever)
+            && !fitted.iter().any(|c| c.name == name)
+        {
+            let params = if name == rank.retriever {
+                rank.params.clone()
+            } else {
+                Default::default()
             };
-            if retriever.is_none() {
-                retriever = Some(Retriever::fit(config, &rank, ds, config.eval.split)?);
-            }
-            let top = retriever
-                .as_ref()
-                .map(|r| r.top(u, rank.candidates))
-                .unwrap_or_default();
-            v["candidates"] = top
-                .iter()
-                .map(|&(it, _)| serde_json::Value::String(ds.items[it as usize].id.clone()))
-                .collect();
+            fitted.push(Candidates::fit_named(
+                config,
+                &name,
+                &params,
+                ds,
+                config.eval.split,
+            )?);
         }
+    }
+    let mut requests = Vec::new();
+    for (i, mut v) in lines {
+        let at = |m: String| CoreError::Data(format!("{}:{}: {m}", input.display(), i + 1));
+        fill_candidates(ds, &mut v, rank.candidates, &rank.retriever, &fitted)
+            .map_err(|e| at(e.to_string()))?;
         let r =
             crate::serving::request::rank_request(ds, &v, limits).map_err(|e| at(e.to_string()))?;
         requests.push((v, r));
@@ -218,42 +344,95 @@ pub fn rank_file(
     Ok(requests.len())
 }
 
-/// Recall@K and nDCG@K sums of one order over users.
-#[derive(Debug, Clone, Default)]
-struct Tally {
-    recall: Vec<f64>,
-    ndcg: Vec<f64>,
-}
+/// Bootstrap resamples of the users for the intervals.
+const BOOTSTRAP: usize = 1000;
 
-impl Tally {
-    fn new(k: usize) -> Self {
-        Self {
-            recall: vec![0.0; k],
-            ndcg: vec![0.0; k],
-        }
-    }
+/// Where the held-out item sits in one order, per user: 0-based, `None` when it is not in the
+/// list (a miss counts 0 in every metric).
+type Ranks = Vec<Option<usize>>;
 
-    /// Adds one user whose held-out item sits at 0-based `rank` (None: not in the list).
-    fn add(&mut self, rank: Option<usize>, cutoffs: &[usize]) {
-        if let Some(r) = rank {
-            for (j, &k) in cutoffs.iter().enumerate() {
-                if r < k {
-                    self.recall[j] += 1.0;
-                    self.ndcg[j] += 1.0 / ((r + 2) as f64).log2();
-                }
-            }
-        }
-    }
-
-    fn json(&self, cutoffs: &[usize], n: usize) -> serde_json::Value {
-        let mut m = serde_json::Map::new();
-        for (j, k) in cutoffs.iter().enumerate() {
-            m.insert(format!("recall@{k}"), (self.recall[j] / n as f64).into());
-            m.insert(format!("ndcg@{k}"), (self.ndcg[j] / n as f64).into());
-        }
-        m.into()
+/// A user's Recall@k and nDCG@k (one relevant item) at 0-based `rank`.
+fn gains(rank: Option<usize>, k: usize) -> (f64, f64) {
+    match rank {
+        Some(r) if r < k => (1.0, 1.0 / ((r + 2) as f64).log2()),
+        _ => (0.0, 0.0),
     }
 }
+
+/// Mean Recall@K and nDCG@K over users, each with a 95% bootstrap interval over `resamples`
+/// (the same resamples for every order): `{"recall@K": mean, "ndcg@K": mean, "ci": {"recall@K":
+/// [lo, hi], ...}}`.
+fn metrics(
+    ranks: &[Option<usize>],
+    cutoffs: &[usize],
+    resamples: &[Vec<u32>],
+) -> serde_json::Value {
+    let n = ranks.len().max(1) as f64;
+    let mut m = serde_json::Map::new();
+    let mut ci = serde_json::Map::new();
+    for &k in cutoffs {
+        let g: Vec<(f64, f64)> = ranks.iter().map(|&r| gains(r, k)).collect();
+        let (rec, ndcg) = g.iter().fold((0.0, 0.0), |a, x| (a.0 + x.0, a.1 + x.1));
+        m.insert(format!("recall@{k}"), (rec / n).into());
+        m.insert(format!("ndcg@{k}"), (ndcg / n).into());
+        let (mut rs, mut ns): (Vec<f64>, Vec<f64>) = resamples
+            .iter()
+            .map(|idx| {
+                let (r, d) = idx.iter().fold((0.0, 0.0), |a, &i| {
+                    let x = g[i as usize];
+                    (a.0 + x.0, a.1 + x.1)
+                });
+                (r / n, d / n)
+            })
+            .unzip();
+        ci.insert(format!("recall@{k}"), interval(&mut rs).into());
+        ci.insert(format!("ndcg@{k}"), interval(&mut ns).into());
+    }
+    m.insert("ci".into(), ci.into());
+    m.into()
+}
+
+/// The 2.5% and 97.5% quantiles (`[0, 0]` without resamples).
+fn interval(v: &mut [f64]) -> Vec<f64> {
+    if v.is_empty() {
+        return vec![0.0, 0.0];
+    }
+    v.sort_by(f64::total_cmp);
+    let q = |p: f64| v[((p * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)];
+    vec![q(0.025), q(0.975)]
+}
+
+/// `BOOTSTRAP` seeded resamples of `n` users.
+fn resamples(n: usize, seed: u64) -> Vec<Vec<u32>> {
+    use rand::Rng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0xb007_57a9);
+    if n == 0 {
+        return Vec::new();
+    }
+    (0..BOOTSTRAP)
+        .map(|_| (0..n).map(|_| rng.random_range(0..n as u32)).collect())
+        .collect()
+}
+
+/// Candidates ordered by the model's probability of the top rating, best first (ties keep
+/// their given order).
+pub fn by_top_rating(scores: &[AnswerScores]) -> Vec<usize> {
+    let p: Vec<f32> = scores
+        .iter()
+        .map(|s| s.probs.last().copied().unwrap_or(0.0))
+        .collect();
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
+    idx
+}
+
+/// The orders of the reranking tables, by key: (key, what it is).
+const ORDERS: [(&str, &str); 4] = [
+    ("model", "by expected rating"),
+    ("model-p5", "by P(top rating)"),
+    ("retriever", "retriever order"),
+    ("random", "random order"),
+];
 
 /// The reranking evaluation (see the module docs); returns the report as JSON.
 pub fn evaluate(
@@ -266,126 +445,165 @@ pub fn evaluate(
     rank.validate()?;
     let split = config.eval.split;
     let targets: Vec<Interaction> = super::sample_rows(ds.split(split), rank.sample, config.seed);
-    let retriever = Retriever::fit(config, &rank, ds, split)?;
-    let timelines = crate::prompt::timelines(ds, split == SplitName::Test);
-    let (prompter, mut scorer, method) = crate::serving::load(
-        config,
-        ds.clone(),
-        run,
-        weights,
-        timelines,
-        (config.eval.batch_size, 0),
-    )?;
-    let values = scorer.values().to_vec();
-    let n_cut = rank.cutoffs.len();
-    let names = ["model", "retriever", "random"];
-    let mut retrieved: Vec<Tally> = vec![Tally::new(n_cut); 3];
-    let mut inserted: Vec<Tally> = vec![Tally::new(n_cut); 3];
-    let (mut hits, mut latency, mut prompts_scored) = (0usize, 0f64, 0usize);
+    let retriever = Candidates::fit(config, &rank, ds, split)?;
+    let n = rank.candidates;
+    // Every other retriever named in `[rank] compare`, on its own top n.
+    let mut retrievers = serde_json::Map::new();
+    let boot = resamples(targets.len(), config.seed);
+    let own = |c: &Candidates| -> Ranks {
+        targets
+            .iter()
+            .map(|x| c.top(x.user, n).iter().position(|t| t.0 == x.item))
+            .collect()
+    };
+    let compared: Vec<Candidates> = rank
+        .compare
+        .iter()
+        .filter(|name| **name != rank.retriever)
+        .map(|name| Candidates::fit_named(config, name, &Default::default(), ds, split))
+        .collect::<Result<_>>()?;
+    for c in std::iter::once(&retriever).chain(&compared) {
+        let ranks = own(c);
+        let mut m = metrics(&ranks, &rank.cutoffs, &boot);
+        m["hit_rate"] = hit_rate(&ranks).into();
+        m["fit_seconds"] = c.fit_seconds.into();
+        retrievers.insert(c.name.clone(), m);
+    }
+    let mut model = if rank.rerank {
+        Some(crate::serving::load(
+            config,
+            ds.clone(),
+            run,
+            weights,
+            crate::prompt::timelines(ds, split == SplitName::Test),
+            (config.eval.batch_size, 0),
+        )?)
+    } else {
+        None
+    };
+    let method = model.as_ref().map(|m| m.2.clone());
+    let mut retrieved: Vec<Ranks> = vec![Vec::new(); ORDERS.len()];
+    let mut inserted: Vec<Ranks> = vec![Vec::new(); ORDERS.len()];
+    let (mut latency, mut prompts_scored) = (0f64, 0usize);
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
     let mut rows = String::new();
     tracing::info!(
-        "reranking: {} users of {}, {} candidates from `{}`, reordered by `{method}`",
+        "reranking: {} users of {}, {n} candidates from `{}`, reordered by {}",
         targets.len(),
         split.as_str(),
-        rank.candidates,
-        retriever.name
+        retriever.name,
+        method
+            .as_deref()
+            .map_or("no model ([rank] rerank = false)".into(), |m| format!(
+                "`{m}`"
+            ))
     );
     let bar = crate::progress::bar(targets.len() as u64, "rerank");
     for x in &targets {
-        let top = retriever.top(x.user, rank.candidates);
+        let top = retriever.top(x.user, n);
         let list: Vec<u32> = top.iter().map(|t| t.0).collect();
         let hit = list.iter().position(|&i| i == x.item);
-        hits += usize::from(hit.is_some());
-        // The scored items: the retrieved list, plus the held-out item when it was missed.
-        let mut items = list.clone();
-        if hit.is_none() {
-            items.push(x.item);
-        }
-        let t = Instant::now();
-        let q = prompter.prompts(&Query {
-            subject: Subject::Known(x.user),
-            candidates: items.iter().map(|&i| Candidate::Known(i)).collect(),
-        })?;
-        let (scores, _) = scorer.score(&[Job::from(&q)])?;
-        latency += t.elapsed().as_secs_f64();
-        prompts_scored += items.len();
-        let scores = &scores[0];
-        let expected: Vec<f32> = scores
-            .iter()
-            .map(|s| RatingDecoder::Expected.decode(&s.probs, &values))
-            .collect();
-        // View 1, the retrieved list: positions 0..n of `items`.
-        let n = list.len();
-        let mut shuffled: Vec<usize> = (0..n).collect();
+        let mut shuffled: Vec<usize> = (0..list.len()).collect();
         shuffled.shuffle(&mut rng);
-        let model_order = by_expected(&scores[..n], &values);
         let rank_of = |order: &[usize], want: Option<usize>| {
             want.and_then(|w| order.iter().position(|&i| i == w))
         };
-        retrieved[0].add(rank_of(&model_order, hit), &rank.cutoffs);
-        retrieved[1].add(hit, &rank.cutoffs);
-        retrieved[2].add(rank_of(&shuffled, hit), &rank.cutoffs);
-        // View 2, the held-out item in every list (in place of the last retrieved item).
-        let view: Vec<usize> = match hit {
-            Some(_) => (0..n).collect(),
-            None => (0..n.saturating_sub(1)).chain([n]).collect(),
-        };
-        let pos = view
-            .iter()
-            .position(|&i| items[i] == x.item)
-            .ok_or_else(|| CoreError::Data("the held-out item left its list".into()))?;
-        let sub: Vec<AnswerScores> = view.iter().map(|&i| scores[i].clone()).collect();
-        let model2 = by_expected(&sub, &values);
-        let mut by_retriever: Vec<usize> = (0..view.len()).collect();
-        let score_of = |i: usize| {
-            top.get(view[i])
-                .map_or_else(|| retriever.model.score(x.user, x.item), |t| t.1)
-        };
-        by_retriever.sort_by(|&a, &b| score_of(b).total_cmp(&score_of(a)).then(a.cmp(&b)));
-        let mut shuffled2: Vec<usize> = (0..view.len()).collect();
-        shuffled2.shuffle(&mut rng);
-        inserted[0].add(rank_of(&model2, Some(pos)), &rank.cutoffs);
-        inserted[1].add(rank_of(&by_retriever, Some(pos)), &rank.cutoffs);
-        inserted[2].add(rank_of(&shuffled2, Some(pos)), &rank.cutoffs);
-        let _ = writeln!(
-            rows,
-            "{}",
-            serde_json::json!({
-                "user": ds.users[x.user as usize],
-                "held_out": ds.items[x.item as usize].id,
-                "retrieved_rank": hit.map(|h| h + 1),
-                "candidates": items.iter().map(|&i| &ds.items[i as usize].id).collect::<Vec<_>>(),
-                "expected": expected,
-            })
-        );
+        retrieved[2].push(hit);
+        retrieved[3].push(rank_of(&shuffled, hit));
+        let mut row = serde_json::json!({
+            "user": ds.users[x.user as usize],
+            "held_out": ds.items[x.item as usize].id,
+            "retrieved_rank": hit.map(|h| h + 1),
+        });
+        if let Some((prompter, scorer, _)) = model.as_mut() {
+            // The scored items: the retrieved list, plus the held-out item when it was missed
+            // (for the secondary view).
+            let mut items = list.clone();
+            if hit.is_none() {
+                items.push(x.item);
+            }
+            let t = Instant::now();
+            let q = prompter.prompts(&Query {
+                subject: Subject::Known(x.user),
+                candidates: items.iter().map(|&i| Candidate::Known(i)).collect(),
+            })?;
+            let (scores, _) = scorer.score(&[Job::from(&q)])?;
+            latency += t.elapsed().as_secs_f64();
+            prompts_scored += items.len();
+            let scores = &scores[0];
+            let values = scorer.values();
+            let m = list.len();
+            retrieved[0].push(rank_of(&by_expected(&scores[..m], values), hit));
+            retrieved[1].push(rank_of(&by_top_rating(&scores[..m]), hit));
+            // The secondary view: the held-out item in every list (in place of the last
+            // retrieved item when the retriever missed it).
+            let view: Vec<usize> = match hit {
+                Some(_) => (0..m).collect(),
+                None => (0..m.saturating_sub(1)).chain([m]).collect(),
+            };
+            let pos = view
+                .iter()
+                .position(|&i| items[i] == x.item)
+                .ok_or_else(|| CoreError::Data("the held-out item left its list".into()))?;
+            let sub: Vec<AnswerScores> = view.iter().map(|&i| scores[i].clone()).collect();
+            let all = retriever.scores(x.user);
+            let mut by_retriever: Vec<usize> = (0..view.len()).collect();
+            let score_of = |i: usize| all[items[view[i]] as usize];
+            by_retriever.sort_by(|&a, &b| score_of(b).total_cmp(&score_of(a)).then(a.cmp(&b)));
+            let mut shuffled2: Vec<usize> = (0..view.len()).collect();
+            shuffled2.shuffle(&mut rng);
+            inserted[0].push(rank_of(&by_expected(&sub, values), Some(pos)));
+            inserted[1].push(rank_of(&by_top_rating(&sub), Some(pos)));
+            inserted[2].push(rank_of(&by_retriever, Some(pos)));
+            inserted[3].push(rank_of(&shuffled2, Some(pos)));
+            row["candidates"] = items
+                .iter()
+                .map(|&i| ds.items[i as usize].id.clone())
+                .collect();
+            row["expected"] = scores
+                .iter()
+                .map(|s| RatingDecoder::Expected.decode(&s.probs, values))
+                .collect();
+        } else {
+            row["candidates"] = list
+                .iter()
+                .map(|&i| ds.items[i as usize].id.clone())
+                .collect();
+        }
+        let _ = writeln!(rows, "{row}");
         bar.inc(1);
     }
     bar.finish_and_clear();
     let users = targets.len().max(1);
-    let view_json = |t: &[Tally]| -> serde_json::Value {
-        names
+    let view_json = |t: &[Ranks]| -> serde_json::Value {
+        ORDERS
             .iter()
             .zip(t)
-            .map(|(n, t)| ((*n).to_string(), t.json(&rank.cutoffs, users)))
+            .filter(|(_, r)| !r.is_empty())
+            .map(|((k, _), r)| ((*k).to_string(), metrics(r, &rank.cutoffs, &boot)))
             .collect::<serde_json::Map<_, _>>()
             .into()
     };
-    let report = serde_json::json!({
+    let mut report = serde_json::json!({
         "dataset": ds.name,
         "split": split.as_str(),
         "users": targets.len(),
         "sample": rank.sample,
         "seed": config.seed,
         "retriever": retriever.name,
-        "candidates": rank.candidates,
+        "candidates": n,
+        "cutoffs": rank.cutoffs,
         "method": method,
-        "hit_rate": hits as f64 / users as f64,
+        "hit_rate": hit_rate(&retrieved[2]),
         "retrieved": view_json(&retrieved),
-        "held_out_inserted": view_json(&inserted),
-        "latency_ms_per_query": 1e3 * latency / users as f64,
-        "prompts_per_query": prompts_scored as f64 / users as f64,
+        "retrievers": retrievers,
     });
+    if model.is_some() {
+        report["held_out_inserted"] = view_json(&inserted);
+        report["latency_ms_per_query"] = (1e3 * latency / users as f64).into();
+        report["prompts_per_query"] = (prompts_scored as f64 / users as f64).into();
+        report["calibration"] = model.as_ref().map(|m| m.1.calibration_label()).into();
+    }
     run.write_json("rank.json", &report)?;
     crate::files::write_atomic(&run.file("rank.jsonl"), rows.as_bytes())?;
     let md = markdown(&report, &rank.cutoffs);
@@ -394,76 +612,129 @@ pub fn evaluate(
     Ok(report)
 }
 
+/// The share of users whose held-out item is in the list.
+fn hit_rate(ranks: &[Option<usize>]) -> f64 {
+    ranks.iter().filter(|r| r.is_some()).count() as f64 / ranks.len().max(1) as f64
+}
+
+/// A metric cell: the mean and its interval.
+fn cell(m: &serde_json::Value, key: &str) -> String {
+    let ci = &m["ci"][key];
+    format!(
+        "{:.4} [{:.4}, {:.4}]",
+        m[key].as_f64().unwrap_or(0.0),
+        ci[0].as_f64().unwrap_or(0.0),
+        ci[1].as_f64().unwrap_or(0.0)
+    )
+}
+
+/// A table header with Recall@K and nDCG@K columns after `first`.
+fn header(s: &mut String, first: &str, cutoffs: &[usize]) {
+    let _ = write!(s, "| {first} |");
+    for k in cutoffs {
+        let _ = write!(s, " Recall@{k} |");
+    }
+    for k in cutoffs {
+        let _ = write!(s, " nDCG@{k} |");
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---:|".repeat(2 * cutoffs.len()));
+    s.push('\n');
+}
+
+/// One table row of `m`'s metrics.
+fn metric_row(s: &mut String, label: &str, m: &serde_json::Value, cutoffs: &[usize]) {
+    let _ = write!(s, "| {label} |");
+    for key in ["recall", "ndcg"] {
+        for k in cutoffs {
+            let _ = write!(s, " {} |", cell(m, &format!("{key}@{k}")));
+        }
+    }
+    s.push('\n');
+}
+
 /// The report as markdown tables.
 fn markdown(r: &serde_json::Value, cutoffs: &[usize]) -> String {
+    let method = r["method"].as_str();
+    let n = &r["candidates"];
     let mut s = format!(
         "# Candidate reranking: {} {} ({} users{})\n\n\
-         The retriever `{}` proposes {} candidates per user (items the user rated excluded); \
-         `{}` reorders them by expected rating. Hit rate@{}: {:.4} (the ceiling of any \
-         reranker in the first view). Model latency {:.0} ms per query ({:.1} prompts, the \
-         user's part computed once).\n",
+         The retriever `{}` proposes its top {n} items per user (items the user has seen \
+         excluded); the same lists for every order. Hit rate@{n}: {:.4}, the ceiling of any \
+         reranker. A user whose held-out item is not in the list counts 0. 95% intervals: \
+         bootstrap over users ({BOOTSTRAP} resamples).",
         r["dataset"].as_str().unwrap_or(""),
         r["split"].as_str().unwrap_or(""),
         r["users"],
         match r["sample"].as_u64() {
-            Some(n) => format!(", seeded sample of {n}, seed {}", r["seed"]),
+            Some(k) => format!(", seeded sample of {k}, seed {}", r["seed"]),
             None => String::new(),
         },
         r["retriever"].as_str().unwrap_or(""),
-        r["candidates"],
-        r["method"].as_str().unwrap_or(""),
-        r["candidates"],
         r["hit_rate"].as_f64().unwrap_or(0.0),
-        r["latency_ms_per_query"].as_f64().unwrap_or(0.0),
-        r["prompts_per_query"].as_f64().unwrap_or(0.0),
     );
-    for (key, title) in [
-        (
-            "retrieved",
-            "Retrieved lists (the held-out item where the retriever found it)",
-        ),
-        (
+    match method {
+        Some(m) => {
+            let _ = writeln!(
+                s,
+                " `{m}` reorders them ({} calibration); {:.0} ms per query ({:.1} prompts, \
+                 the user's part computed once).",
+                r["calibration"].as_str().unwrap_or("no"),
+                r["latency_ms_per_query"].as_f64().unwrap_or(0.0),
+                r["prompts_per_query"].as_f64().unwrap_or(0.0),
+            );
+        }
+        None => s.push_str(" No model reranks (`[rank] rerank = false`).\n"),
+    }
+    let label = |key: &str, what: &str| match key {
+        "model" | "model-p5" => format!("{} ({what})", method.unwrap_or("")),
+        "retriever" => format!("{} ({what})", r["retriever"].as_str().unwrap_or("")),
+        _ => what.to_string(),
+    };
+    let mut views = vec![("retrieved", format!("Reranking the retriever's top {n}"))];
+    if method.is_some() {
+        views.push((
             "held_out_inserted",
-            "Held-out item inserted into every list",
-        ),
-    ] {
-        let _ = write!(s, "\n## {title}\n\n| order |");
+            "Secondary view: the held-out item inserted into every list (in place of the \
+             retriever's last candidate when it missed)"
+                .to_string(),
+        ));
+    }
+    for (key, title) in views {
+        let _ = write!(s, "\n## {title}\n\n");
+        header(&mut s, "order", cutoffs);
+        for (order, what) in ORDERS {
+            let m = &r[key][order];
+            if m.is_object() {
+                metric_row(&mut s, &label(order, what), m, cutoffs);
+            }
+        }
+    }
+    if let Some(all) = r["retrievers"].as_object() {
+        let _ = write!(
+            s,
+            "\n## Retrievers, each on its own top {n}\n\n| retriever | fit s | hit rate@{n} |"
+        );
         for k in cutoffs {
             let _ = write!(s, " Recall@{k} |");
         }
         for k in cutoffs {
             let _ = write!(s, " nDCG@{k} |");
         }
-        s.push_str("\n|---|");
+        s.push_str("\n|---|---:|---:|");
         s.push_str(&"---:|".repeat(2 * cutoffs.len()));
         s.push('\n');
-        for name in ["model", "retriever", "random"] {
-            let label = match name {
-                "model" => format!(
-                    "{} (by expected rating)",
-                    r["method"].as_str().unwrap_or("")
-                ),
-                "retriever" => format!(
-                    "{} (retriever order)",
-                    r["retriever"].as_str().unwrap_or("")
-                ),
-                _ => "random order".into(),
-            };
-            let m = &r[key][name];
-            let _ = write!(s, "| {label} |");
-            for k in cutoffs {
-                let _ = write!(
-                    s,
-                    " {:.4} |",
-                    m[format!("recall@{k}")].as_f64().unwrap_or(0.0)
-                );
-            }
-            for k in cutoffs {
-                let _ = write!(
-                    s,
-                    " {:.4} |",
-                    m[format!("ndcg@{k}")].as_f64().unwrap_or(0.0)
-                );
+        for (name, m) in all {
+            let _ = write!(
+                s,
+                "| {name} | {:.1} | {:.4} |",
+                m["fit_seconds"].as_f64().unwrap_or(0.0),
+                m["hit_rate"].as_f64().unwrap_or(0.0)
+            );
+            for key in ["recall", "ndcg"] {
+                for k in cutoffs {
+                    let _ = write!(s, " {} |", cell(m, &format!("{key}@{k}")));
+                }
             }
             s.push('\n');
         }
@@ -476,18 +747,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn recall_and_ndcg_by_hand() {
+    fn recall_and_ndcg_by_hand_with_misses() {
         let cut = [3, 5];
-        let mut t = Tally::new(2);
-        t.add(Some(0), &cut); // rank 1: recall 1, 1; nDCG 1, 1
-        t.add(Some(3), &cut); // rank 4: recall 0, 1; nDCG 0, 1/log2(5)
-        t.add(None, &cut);
-        let j = t.json(&cut, 3);
+        // Rank 1: recall 1, 1, nDCG 1, 1; rank 4: recall 0, 1, nDCG 0, 1/log2(5); a miss: 0.
+        let ranks = [Some(0), Some(3), None];
+        let j = metrics(&ranks, &cut, &resamples(3, 1));
         assert!((j["recall@3"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-12);
         assert!((j["recall@5"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-12);
         assert!((j["ndcg@3"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-12);
         let want = (1.0 + 1.0 / 5f64.log2()) / 3.0;
         assert!((j["ndcg@5"].as_f64().unwrap() - want).abs() < 1e-12);
+        // The interval holds the mean and stays in [0, 1].
+        let ci = j["ci"]["ndcg@5"].as_array().unwrap();
+        let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+        assert!(
+            0.0 <= lo && lo <= want && want <= hi && hi <= 1.0,
+            "{lo} {hi}"
+        );
+        assert!((hit_rate(&ranks) - 2.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_top_rating_orders_candidates() {
+        let s = |p: [f32; 5]| AnswerScores {
+            probs: p.to_vec(),
+            greedy: None,
+            mass: 1.0,
+        };
+        let scores = [
+            s([0.0, 0.0, 0.5, 0.0, 0.5]),
+            s([0.0, 0.0, 0.0, 0.2, 0.8]),
+            s([0.0, 0.0, 0.0, 1.0, 0.0]),
+        ];
+        assert_eq!(by_top_rating(&scores), vec![1, 0, 2]);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! | `device` | [`ComputeDevice`] | where tensors live |
 //! | `dataset` | [`DatasetLoader`] | data |
 //! | `rating-baseline` | [`RatingBaseline`] | classic baselines |
+//! | `retriever` | [`Retriever`] | candidates for reranking (implicit feedback) |
 //! | `text-encoder` | [`TextEncoder`] | stage 0: item embeddings |
 //! | `topic-clusterer` | [`TopicClusterer`] | stage 0: topics |
 //! | `topic-namer` | [`TopicNamer`] | stage 0: topic names |
@@ -28,6 +29,7 @@ mod encoder;
 mod internalizer;
 mod lora;
 mod namer;
+mod retriever;
 mod reward;
 mod sketch;
 mod trainer;
@@ -42,6 +44,7 @@ pub use encoder::{Embeddings, TextEncoder};
 pub use internalizer::{CotExample, Internalizer};
 pub use lora::LoraTargets;
 pub use namer::TopicNamer;
+pub use retriever::{RetrievalModel, Retriever};
 pub use reward::{Reward, RewardParts};
 pub use sketch::{Sketch, SketchBuilder, SketchTopic, TopicRating};
 pub use trainer::{Example, PolicyTrainer, RunCtx, TrainReport};
@@ -60,6 +63,11 @@ crate::__declare_slot!(
     crate::traits::RatingBaseline,
     "rating-baseline",
     "classic rating predictors fitted on the history split"
+);
+crate::__declare_slot!(
+    crate::traits::Retriever,
+    "retriever",
+    "proposes candidate items from implicit feedback, for reranking"
 );
 crate::__declare_slot!(
     crate::traits::TextEncoder,
