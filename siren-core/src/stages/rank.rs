@@ -628,9 +628,9 @@ fn cell(m: &serde_json::Value, key: &str) -> String {
     )
 }
 
-/// A table header with Recall@K and nDCG@K columns after `first`.
-fn header(s: &mut String, first: &str, cutoffs: &[usize]) {
-    let _ = write!(s, "| {first} |");
+/// A table header: the `first` columns (the first left-aligned), then Recall@K and nDCG@K.
+fn header(s: &mut String, first: &[&str], cutoffs: &[usize]) {
+    let _ = write!(s, "| {} |", first.join(" | "));
     for k in cutoffs {
         let _ = write!(s, " Recall@{k} |");
     }
@@ -638,7 +638,7 @@ fn header(s: &mut String, first: &str, cutoffs: &[usize]) {
         let _ = write!(s, " nDCG@{k} |");
     }
     s.push_str("\n|---|");
-    s.push_str(&"---:|".repeat(2 * cutoffs.len()));
+    s.push_str(&"---:|".repeat(first.len() - 1 + 2 * cutoffs.len()));
     s.push('\n');
 }
 
@@ -702,7 +702,7 @@ fn markdown(r: &serde_json::Value, cutoffs: &[usize]) -> String {
     }
     for (key, title) in views {
         let _ = write!(s, "\n## {title}\n\n");
-        header(&mut s, "order", cutoffs);
+        header(&mut s, &["order"], cutoffs);
         for (order, what) in ORDERS {
             let m = &r[key][order];
             if m.is_object() {
@@ -711,19 +711,9 @@ fn markdown(r: &serde_json::Value, cutoffs: &[usize]) -> String {
         }
     }
     if let Some(all) = r["retrievers"].as_object() {
-        let _ = write!(
-            s,
-            "\n## Retrievers, each on its own top {n}\n\n| retriever | fit s | hit rate@{n} |"
-        );
-        for k in cutoffs {
-            let _ = write!(s, " Recall@{k} |");
-        }
-        for k in cutoffs {
-            let _ = write!(s, " nDCG@{k} |");
-        }
-        s.push_str("\n|---|---:|---:|");
-        s.push_str(&"---:|".repeat(2 * cutoffs.len()));
-        s.push('\n');
+        let _ = write!(s, "\n## Retrievers, each on its own top {n}\n\n");
+        let hit = format!("hit rate@{n}");
+        header(&mut s, &["retriever", "fit s", &hit], cutoffs);
         for (name, m) in all {
             let _ = write!(
                 s,
