@@ -426,6 +426,80 @@ pub fn by_top_rating(scores: &[AnswerScores]) -> Vec<usize> {
     idx
 }
 
+/// Where `want` sits in `order` (0-based), if anywhere.
+fn place(order: &[usize], want: Option<usize>) -> Option<usize> {
+    want.and_then(|w| order.iter().position(|&i| i == w))
+}
+
+/// The secondary view of one user: the held-out item in the list (in place of the last
+/// retrieved item when the retriever missed it, `items` then ending with it); where it sits in
+/// each order of [`ORDERS`]. `scores` are the model's for `items`, `all` the retriever's for
+/// every item.
+fn inserted_view(
+    scores: &[AnswerScores],
+    values: &[f32],
+    (items, held_out, hit): (&[u32], u32, Option<usize>),
+    all: &[f32],
+    rng: &mut rand::rngs::StdRng,
+) -> Result<[Option<usize>; 4]> {
+    let m = items.len() - usize::from(hit.is_none());
+    let view: Vec<usize> = match hit {
+        Some(_) => (0..m).collect(),
+        None => (0..m.saturating_sub(1)).chain([m]).collect(),
+    };
+    let pos = view
+        .iter()
+        .position(|&i| items[i] == held_out)
+        .ok_or_else(|| CoreError::Data("the held-out item left its list".into()))?;
+    let sub: Vec<AnswerScores> = view.iter().map(|&i| scores[i].clone()).collect();
+    let mut by_retriever: Vec<usize> = (0..view.len()).collect();
+    let score_of = |i: usize| all[items[view[i]] as usize];
+    by_retriever.sort_by(|&a, &b| score_of(b).total_cmp(&score_of(a)).then(a.cmp(&b)));
+    let mut shuffled: Vec<usize> = (0..view.len()).collect();
+    shuffled.shuffle(rng);
+    Ok([
+        place(&by_expected(&sub, values), Some(pos)),
+        place(&by_top_rating(&sub), Some(pos)),
+        place(&by_retriever, Some(pos)),
+        place(&shuffled, Some(pos)),
+    ])
+}
+
+/// The retriever and each other one of `[rank] compare`, each on its own top list: the
+/// metrics with hit rate and fit time, by name.
+fn compare_retrievers(
+    config: &RunConfig,
+    rank: &RankConfig,
+    ds: &Dataset,
+    targets: &[Interaction],
+    retriever: &Candidates,
+    boot: &[Vec<u32>],
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let split = config.eval.split;
+    let compared: Vec<Candidates> = rank
+        .compare
+        .iter()
+        .filter(|name| **name != rank.retriever)
+        .map(|name| Candidates::fit_named(config, name, &Default::default(), ds, split))
+        .collect::<Result<_>>()?;
+    let mut out = serde_json::Map::new();
+    for c in std::iter::once(retriever).chain(&compared) {
+        let ranks: Ranks = targets
+            .iter()
+            .map(|x| {
+                c.top(x.user, rank.candidates)
+                    .iter()
+                    .position(|t| t.0 == x.item)
+            })
+            .collect();
+        let mut m = metrics(&ranks, &rank.cutoffs, boot);
+        m["hit_rate"] = hit_rate(&ranks).into();
+        m["fit_seconds"] = c.fit_seconds.into();
+        out.insert(c.name.clone(), m);
+    }
+    Ok(out)
+}
+
 /// The orders of the reranking tables, by key: (key, what it is).
 const ORDERS: [(&str, &str); 4] = [
     ("model", "by expected rating"),
@@ -447,28 +521,8 @@ pub fn evaluate(
     let targets: Vec<Interaction> = super::sample_rows(ds.split(split), rank.sample, config.seed);
     let retriever = Candidates::fit(config, &rank, ds, split)?;
     let n = rank.candidates;
-    // Every other retriever named in `[rank] compare`, on its own top n.
-    let mut retrievers = serde_json::Map::new();
     let boot = resamples(targets.len(), config.seed);
-    let own = |c: &Candidates| -> Ranks {
-        targets
-            .iter()
-            .map(|x| c.top(x.user, n).iter().position(|t| t.0 == x.item))
-            .collect()
-    };
-    let compared: Vec<Candidates> = rank
-        .compare
-        .iter()
-        .filter(|name| **name != rank.retriever)
-        .map(|name| Candidates::fit_named(config, name, &Default::default(), ds, split))
-        .collect::<Result<_>>()?;
-    for c in std::iter::once(&retriever).chain(&compared) {
-        let ranks = own(c);
-        let mut m = metrics(&ranks, &rank.cutoffs, &boot);
-        m["hit_rate"] = hit_rate(&ranks).into();
-        m["fit_seconds"] = c.fit_seconds.into();
-        retrievers.insert(c.name.clone(), m);
-    }
+    let retrievers = compare_retrievers(config, &rank, ds, &targets, &retriever, &boot)?;
     let mut model = if rank.rerank {
         Some(crate::serving::load(
             config,
@@ -505,11 +559,8 @@ pub fn evaluate(
         let hit = list.iter().position(|&i| i == x.item);
         let mut shuffled: Vec<usize> = (0..list.len()).collect();
         shuffled.shuffle(&mut rng);
-        let rank_of = |order: &[usize], want: Option<usize>| {
-            want.and_then(|w| order.iter().position(|&i| i == w))
-        };
         retrieved[2].push(hit);
-        retrieved[3].push(rank_of(&shuffled, hit));
+        retrieved[3].push(place(&shuffled, hit));
         let mut row = serde_json::json!({
             "user": ds.users[x.user as usize],
             "held_out": ds.items[x.item as usize].id,
@@ -533,29 +584,18 @@ pub fn evaluate(
             let scores = &scores[0];
             let values = scorer.values();
             let m = list.len();
-            retrieved[0].push(rank_of(&by_expected(&scores[..m], values), hit));
-            retrieved[1].push(rank_of(&by_top_rating(&scores[..m]), hit));
-            // The secondary view: the held-out item in every list (in place of the last
-            // retrieved item when the retriever missed it).
-            let view: Vec<usize> = match hit {
-                Some(_) => (0..m).collect(),
-                None => (0..m.saturating_sub(1)).chain([m]).collect(),
-            };
-            let pos = view
-                .iter()
-                .position(|&i| items[i] == x.item)
-                .ok_or_else(|| CoreError::Data("the held-out item left its list".into()))?;
-            let sub: Vec<AnswerScores> = view.iter().map(|&i| scores[i].clone()).collect();
-            let all = retriever.scores(x.user);
-            let mut by_retriever: Vec<usize> = (0..view.len()).collect();
-            let score_of = |i: usize| all[items[view[i]] as usize];
-            by_retriever.sort_by(|&a, &b| score_of(b).total_cmp(&score_of(a)).then(a.cmp(&b)));
-            let mut shuffled2: Vec<usize> = (0..view.len()).collect();
-            shuffled2.shuffle(&mut rng);
-            inserted[0].push(rank_of(&by_expected(&sub, values), Some(pos)));
-            inserted[1].push(rank_of(&by_top_rating(&sub), Some(pos)));
-            inserted[2].push(rank_of(&by_retriever, Some(pos)));
-            inserted[3].push(rank_of(&shuffled2, Some(pos)));
+            retrieved[0].push(place(&by_expected(&scores[..m], values), hit));
+            retrieved[1].push(place(&by_top_rating(&scores[..m]), hit));
+            let view = inserted_view(
+                scores,
+                values,
+                (&items, x.item, hit),
+                &retriever.scores(x.user),
+                &mut rng,
+            )?;
+            for (ranks, place) in inserted.iter_mut().zip(view) {
+                ranks.push(place);
+            }
             row["candidates"] = items
                 .iter()
                 .map(|&i| ds.items[i as usize].id.clone())
