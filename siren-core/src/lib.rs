@@ -15,6 +15,7 @@ pub mod data;
 pub mod engine;
 mod error;
 pub mod files;
+pub mod hash;
 pub mod metrics;
 pub mod paired;
 pub mod plot;

@@ -100,7 +100,7 @@ pub fn internalize(
             parts.push(c.example.prompt.as_bytes());
             parts.push(c.thinking.as_bytes());
         }
-        siren_core::stages::fnv1a(parts)
+        siren_core::hash::fnv1a(parts)
     };
     let micro = ctx.training.micro_batch;
     let (layers, width) = (teacher.layers, teacher.hidden);

@@ -208,7 +208,7 @@ impl CotSft {
         }
         let inputs: Vec<String> = examples.iter().map(|e| e.prompt.clone()).collect();
         let settings = crate::settings_hash(&self.p, ctx, examples)?.to_le_bytes();
-        let hash = siren_core::stages::fnv1a(
+        let hash = siren_core::hash::fnv1a(
             std::iter::once(settings.as_slice()).chain(targets.iter().map(|t| t.as_bytes())),
         );
         crate::teacher_forced("cot-sft", policy, &inputs, &targets, hash, ctx)

@@ -69,7 +69,7 @@ pub(crate) fn settings_hash(
         parts.push(e.prompt.as_bytes());
         parts.push(r);
     }
-    Ok(siren_core::stages::fnv1a(parts))
+    Ok(siren_core::hash::fnv1a(parts))
 }
 
 /// Teacher-forced supervised training: the token-mean cross-entropy of each `targets[i]`

@@ -31,7 +31,7 @@ impl Path {
 }
 
 fn path_id(path: &str) -> ParamId {
-    ParamId::from(crate::stages::fnv1a([
+    ParamId::from(crate::hash::fnv1a([
         b"siren-param".as_slice(),
         path.as_bytes(),
     ]))

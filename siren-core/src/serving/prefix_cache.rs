@@ -52,7 +52,7 @@ impl PrefixCache {
     /// The key of a token sequence.
     pub fn key(tokens: &[u32]) -> u64 {
         let bytes: Vec<u8> = tokens.iter().flat_map(|t| t.to_le_bytes()).collect();
-        crate::stages::fnv1a([bytes.as_slice()])
+        crate::hash::fnv1a([bytes.as_slice()])
     }
 
     /// Whether the prefix of `tokens` is held.

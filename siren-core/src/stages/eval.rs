@@ -187,7 +187,7 @@ fn cache_key(config: &RunConfig, which: &Weights, files: &[PathBuf], modes: Mode
     }
     let mut parts: Vec<&[u8]> = vec![settings.as_bytes()];
     parts.extend(bytes.iter().map(Vec::as_slice));
-    Ok(super::fnv1a(parts))
+    Ok(crate::hash::fnv1a(parts))
 }
 
 /// Which decodings to run.

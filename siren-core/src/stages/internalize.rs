@@ -49,7 +49,7 @@ pub fn train_dir(config: &RunConfig, run: &RunDir) -> Result<PathBuf> {
         "seed": config.seed,
     })
     .to_string();
-    let hash = super::fnv1a([key.as_bytes()]);
+    let hash = crate::hash::fnv1a([key.as_bytes()]);
     Ok(stage_dir(run).join(format!(
         "{}-{:08x}",
         internalizer_slot(config).kind,
@@ -168,7 +168,7 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
             parts.push(e.prompt.as_bytes());
             parts.push(r);
         }
-        super::fnv1a(parts)
+        crate::hash::fnv1a(parts)
     };
     let stage = stage_dir(run);
     let hdir = stage.join(format!("harvest-{hash:016x}"));

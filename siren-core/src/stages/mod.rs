@@ -95,18 +95,6 @@ pub fn trained_token_ids(config: &RunConfig, tok: &TextTokenizer) -> Vec<u32> {
         .collect()
 }
 
-/// FNV-1a over byte strings (cache keys, stable ids; not cryptographic).
-pub fn fnv1a<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for &b in p {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        h = (h ^ 0xff).wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
 /// The text a decoder reads for a prompt: the chat template (system + user, generation
 /// prompt added) when the tokenizer has one, else the two messages on separate lines.
 pub fn render_prompt(tok: &TextTokenizer, p: &crate::prompt::Prompt) -> Result<String> {

@@ -267,7 +267,7 @@ fn sketch_key(config: &RunConfig) -> u64 {
         "seed": config.seed,
     })
     .to_string();
-    super::fnv1a([json.as_bytes()])
+    crate::hash::fnv1a([json.as_bytes()])
 }
 
 fn count_cache(run: &RunDir, folder: &str) -> usize {

@@ -96,7 +96,9 @@ pub fn encode_cached(
     cache_dir: &Path,
 ) -> Result<(Embeddings, bool)> {
     let key = encoder.cache_key();
-    let h = super::fnv1a(std::iter::once(key.as_bytes()).chain(texts.iter().map(|t| t.as_bytes())));
+    let h = crate::hash::fnv1a(
+        std::iter::once(key.as_bytes()).chain(texts.iter().map(|t| t.as_bytes())),
+    );
     let path: PathBuf = cache_dir.join(format!("{h:016x}.safetensors"));
     if let Some(e) = read_cache(&path, texts.len()) {
         tracing::info!("item embeddings from cache {}", path.display());

@@ -41,7 +41,7 @@ pub fn key(config: &RunConfig) -> u64 {
         "warmup": config.warmup, "seed": config.seed,
     })
     .to_string();
-    super::fnv1a([json.as_bytes()])
+    crate::hash::fnv1a([json.as_bytes()])
 }
 
 /// The key `stage1/key.txt` records, if any.

@@ -239,7 +239,7 @@ pub type StepMetrics = BTreeMap<String, f64>;
 
 /// Derives a step's seed from the run seed.
 pub fn step_seed(seed: u64, step: usize) -> u64 {
-    crate::stages::fnv1a([
+    crate::hash::fnv1a([
         b"step".as_slice(),
         &seed.to_le_bytes(),
         &(step as u64).to_le_bytes(),
@@ -251,7 +251,7 @@ pub fn batch_indices(n: usize, batch: usize, seed: u64, step: usize) -> Vec<usiz
     let per_epoch = n.div_ceil(batch);
     let (epoch, pos) = (step / per_epoch, step % per_epoch);
     let mut order: Vec<usize> = (0..n).collect();
-    let mut rng = StdRng::seed_from_u64(crate::stages::fnv1a([
+    let mut rng = StdRng::seed_from_u64(crate::hash::fnv1a([
         b"epoch".as_slice(),
         &seed.to_le_bytes(),
         &(epoch as u64).to_le_bytes(),
