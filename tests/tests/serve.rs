@@ -260,6 +260,18 @@ fn the_http_api_end_to_end() {
         assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
         assert_eq!(v["field"].as_str(), field, "{path} {body}: {v}");
     }
+    // The 404 lists every route.
+    let r = c.get("/v2/nothing").unwrap();
+    let e = r.json().unwrap()["error"].as_str().unwrap().to_string();
+    for route in [
+        "POST /v1/predict",
+        "POST /v1/rank",
+        "GET /healthz",
+        "GET /readyz",
+        "GET /metrics",
+    ] {
+        assert!(e.contains(route), "{e}");
+    }
     let h = c.get("/healthz").unwrap();
     assert_eq!(h.status, 200);
     let m = c.get("/metrics").unwrap().body;
@@ -268,7 +280,7 @@ fn the_http_api_end_to_end() {
         "{m}"
     );
     assert!(
-        m.contains("siren_requests_total{route=\"other\",status=\"404\"} 1"),
+        m.contains("siren_requests_total{route=\"other\",status=\"404\"} 2"),
         "{m}"
     );
     server.shutdown().unwrap();

@@ -39,7 +39,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use serde_json::{Value, json};
 use siren_core::config::{RunConfig, ServeConfig};
 use siren_core::rating::{AnswerScores, RatingDecoder};
@@ -301,34 +301,67 @@ async fn stopped(stop: tokio::sync::oneshot::Receiver<()>, health: Arc<Health>) 
 /// `POST /v1/test/panic-next` (the model thread panics on its next batch).
 pub const TEST_FAULTS_ENV: &str = "SIREN_SERVE_TEST_FAULTS";
 
+/// Every route in one table: method, path and handler. The router, the metrics' route label
+/// and the 404's list of routes derive from it.
+fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Arc<App>>)> {
+    vec![
+        ("POST", "/v1/predict", post(predict)),
+        ("POST", "/v1/rank", post(rank)),
+        ("GET", "/healthz", get(health)),
+        ("GET", "/readyz", get(ready)),
+        ("GET", "/metrics", get(prometheus)),
+    ]
+}
+
 fn router(app: Arc<App>, sc: &ServeConfig) -> Router {
     let mut r = Router::new();
     if std::env::var_os(TEST_FAULTS_ENV).is_some() {
         tracing::warn!("{TEST_FAULTS_ENV} is set: POST /v1/test/panic-next is open");
         r = r.route("/v1/test/panic-next", post(panic_next));
     }
-    r.route("/v1/predict", post(predict))
-        .route("/v1/rank", post(rank))
-        .route("/healthz", get(health))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(prometheus))
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(sc.max_body_kb << 10))
-        .layer(middleware::from_fn_with_state(app.clone(), read_body))
-        .layer(middleware::from_fn_with_state(app.clone(), track))
-        .with_state(app)
+    let table = routes();
+    let paths: Arc<[&'static str]> = table.iter().map(|t| t.1).collect();
+    let listed = table
+        .iter()
+        .map(|(m, p, _)| format!("{m} {p}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for (_, path, handler) in table {
+        r = r.route(path, handler);
+    }
+    r.fallback(move || {
+        let listed = listed.clone();
+        async move {
+            error(
+                StatusCode::NOT_FOUND,
+                None,
+                format!("no such route; {listed}"),
+            )
+        }
+    })
+    .layer(DefaultBodyLimit::max(sc.max_body_kb << 10))
+    .layer(middleware::from_fn_with_state(app.clone(), read_body))
+    .layer(middleware::from_fn_with_state((app.clone(), paths), track))
+    .with_state(app)
 }
 
-/// Counts every response by route and status, with its latency.
-async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+/// Counts every response by route (`other` for a path no route has) and status, with its
+/// latency.
+async fn track(
+    State((app, paths)): State<(Arc<App>, Arc<[&'static str]>)>,
+    req: Request,
+    next: Next,
+) -> Response {
     let t = Instant::now();
-    let route = match req.uri().path() {
-        p @ ("/v1/predict" | "/v1/rank" | "/healthz" | "/readyz" | "/metrics") => p.to_string(),
-        _ => "other".to_string(),
-    };
+    let path = req.uri().path();
+    let route = paths
+        .iter()
+        .find(|p| **p == path)
+        .copied()
+        .unwrap_or("other");
     let resp = next.run(req).await;
     app.metrics
-        .request(&route, resp.status().as_u16(), t.elapsed().as_secs_f64());
+        .request(route, resp.status().as_u16(), t.elapsed().as_secs_f64());
     resp
 }
 
@@ -378,14 +411,6 @@ fn error(status: StatusCode, field: Option<&str>, message: impl Into<String>) ->
         body["field"] = f.into();
     }
     (status, axum::Json(body)).into_response()
-}
-
-async fn not_found() -> Response {
-    error(
-        StatusCode::NOT_FOUND,
-        None,
-        "no such route; POST /v1/predict, POST /v1/rank, GET /healthz, GET /readyz, GET /metrics",
-    )
 }
 
 /// Liveness: ok while the model worker runs; 503 once it has stopped (a supervisor restarts
