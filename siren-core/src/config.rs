@@ -327,6 +327,16 @@ impl Default for RankConfig {
 }
 
 impl RankConfig {
+    /// The params a retriever named `name` is fitted with: `[rank.params]` for `retriever`,
+    /// the defaults for any other.
+    pub fn params_for(&self, name: &str) -> Params {
+        if name == self.retriever {
+            self.params.clone()
+        } else {
+            Params::new()
+        }
+    }
+
     /// Checks the settings.
     pub fn validate(&self) -> Result<()> {
         if self.candidates == 0 {
@@ -350,12 +360,7 @@ impl RankConfig {
             .chain(self.compare.iter().map(|n| ("rank.compare", n)))
         {
             if implicit.contains(name) {
-                let params = if field == "rank.retriever" {
-                    self.params.clone()
-                } else {
-                    Params::new()
-                };
-                build::<dyn Retriever>(name, &params)?;
+                build::<dyn Retriever>(name, &self.params_for(name))?;
             } else if rating.contains(name) {
                 if field == "rank.retriever" && !self.params.is_empty() {
                     return Err(CoreError::config(

@@ -41,7 +41,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use serde_json::{Value, json};
-use siren_core::config::{RunConfig, ServeConfig};
+use siren_core::config::RunConfig;
 use siren_core::rating::{AnswerScores, RatingDecoder};
 use siren_core::serving::request::{predict_request, rank_request};
 use siren_core::serving::{Candidate, FieldError, Limits, Prompter, Query, Subject};
@@ -139,15 +139,10 @@ pub fn start(opts: &Options) -> anyhow::Result<Server> {
         .retrievers
         .iter()
         .map(|name| {
-            let params = if *name == rank.retriever {
-                rank.params.clone()
-            } else {
-                Default::default()
-            };
             siren_core::stages::rank::Candidates::fit_named(
                 &config,
                 name,
-                &params,
+                &rank.params_for(name),
                 &ds,
                 config.eval.split,
             )
@@ -205,7 +200,7 @@ pub fn start(opts: &Options) -> anyhow::Result<Server> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let router = router(app, &sc);
+    let router = router(app);
     let draining = health.clone();
     let header_timeout = Duration::from_millis(sc.header_timeout_ms);
     let thread = std::thread::Builder::new()
@@ -313,7 +308,7 @@ fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Arc<App>>)> {
     ]
 }
 
-fn router(app: Arc<App>, sc: &ServeConfig) -> Router {
+fn router(app: Arc<App>) -> Router {
     let mut r = Router::new();
     if std::env::var_os(TEST_FAULTS_ENV).is_some() {
         tracing::warn!("{TEST_FAULTS_ENV} is set: POST /v1/test/panic-next is open");
@@ -339,7 +334,8 @@ fn router(app: Arc<App>, sc: &ServeConfig) -> Router {
             )
         }
     })
-    .layer(DefaultBodyLimit::max(sc.max_body_kb << 10))
+    // The body's size and time limits are read_body's; the extractors see a body already read.
+    .layer(DefaultBodyLimit::disable())
     .layer(middleware::from_fn_with_state(app.clone(), read_body))
     .layer(middleware::from_fn_with_state((app.clone(), paths), track))
     .with_state(app)

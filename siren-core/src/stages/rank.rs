@@ -281,15 +281,10 @@ pub fn rank_file(
         if let Some(name) = wanted_retriever(v, &rank.retriever)
             && !fitted.iter().any(|c| c.name == name)
         {
-            let params = if name == rank.retriever {
-                rank.params.clone()
-            } else {
-                Default::default()
-            };
             fitted.push(Candidates::fit_named(
                 config,
                 &name,
-                &params,
+                &rank.params_for(&name),
                 ds,
                 config.eval.split,
             )?);
@@ -465,14 +460,15 @@ fn inserted_view(
     ])
 }
 
-/// The retriever and each other one of `[rank] compare`, each on its own top list: the
-/// metrics with hit rate and fit time, by name.
+/// The retriever (with the held-out item's place in each user's list, `own`) and each other
+/// one of `[rank] compare`, each on its own top list: the metrics with hit rate and fit time,
+/// by name.
 fn compare_retrievers(
     config: &RunConfig,
     rank: &RankConfig,
     ds: &Dataset,
     targets: &[Interaction],
-    retriever: &Candidates,
+    (retriever, own): (&Candidates, &[Option<usize>]),
     boot: &[Vec<u32>],
 ) -> Result<serde_json::Map<String, serde_json::Value>> {
     let split = config.eval.split;
@@ -480,10 +476,10 @@ fn compare_retrievers(
         .compare
         .iter()
         .filter(|name| **name != rank.retriever)
-        .map(|name| Candidates::fit_named(config, name, &Default::default(), ds, split))
+        .map(|name| Candidates::fit_named(config, name, &rank.params_for(name), ds, split))
         .collect::<Result<_>>()?;
     let mut out = serde_json::Map::new();
-    for c in std::iter::once(retriever).chain(&compared) {
+    let lists = compared.iter().map(|c| {
         let ranks: Ranks = targets
             .iter()
             .map(|x| {
@@ -492,6 +488,9 @@ fn compare_retrievers(
                     .position(|t| t.0 == x.item)
             })
             .collect();
+        (c, ranks)
+    });
+    for (c, ranks) in std::iter::once((retriever, own.to_vec())).chain(lists) {
         let mut m = metrics(&ranks, &rank.cutoffs, boot);
         m["hit_rate"] = hit_rate(&ranks).into();
         m["fit_seconds"] = c.fit_seconds.into();
@@ -522,7 +521,14 @@ pub fn evaluate(
     let retriever = Candidates::fit(config, &rank, ds, split)?;
     let n = rank.candidates;
     let boot = resamples(targets.len(), config.seed);
-    let retrievers = compare_retrievers(config, &rank, ds, &targets, &retriever, &boot)?;
+    // Each user's list, once: the retriever's table and every order below use it.
+    let tops: Vec<Vec<(u32, f32)>> = targets.iter().map(|x| retriever.top(x.user, n)).collect();
+    let hits: Ranks = targets
+        .iter()
+        .zip(&tops)
+        .map(|(x, top)| top.iter().position(|t| t.0 == x.item))
+        .collect();
+    let retrievers = compare_retrievers(config, &rank, ds, &targets, (&retriever, &hits), &boot)?;
     let mut model = if rank.rerank {
         Some(crate::serving::load(
             config,
@@ -553,10 +559,8 @@ pub fn evaluate(
             ))
     );
     let bar = crate::progress::bar(targets.len() as u64, "rerank");
-    for x in &targets {
-        let top = retriever.top(x.user, n);
+    for ((x, top), &hit) in targets.iter().zip(&tops).zip(&hits) {
         let list: Vec<u32> = top.iter().map(|t| t.0).collect();
-        let hit = list.iter().position(|&i| i == x.item);
         let mut shuffled: Vec<usize> = (0..list.len()).collect();
         shuffled.shuffle(&mut rng);
         retrieved[2].push(hit);
