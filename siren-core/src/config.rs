@@ -279,6 +279,9 @@ pub struct RunConfig {
     /// `siren rank` and its candidate-reranking evaluation (`[rank]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rank: Option<RankConfig>,
+    /// Relevance examples for a reranker, added to stage 1's training (`[relevance]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relevance: Option<RelevanceConfig>,
     /// `siren serve` (`[serve]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serve: Option<ServeConfig>,
@@ -310,6 +313,68 @@ pub struct RankConfig {
     /// Whether the evaluation reranks with the model (false: the retrievers' tables only,
     /// no model loaded).
     pub rerank: bool,
+    /// What `siren rank` and `/v1/rank` order candidates by: `expected` (the expected rating,
+    /// default) or `relevance` (the expected answer to the relevance question, for a model
+    /// trained with `[relevance]`; one more prompt per candidate). With `relevance` the
+    /// evaluation adds the `model-relevance` order next to the rating orders.
+    pub by: crate::prompt::Task,
+    /// Whether the evaluation scores the lists that miss the held-out item (default true).
+    /// Their Recall@K and nDCG@K are 0 under every order, so `false` leaves the retrieved-list
+    /// table unchanged and scores only the lists with a hit (a fraction of the time); the
+    /// inserted view, which needs every list, is then left out.
+    pub score_misses: bool,
+}
+
+/// `[relevance]`: training examples for a reranker (stage 1 adds them to the rating
+/// examples). Each sampled user's last history interaction is held out, `[rank] retriever`
+/// (with `[rank.params]`) is fitted on the rest, and its top `[rank] candidates` unseen items
+/// for that user give the negatives; the prompts ask the relevance question
+/// ([`crate::prompt::Task::Relevance`]), answered 5 for the held-out item and 1 for a
+/// negative. Nothing of the evaluated split is used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelevanceConfig {
+    /// Users sampled at each cut (seeded; default every user with an interaction to hold out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<usize>,
+    /// Negatives per held-out item, drawn from the retrieved list without the held-out item.
+    pub negatives: usize,
+    /// Whether the held-out item is an example even when the retriever missed it (default
+    /// true; false keeps only users whose list holds it, as the reranker sees at test time).
+    pub missed_positives: bool,
+    /// How many points in time: 1 holds out each user's last history interaction; k also the
+    /// 2nd, …, k-th last (each with what follows it removed, the retriever fitted again).
+    pub cuts: usize,
+}
+
+impl Default for RelevanceConfig {
+    fn default() -> Self {
+        Self {
+            users: None,
+            negatives: 1,
+            missed_positives: true,
+            cuts: 1,
+        }
+    }
+}
+
+impl RelevanceConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<()> {
+        if self.negatives == 0 {
+            return Err(CoreError::config(
+                "relevance.negatives",
+                "must be at least 1",
+            ));
+        }
+        if self.users == Some(0) {
+            return Err(CoreError::config("relevance.users", "must be at least 1"));
+        }
+        if self.cuts == 0 {
+            return Err(CoreError::config("relevance.cuts", "must be at least 1"));
+        }
+        Ok(())
+    }
 }
 
 impl Default for RankConfig {
@@ -322,6 +387,8 @@ impl Default for RankConfig {
             cutoffs: vec![3, 5, 10, 20],
             compare: Vec::new(),
             rerank: true,
+            by: crate::prompt::Task::Rating,
+            score_misses: true,
         }
     }
 }
@@ -757,6 +824,9 @@ impl RunConfig {
             ));
         }
         if let Some(r) = &self.rank {
+            r.validate()?;
+        }
+        if let Some(r) = &self.relevance {
             r.validate()?;
         }
         if let Some(s) = &self.serve {

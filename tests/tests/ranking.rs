@@ -117,3 +117,138 @@ fn the_reranking_evaluation_runs_end_to_end_with_the_retriever_comparison() {
     );
     assert!(r["retrieved"]["retriever"]["recall@20"].as_f64().is_some());
 }
+
+#[test]
+fn scoring_only_the_hits_leaves_the_table_unchanged_and_relevance_adds_its_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(tmp.path(), "");
+    let c = cfg.to_str().unwrap();
+    let run = |score_misses: bool| -> Value {
+        let misses = format!("rank.score_misses={score_misses}");
+        let args = vec![
+            "siren",
+            "rank",
+            c,
+            "--evaluate",
+            "--set",
+            "rank.candidates=5",
+            "--set",
+            "rank.cutoffs=[1,3,5]",
+            "--set",
+            "rank.retriever=\"popularity\"",
+            "--set",
+            "rank.by=\"relevance\"",
+            "--set",
+            &misses,
+        ];
+        siren_cli::run_args(args).unwrap();
+        serde_json::from_str(
+            &std::fs::read_to_string(tmp.path().join("runs/tiny/rank.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let all = run(true);
+    let hits = run(false);
+    // A list without the held-out item counts 0 under every order: the table is the same
+    // whether those lists are scored or not, the random order included.
+    assert_eq!(all["retrieved"], hits["retrieved"]);
+    assert!(
+        all["retrieved"]["model-relevance"]["recall@5"].is_number(),
+        "{all}"
+    );
+    let n_hits = (hits["hit_rate"].as_f64().unwrap() * hits["users"].as_f64().unwrap()).round();
+    assert_eq!(hits["scored_queries"].as_f64().unwrap(), n_hits, "{hits}");
+    // Some lists hold the held-out item and some do not, so both paths ran.
+    assert!(
+        n_hits > 0.0 && n_hits < hits["users"].as_f64().unwrap(),
+        "{hits}"
+    );
+    assert_eq!(all["scored_queries"], all["users"]);
+    assert!(hits["held_out_inserted"].is_null() && all["held_out_inserted"].is_object());
+    assert!(hits["relevance_ms_per_query"].as_f64().is_some());
+    // The paired differences equal the differences of the means.
+    for order in ["model", "model-p5", "model-relevance"] {
+        for reference in ["retriever", "random"] {
+            let d = &hits["paired"][order][reference];
+            let want = hits["retrieved"][order]["ndcg@3"].as_f64().unwrap()
+                - hits["retrieved"][reference]["ndcg@3"].as_f64().unwrap();
+            assert!((d["ndcg@3"].as_f64().unwrap() - want).abs() < 1e-12, "{d}");
+            let ci = d["ci"]["ndcg@3"].as_array().unwrap();
+            assert!(ci[0].as_f64().unwrap() <= ci[1].as_f64().unwrap());
+        }
+    }
+    let md = std::fs::read_to_string(tmp.path().join("runs/tiny/rank.md")).unwrap();
+    assert!(
+        md.contains("by expected relevance answer") && md.contains("Paired differences"),
+        "{md}"
+    );
+}
+
+#[test]
+fn relevance_examples_come_from_an_earlier_cut_and_never_read_the_valid_split() {
+    use siren_core::stages::relevance;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(
+        tmp.path(),
+        "[relevance]\nusers = 6\nnegatives = 2\n[rank]\nretriever = \"popularity\"\ncandidates = 5\ncutoffs = [1, 3, 5]\n",
+    );
+    let config = RunConfig::load(&cfg, &[]).unwrap();
+    config.validate().unwrap();
+    let mut ds = siren_core::stages::load_dataset(&config).unwrap();
+    let rel = config.relevance.clone().unwrap();
+    let draws = relevance::draws(&config, &rel, &ds).unwrap();
+    assert_eq!(draws.len(), 6);
+    let earlier = relevance::held_out_last(&ds);
+    for d in &draws {
+        let x = d.held_out;
+        // The held-out item is the user's last history interaction, and no negative is it or
+        // an item the user had seen before it.
+        let last = ds.history.iter().rfind(|h| h.user == x.user).unwrap();
+        assert_eq!((last.item, last.timestamp), (x.item, x.timestamp));
+        assert_eq!(d.negatives.len(), 2);
+        for &i in &d.negatives {
+            assert_ne!(i, x.item);
+            assert!(
+                !earlier
+                    .history
+                    .iter()
+                    .any(|h| h.user == x.user && h.item == i)
+            );
+        }
+    }
+    // Another valid split gives the same draws.
+    let before = draws.clone();
+    for v in &mut ds.valid {
+        v.item = (v.item + 1) % ds.items.len() as u32;
+    }
+    assert_eq!(relevance::draws(&config, &rel, &ds).unwrap(), before);
+
+    // The prompts: one positive (answer 5) and two negatives (answer 1) per user, asking the
+    // relevance question about the candidate.
+    let (_, tok) = siren_core::stages::load_run_model(
+        &config,
+        &siren_core::traits::device::open("flex").unwrap().0,
+        "test",
+    )
+    .unwrap();
+    let sk = siren_core::stages::sketches_for(
+        &config,
+        &ds,
+        &siren_core::run::RunDir::create(&config, "flex").unwrap(),
+    )
+    .unwrap();
+    let ex = relevance::examples(&config, &ds, &sk, &tok).unwrap();
+    assert_eq!(ex.len(), 18);
+    assert_eq!(ex.iter().filter(|e| e.rating == 5.0).count(), 6);
+    assert!(
+        ex.iter()
+            .all(|e| e.prompt.contains("how likely is the user to choose"))
+    );
+    // Without the table: none.
+    let plain = RunConfig::load(&tiny_config(tmp.path(), ""), &[]).unwrap();
+    assert!(
+        relevance::examples(&plain, &ds, &sk, &tok)
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -838,3 +838,92 @@ fn rank_takes_its_candidates_from_a_named_retriever() {
     }
     server.shutdown().unwrap();
 }
+
+/// `[rank] by = "relevance"`: `/v1/rank` and `siren rank --input` order by the relevance
+/// question's expected answer, the same values on both, never calibrated (the ratings beside
+/// them still are).
+#[test]
+fn rank_by_relevance_orders_by_the_uncalibrated_relevance_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path());
+    let cal_path = tmp.path().join("calibration.json");
+    std::fs::write(
+        &cal_path,
+        r#"{"all_rows": {"a": 0.5, "b": [0.0, 0.3, -0.2, 0.1, 1.5]}}"#,
+    )
+    .unwrap();
+    let with_cal = format!("model.calibration=\"{}\"", cal_path.display());
+    let body = json!({"user": "3", "candidates": ["7", "2", "5", "9"]});
+    let served = |set: &[&str]| -> Value {
+        let server = start(&options(&cfg, set)).unwrap();
+        let mut c = Client::new(server.addr, Duration::from_secs(60));
+        let r = c.post("/v1/rank", &body.to_string()).unwrap();
+        server.shutdown().unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json().unwrap()
+    };
+    let field = |v: &Value, key: &str| -> Vec<f64> {
+        v["ranked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x[key].as_f64().unwrap_or_else(|| panic!("no {key} in {x}")))
+            .collect()
+    };
+    // Compact prompts keep the tiny model's 256-token context.
+    let (by, style) = ("rank.by=\"relevance\"", "prompt.style=\"compact\"");
+    let raw = served(&[by, style]);
+    let calibrated = served(&[by, style, &with_cal]);
+    assert_eq!(raw["by"], "relevance");
+    let rel = field(&raw, "relevance");
+    assert!(rel.windows(2).all(|w| w[0] >= w[1]), "{raw}");
+    assert!(
+        close(&rel, &field(&calibrated, "relevance")),
+        "{raw} vs {calibrated}"
+    );
+    assert!(!close(
+        &field(&raw, "expected"),
+        &field(&calibrated, "expected")
+    ));
+    // The relevance question is not the rating question: other answers.
+    assert!(!close(&rel, &field(&raw, "expected")), "{raw}");
+
+    // `siren rank --input`: the same order and values.
+    let input = tmp.path().join("users.jsonl");
+    std::fs::write(&input, format!("{body}\n")).unwrap();
+    let out = tmp.path().join("ranked.jsonl");
+    siren_cli::run_args(vec![
+        "siren",
+        "rank",
+        cfg.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--set",
+        "prompt.strategy=\"sketch\"",
+        "--set",
+        by,
+        "--set",
+        style,
+        "--set",
+        &with_cal,
+    ])
+    .unwrap();
+    let offline: Value =
+        serde_json::from_str(std::fs::read_to_string(&out).unwrap().trim()).unwrap();
+    assert_eq!(offline["by"], "relevance");
+    assert!(
+        close(&field(&offline, "relevance"), &rel),
+        "{offline} vs {raw}"
+    );
+    let items = |v: &Value| -> Vec<Value> {
+        v["ranked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["item"].clone())
+            .collect()
+    };
+    assert_eq!(items(&offline), items(&raw));
+}

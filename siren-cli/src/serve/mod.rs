@@ -42,6 +42,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use serde_json::{Value, json};
 use siren_core::config::RunConfig;
+use siren_core::prompt::Task;
 use siren_core::rating::{AnswerScores, RatingDecoder};
 use siren_core::serving::request::{predict_request, rank_request};
 use siren_core::serving::{Candidate, FieldError, Limits, Prompter, Query, Subject};
@@ -85,6 +86,8 @@ struct App {
     retrievers: Vec<siren_core::stages::rank::Candidates>,
     /// Candidates a retriever proposes (`[rank] candidates`).
     retrieved: usize,
+    /// What `/v1/rank` orders by (`[rank] by`).
+    rank_by: Task,
 }
 
 /// A running server.
@@ -190,6 +193,7 @@ pub fn start(opts: &Options) -> anyhow::Result<Server> {
         calibration,
         retrievers,
         retrieved: rank.candidates,
+        rank_by: rank.by,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -510,7 +514,7 @@ fn at_capacity() -> Refusal {
 /// than the model's context.
 async fn score(
     app: &Arc<App>,
-    query: Query,
+    (query, task): (Query, Task),
     field: impl Fn(usize) -> String,
 ) -> Result<Vec<AnswerScores>, Refusal> {
     let deadline = Instant::now() + app.timeout;
@@ -537,7 +541,7 @@ async fn score(
     let a = app.clone();
     let prompts = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        a.prompter.prompts(&query)
+        a.prompter.prompts_for(&query, task)
     })
     .await
     .map_err(|e| e.to_string())
@@ -575,6 +579,7 @@ async fn score(
             prompts,
             reply: tx,
             deadline,
+            task,
         },
         budget,
     ) {
@@ -639,7 +644,7 @@ async fn predict(
         (Subject::New(_), _) => "history",
         (Subject::Known(_), Candidate::Known(_)) => "item",
     };
-    let scores = match score(&app, query, |_| field.to_string()).await {
+    let scores = match score(&app, (query, Task::Rating), |_| field.to_string()).await {
         Ok(s) => s,
         Err(r) => return *r,
     };
@@ -687,21 +692,37 @@ async fn rank(
         req.query.candidates.clone(),
         req.k,
     );
-    let scores = match score(&app, req.query, |c| format!("candidates[{c}]")).await {
+    let field = |c: usize| format!("candidates[{c}]");
+    // With `[rank] by = "relevance"`, the relevance answers order the candidates (a second
+    // set of prompts, the user's part shared); the ratings are returned as well.
+    let relevance = match app.rank_by {
+        Task::Rating => None,
+        Task::Relevance => match score(&app, (req.query.clone(), Task::Relevance), field).await {
+            Ok(s) => Some(s),
+            Err(r) => return *r,
+        },
+    };
+    let scores = match score(&app, (req.query, Task::Rating), field).await {
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let order = siren_core::stages::rank::by_expected(&scores, &app.values);
+    let order =
+        siren_core::stages::rank::by_expected(relevance.as_ref().unwrap_or(&scores), &app.values);
     let ranked: Vec<Value> = order
         .iter()
         .take(k)
         .map(|&c| {
             let mut d = distribution(&app, &scores[c]);
             d["item"] = item_json(&app, &cands[c]);
+            if let Some(r) = &relevance {
+                d["relevance"] = RatingDecoder::Expected
+                    .decode(&r[c].probs, &app.values)
+                    .into();
+            }
             d
         })
         .collect();
-    let mut out = json!({"ranked": ranked});
+    let mut out = json!({"ranked": ranked, "by": app.rank_by.as_str()});
     if let Subject::Known(u) = subject {
         out["user"] = app.prompter.ds.users[u as usize].clone().into();
     }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
+use siren_core::prompt::Task;
 use siren_core::rating::AnswerScores;
 use siren_core::serving::{Job, QueryPrompts, Scorer};
 use tokio::sync::oneshot;
@@ -24,6 +25,8 @@ pub struct Work {
     pub reply: oneshot::Sender<Outcome>,
     /// After this the request is not worth computing.
     pub deadline: Instant,
+    /// What the prompts ask: ratings are calibrated, relevance answers are not.
+    pub task: Task,
 }
 
 /// The worker's state as the HTTP side sees it.
@@ -203,7 +206,13 @@ fn run(
         if live.is_empty() {
             continue;
         }
-        let jobs: Vec<Job<'_>> = live.iter().map(|w| Job::from(&w.prompts)).collect();
+        let jobs: Vec<Job<'_>> = live
+            .iter()
+            .map(|w| match w.task {
+                Task::Rating => Job::from(&w.prompts),
+                Task::Relevance => Job::uncalibrated(&w.prompts),
+            })
+            .collect();
         let n: usize = jobs.iter().map(|j| j.prompts.len()).sum();
         m.busy_tokens.store(
             live.iter().map(|w| cost(&w.prompts)).sum(),
@@ -265,6 +274,7 @@ mod tests {
             },
             reply: tx,
             deadline: Instant::now() + Duration::from_secs(60),
+            task: Task::Rating,
         };
         (w, rx)
     }

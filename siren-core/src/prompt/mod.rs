@@ -73,6 +73,31 @@ impl SketchScope {
     }
 }
 
+/// What a prompt asks about the candidate. The system message, the user's part and the
+/// candidate are the same for both, so the two prompts of one candidate share everything up to
+/// the question (a scorer's per-user prefix serves both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Task {
+    /// The rating the user will give (the paper's question; default).
+    #[default]
+    Rating,
+    /// How likely the user is to choose the candidate next, answered on the same 1–5 scale
+    /// (5 very likely): the question a reranker trained on retrieved lists answers
+    /// (`[relevance]`, [`crate::stages::relevance`]).
+    Relevance,
+}
+
+impl Task {
+    /// Kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rating => "rating",
+            Self::Relevance => "relevance",
+        }
+    }
+}
+
 /// How prompts are worded and items rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -234,6 +259,8 @@ pub struct PromptBuilder {
     pub cfg: PromptConfig,
     /// Category components most items share (compact style), from the first dataset seen.
     frequent: OnceLock<HashSet<String>>,
+    /// What the prompts ask (default [`Task::Rating`]).
+    task: Task,
 }
 
 impl PromptBuilder {
@@ -243,7 +270,40 @@ impl PromptBuilder {
         Ok(Self {
             cfg,
             frequent: OnceLock::new(),
+            task: Task::Rating,
         })
+    }
+
+    /// The same builder asking `task` (a copy; the settings and the frequent components are
+    /// kept).
+    pub fn with_task(&self, task: Task) -> Self {
+        Self {
+            task,
+            ..self.clone()
+        }
+    }
+
+    /// What the prompts ask.
+    pub fn task(&self) -> Task {
+        self.task
+    }
+
+    /// The question that ends the user message.
+    fn question(&self) -> String {
+        let cat = &self.cfg.category;
+        match (self.cfg.style, self.task) {
+            (PromptStyle::Compact, Task::Rating) => "Rating?".into(),
+            (PromptStyle::Compact, Task::Relevance) => {
+                "Picked next? (1 unlikely - 5 very likely)".into()
+            }
+            (PromptStyle::Paper, Task::Rating) => {
+                "Based on the above information, what rating will the user give?".into()
+            }
+            (PromptStyle::Paper, Task::Relevance) => format!(
+                "Based on the above information, how likely is the user to choose this {cat} \
+                 next, from 1.0 (unlikely) to 5.0 (very likely)?"
+            ),
+        }
     }
 
     /// An item as prompts show it (`Title, Genres` or, compact, `Title | genre, genre`).
@@ -321,7 +381,7 @@ impl PromptBuilder {
             }
             s.push_str("Recent ratings (title | genres | rating):\n");
             s.push_str(&lines.join("\n"));
-            s.push_str(&format!("\nCandidate: {candidate}\nRating?"));
+            s.push_str(&format!("\nCandidate: {candidate}\n{}", self.question()));
             return s;
         }
         let cat = &self.cfg.category;
@@ -337,8 +397,8 @@ impl PromptBuilder {
         ));
         s.push_str(&lines.join("\n"));
         s.push_str(&format!(
-            "\n\nThe candidate {cat} is described as: {candidate}\n\
-             Based on the above information, what rating will the user give?"
+            "\n\nThe candidate {cat} is described as: {candidate}\n{}",
+            self.question()
         ));
         s
     }
@@ -580,6 +640,36 @@ mod tests {
                 && q.system.contains("candidate book")
         );
         assert!(!q.user.contains("movie"));
+    }
+
+    #[test]
+    fn the_relevance_question_changes_only_the_question() {
+        let (ds, past) = toy();
+        let target = Interaction {
+            user: 0,
+            item: 29,
+            rating: 4.0,
+            timestamp: 99,
+        };
+        let words = |s: &str| s.split_whitespace().count();
+        for style in [PromptStyle::Paper, PromptStyle::Compact] {
+            let rating = PromptBuilder::new(PromptConfig {
+                style,
+                ..PromptConfig::default()
+            })
+            .unwrap();
+            let relevance = rating.with_task(Task::Relevance);
+            assert_eq!(relevance.task(), Task::Relevance);
+            let a = rating.build(&ds, &past, &sketch(), &target, Strategy::Sketch, &words);
+            let b = relevance.build(&ds, &past, &sketch(), &target, Strategy::Sketch, &words);
+            assert_eq!(a.system, b.system);
+            // Everything up to and including the candidate is shared.
+            let cand = rating.item(&ds, 29);
+            let cut = a.user.rfind(&cand).unwrap() + cand.len();
+            assert_eq!(a.user[..cut], b.user[..cut], "{style:?}");
+            assert_ne!(a.user, b.user);
+            assert!(b.user.ends_with("5 very likely)") || b.user.ends_with("(very likely)?"));
+        }
     }
 
     #[test]

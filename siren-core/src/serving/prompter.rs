@@ -4,7 +4,7 @@ use crate::answer::AO_SUFFIX;
 use crate::config::RunConfig;
 use crate::data::{Dataset, Interaction, Item};
 use crate::engine::TextTokenizer;
-use crate::prompt::{Prompt, PromptBuilder, SketchScope, Strategy};
+use crate::prompt::{Prompt, PromptBuilder, SketchScope, Strategy, Task};
 use crate::registry::build_on;
 use crate::run::RunDir;
 use crate::stages::sketch::{Sketcher, TopicModelFile, nearest_center, topics_and_sketches};
@@ -117,8 +117,21 @@ impl Prompter {
         &self.system
     }
 
-    /// The prompts of `query`.
+    /// The rating prompts of `query`.
     pub fn prompts(&self, query: &Query) -> Result<QueryPrompts> {
+        self.prompts_for(query, Task::Rating)
+    }
+
+    /// The prompts of `query` asking `task` (the rating, or the relevance question a reranker
+    /// trained with `[relevance]` answers).
+    pub fn prompts_for(&self, query: &Query, task: Task) -> Result<QueryPrompts> {
+        let asking;
+        let pb = if task == self.pb.task() {
+            &self.pb
+        } else {
+            asking = self.pb.with_task(task);
+            &asking
+        };
         if query.candidates.is_empty() {
             return Err(CoreError::Data(
                 "a query needs at least one candidate".into(),
@@ -167,13 +180,13 @@ impl Prompter {
         let extra = extra;
         let text_of = |(known, i): (bool, u32)| -> String {
             if known {
-                self.pb.item(&self.ds, i)
+                pb.item(&self.ds, i)
             } else {
-                self.pb.item(&extra, i)
+                pb.item(&extra, i)
             }
         };
         let count = |s: &str| self.tok.encode(s, false).map(|v| v.len()).unwrap_or(0);
-        let strategy = self.pb.cfg.strategy;
+        let strategy = pb.cfg.strategy;
         let mut prompts = Vec::with_capacity(cands.len());
         let mut heads = Vec::with_capacity(cands.len());
         // The tokens of the text before the candidate, reused while it stays the same.
@@ -201,26 +214,23 @@ impl Prompter {
                         made = Some((
                             past.len(),
                             self.known_sketch(*user, past)?,
-                            past.iter().map(|x| self.pb.line(&self.ds, x)).collect(),
+                            past.iter().map(|x| pb.line(&self.ds, x)).collect(),
                         ));
                     }
                     let Some((_, sketch, lines)) = made.as_ref() else {
                         continue;
                     };
                     let cand = text_of(c);
-                    add(
-                        self.pb.build_from(lines, sketch, &cand, strategy, &count),
-                        &cand,
-                    )?;
+                    add(pb.build_from(lines, sketch, &cand, strategy, &count), &cand)?;
                 }
             }
             Subject::New(_) => {
                 let sketch = self.new_sketch(&extra, &new_past)?;
-                let lines: Vec<String> = new_past.iter().map(|x| self.pb.line(&extra, x)).collect();
+                let lines: Vec<String> = new_past.iter().map(|x| pb.line(&extra, x)).collect();
                 for &c in &cands {
                     let cand = text_of(c);
                     add(
-                        self.pb.build_from(&lines, &sketch, &cand, strategy, &count),
+                        pb.build_from(&lines, &sketch, &cand, strategy, &count),
                         &cand,
                     )?;
                 }

@@ -19,6 +19,9 @@ pub struct Job<'a> {
     /// For each prompt, the tokens of its user's part: the prompt runs on a prefix made of
     /// exactly its own first `heads[c]` tokens.
     pub heads: &'a [usize],
+    /// Whether the scorer's calibration applies to its answers (true for ratings; false for
+    /// answers that are not ratings, such as the relevance question's).
+    pub calibrate: bool,
 }
 
 impl<'a> From<&'a super::QueryPrompts> for Job<'a> {
@@ -26,6 +29,17 @@ impl<'a> From<&'a super::QueryPrompts> for Job<'a> {
         Self {
             prompts: &q.prompts,
             heads: &q.heads,
+            calibrate: true,
+        }
+    }
+}
+
+impl<'a> Job<'a> {
+    /// The job of `q`'s prompts, its answers never calibrated.
+    pub fn uncalibrated(q: &'a super::QueryPrompts) -> Self {
+        Self {
+            calibrate: false,
+            ..Self::from(q)
         }
     }
 }
@@ -136,7 +150,8 @@ impl Scorer {
         self.max_batch_users = n.max(1);
     }
 
-    /// Applies `calibration` to every distribution scored from now on (`None`: the raw ones).
+    /// Applies `calibration` to every distribution scored from now on (`None`: the raw ones),
+    /// except those of jobs made [`Job::uncalibrated`].
     pub fn set_calibration(&mut self, calibration: Option<crate::calibration::Calibration>) {
         self.calibration = calibration;
     }
@@ -245,8 +260,10 @@ impl Scorer {
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| crate::CoreError::Data("a prompt was left unscored".into()))?;
         if let Some(c) = &self.calibration {
-            for s in scores.iter_mut().flatten() {
-                s.probs = c.apply(&s.probs);
+            for (job, v) in jobs.iter().zip(scores.iter_mut()) {
+                for s in v.iter_mut().filter(|_| job.calibrate) {
+                    s.probs = c.apply(&s.probs);
+                }
             }
         }
         Ok((scores, report))

@@ -8,6 +8,7 @@ pub mod internalize;
 pub mod pipeline;
 pub mod predict;
 pub mod rank;
+pub mod relevance;
 pub mod sketch;
 pub mod sweep;
 pub mod train;

@@ -28,6 +28,7 @@ use rand::seq::SliceRandom;
 
 use crate::config::{RankConfig, RunConfig};
 use crate::data::{Dataset, Interaction, SplitName};
+use crate::prompt::Task;
 use crate::rating::{AnswerScores, RatingDecoder};
 use crate::registry::build;
 use crate::run::RunDir;
@@ -317,13 +318,31 @@ pub fn rank_file(
         let t = Instant::now();
         let q = prompter.prompts(&r.query)?;
         let (scores, _) = scorer.score(&[Job::from(&q)])?;
-        let order = by_expected(&scores[0], scorer.values());
+        // With `by = "relevance"` the order (and each item's `relevance`) comes from the
+        // relevance question's answers, uncalibrated; the rating fields stay the ratings.
+        let relevance = match rank.by {
+            Task::Rating => None,
+            Task::Relevance => {
+                let q = prompter.prompts_for(&r.query, Task::Relevance)?;
+                scorer.score(&[Job::uncalibrated(&q)])?.0.into_iter().next()
+            }
+        };
+        let order = by_expected(relevance.as_ref().unwrap_or(&scores[0]), scorer.values());
         let ranked: Vec<serde_json::Value> = order[..r.k]
             .iter()
-            .map(|&c| scored_json(v["candidates"][c].clone(), &scores[0][c], scorer.values()))
+            .map(|&c| {
+                let mut j = scored_json(v["candidates"][c].clone(), &scores[0][c], scorer.values());
+                if let Some(rel) = &relevance {
+                    j["relevance"] = RatingDecoder::Expected
+                        .decode(&rel[c].probs, scorer.values())
+                        .into();
+                }
+                j
+            })
             .collect();
         let mut row = serde_json::json!({
             "ranked": ranked,
+            "by": rank.by.as_str(),
             "latency_ms": t.elapsed().as_secs_f64() * 1e3,
             "calibration": scorer.calibration_label(),
         });
@@ -362,11 +381,24 @@ fn metrics(
     cutoffs: &[usize],
     resamples: &[Vec<u32>],
 ) -> serde_json::Value {
-    let n = ranks.len().max(1) as f64;
+    per_user(cutoffs, resamples, |k| {
+        ranks.iter().map(|&r| gains(r, k)).collect()
+    })
+}
+
+/// Means of per-user (Recall@K, nDCG@K) pairs (`of(K)`, one pair per user) at every cut-off,
+/// each with a 95% bootstrap interval over `resamples`: `{"recall@K": mean, "ndcg@K": mean,
+/// "ci": {"recall@K": [lo, hi], ...}}`.
+fn per_user(
+    cutoffs: &[usize],
+    resamples: &[Vec<u32>],
+    of: impl Fn(usize) -> Vec<(f64, f64)>,
+) -> serde_json::Value {
     let mut m = serde_json::Map::new();
     let mut ci = serde_json::Map::new();
     for &k in cutoffs {
-        let g: Vec<(f64, f64)> = ranks.iter().map(|&r| gains(r, k)).collect();
+        let g = of(k);
+        let n = g.len().max(1) as f64;
         let (rec, ndcg) = g.iter().fold((0.0, 0.0), |a, x| (a.0 + x.0, a.1 + x.1));
         m.insert(format!("recall@{k}"), (rec / n).into());
         m.insert(format!("ndcg@{k}"), (ndcg / n).into());
@@ -431,12 +463,12 @@ fn place(order: &[usize], want: Option<usize>) -> Option<usize> {
 /// each order of [`ORDERS`]. `scores` are the model's for `items`, `all` the retriever's for
 /// every item.
 fn inserted_view(
-    scores: &[AnswerScores],
+    (scores, relevance): (&[AnswerScores], Option<&[AnswerScores]>),
     values: &[f32],
     (items, held_out, hit): (&[u32], u32, Option<usize>),
     all: &[f32],
     rng: &mut rand::rngs::StdRng,
-) -> Result<[Option<usize>; 4]> {
+) -> Result<Vec<Option<usize>>> {
     let m = items.len() - usize::from(hit.is_none());
     let view: Vec<usize> = match hit {
         Some(_) => (0..m).collect(),
@@ -447,17 +479,23 @@ fn inserted_view(
         .position(|&i| items[i] == held_out)
         .ok_or_else(|| CoreError::Data("the held-out item left its list".into()))?;
     let sub: Vec<AnswerScores> = view.iter().map(|&i| scores[i].clone()).collect();
+    let rel: Option<Vec<AnswerScores>> =
+        relevance.map(|r| view.iter().map(|&i| r[i].clone()).collect());
     let mut by_retriever: Vec<usize> = (0..view.len()).collect();
     let score_of = |i: usize| all[items[view[i]] as usize];
     by_retriever.sort_by(|&a, &b| score_of(b).total_cmp(&score_of(a)).then(a.cmp(&b)));
     let mut shuffled: Vec<usize> = (0..view.len()).collect();
     shuffled.shuffle(rng);
-    Ok([
+    let mut out = vec![
         place(&by_expected(&sub, values), Some(pos)),
         place(&by_top_rating(&sub), Some(pos)),
         place(&by_retriever, Some(pos)),
         place(&shuffled, Some(pos)),
-    ])
+    ];
+    if let Some(rel) = rel {
+        out.push(place(&by_expected(&rel, values), Some(pos)));
+    }
+    Ok(out)
 }
 
 /// The retriever (with the held-out item's place in each user's list, `own`) and each other
@@ -499,13 +537,18 @@ fn compare_retrievers(
     Ok(out)
 }
 
-/// The orders of the reranking tables, by key: (key, what it is).
-const ORDERS: [(&str, &str); 4] = [
+/// The orders of the reranking tables, by key: (key, what it is). `model-relevance` is there
+/// when `[rank] by = "relevance"`.
+const ORDERS: [(&str, &str); 5] = [
     ("model", "by expected rating"),
     ("model-p5", "by P(top rating)"),
     ("retriever", "retriever order"),
     ("random", "random order"),
+    ("model-relevance", "by expected relevance answer"),
 ];
+
+/// The model orders compared, pair by pair, with the retriever's and the random order.
+const PAIRED: [(&str, usize); 3] = [("model", 0), ("model-p5", 1), ("model-relevance", 4)];
 
 /// The reranking evaluation (see the module docs); returns the report as JSON.
 pub fn evaluate(
@@ -542,13 +585,18 @@ pub fn evaluate(
         None
     };
     let method = model.as_ref().map(|m| m.2.clone());
+    let by_relevance = rank.by == Task::Relevance;
     let mut retrieved: Vec<Ranks> = vec![Vec::new(); ORDERS.len()];
     let mut inserted: Vec<Ranks> = vec![Vec::new(); ORDERS.len()];
-    let (mut latency, mut prompts_scored) = (0f64, 0usize);
+    let (mut latency, mut relevance_latency, mut queries, mut prompts_scored) =
+        (0f64, 0f64, 0usize, 0usize);
+    // The random order and the inserted view draw from their own streams, so scoring only the
+    // lists with a hit (`score_misses = false`) leaves the random order as it is.
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
+    let mut view_rng = rand::rngs::StdRng::seed_from_u64(config.seed ^ 0x1a5e_47ed);
     let mut rows = String::new();
     tracing::info!(
-        "reranking: {} users of {}, {n} candidates from `{}`, reordered by {}",
+        "reranking: {} users of {}, {n} candidates from `{}`, reordered by {}{}",
         targets.len(),
         split.as_str(),
         retriever.name,
@@ -556,7 +604,15 @@ pub fn evaluate(
             .as_deref()
             .map_or("no model ([rank] rerank = false)".into(), |m| format!(
                 "`{m}`"
-            ))
+            )),
+        if rank.score_misses {
+            String::new()
+        } else {
+            format!(
+                " (only the {} lists with a hit are scored)",
+                hits.iter().filter(|h| h.is_some()).count()
+            )
+        }
     );
     let bar = crate::progress::bar(targets.len() as u64, "rerank");
     for ((x, top), &hit) in targets.iter().zip(&tops).zip(&hits) {
@@ -570,35 +626,65 @@ pub fn evaluate(
             "held_out": ds.items[x.item as usize].id,
             "retrieved_rank": hit.map(|h| h + 1),
         });
-        if let Some((prompter, scorer, _)) = model.as_mut() {
+        let skip = model.is_some() && !rank.score_misses && hit.is_none();
+        if skip {
+            // A list without the held-out item: 0 under every order.
+            retrieved[0].push(None);
+            retrieved[1].push(None);
+            if by_relevance {
+                retrieved[4].push(None);
+            }
+        }
+        if let Some((prompter, scorer, _)) = model.as_mut().filter(|_| !skip) {
             // The scored items: the retrieved list, plus the held-out item when it was missed
             // (for the secondary view).
             let mut items = list.clone();
             if hit.is_none() {
                 items.push(x.item);
             }
-            let t = Instant::now();
-            let q = prompter.prompts(&Query {
+            let query = Query {
                 subject: Subject::Known(x.user),
                 candidates: items.iter().map(|&i| Candidate::Known(i)).collect(),
-            })?;
+            };
+            let t = Instant::now();
+            let q = prompter.prompts(&query)?;
             let (scores, _) = scorer.score(&[Job::from(&q)])?;
             latency += t.elapsed().as_secs_f64();
+            let relevance = if by_relevance {
+                let t = Instant::now();
+                let q = prompter.prompts_for(&query, Task::Relevance)?;
+                let (r, _) = scorer.score(&[Job::uncalibrated(&q)])?;
+                relevance_latency += t.elapsed().as_secs_f64();
+                prompts_scored += items.len();
+                r.into_iter().next()
+            } else {
+                None
+            };
+            queries += 1;
             prompts_scored += items.len();
             let scores = &scores[0];
             let values = scorer.values();
             let m = list.len();
             retrieved[0].push(place(&by_expected(&scores[..m], values), hit));
             retrieved[1].push(place(&by_top_rating(&scores[..m]), hit));
-            let view = inserted_view(
-                scores,
-                values,
-                (&items, x.item, hit),
-                &retriever.scores(x.user),
-                &mut rng,
-            )?;
-            for (ranks, place) in inserted.iter_mut().zip(view) {
-                ranks.push(place);
+            if let Some(r) = &relevance {
+                retrieved[4].push(place(&by_expected(&r[..m], values), hit));
+                row["relevance"] = r
+                    .iter()
+                    .map(|s| RatingDecoder::Expected.decode(&s.probs, values))
+                    .collect();
+            }
+            if rank.score_misses {
+                let view = inserted_view(
+                    (scores, relevance.as_deref()),
+                    values,
+                    (&items, x.item, hit),
+                    &retriever.scores(x.user),
+                    &mut view_rng,
+                )?;
+                for (ranks, place) in inserted.iter_mut().zip(view) {
+                    ranks.push(place);
+                }
             }
             row["candidates"] = items
                 .iter()
@@ -618,7 +704,6 @@ pub fn evaluate(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let users = targets.len().max(1);
     let view_json = |t: &[Ranks]| -> serde_json::Value {
         ORDERS
             .iter()
@@ -643,9 +728,17 @@ pub fn evaluate(
         "retrievers": retrievers,
     });
     if model.is_some() {
-        report["held_out_inserted"] = view_json(&inserted);
-        report["latency_ms_per_query"] = (1e3 * latency / users as f64).into();
-        report["prompts_per_query"] = (prompts_scored as f64 / users as f64).into();
+        let per = |s: f64| 1e3 * s / queries.max(1) as f64;
+        report["paired"] = paired(&retrieved, &rank.cutoffs, &boot);
+        if rank.score_misses {
+            report["held_out_inserted"] = view_json(&inserted);
+        }
+        report["scored_queries"] = queries.into();
+        report["latency_ms_per_query"] = per(latency).into();
+        if by_relevance {
+            report["relevance_ms_per_query"] = per(relevance_latency).into();
+        }
+        report["prompts_per_query"] = (prompts_scored as f64 / queries.max(1) as f64).into();
         report["calibration"] = model.as_ref().map(|m| m.1.calibration_label()).into();
     }
     run.write_json("rank.json", &report)?;
@@ -654,6 +747,34 @@ pub fn evaluate(
     crate::files::write_atomic(&run.file("rank.md"), md.as_bytes())?;
     println!("{md}");
     Ok(report)
+}
+
+/// Each model order minus the retriever's and the random order, per user, for every cut-off:
+/// `{"model-relevance": {"retriever": {"recall@5": mean, "ci": {...}}, "random": ...}}`, with
+/// 95% bootstrap intervals of the paired difference over the same resamples.
+fn paired(orders: &[Ranks], cutoffs: &[usize], resamples: &[Vec<u32>]) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for (key, i) in PAIRED {
+        if orders[i].is_empty() {
+            continue;
+        }
+        let mut against = serde_json::Map::new();
+        for (reference, j) in [("retriever", 2), ("random", 3)] {
+            let m = per_user(cutoffs, resamples, |k| {
+                orders[i]
+                    .iter()
+                    .zip(&orders[j])
+                    .map(|(&a, &b)| {
+                        let (ga, gb) = (gains(a, k), gains(b, k));
+                        (ga.0 - gb.0, ga.1 - gb.1)
+                    })
+                    .collect()
+            });
+            against.insert(reference.into(), m);
+        }
+        out.insert(key.into(), against.into());
+    }
+    out.into()
 }
 
 /// The share of users whose held-out item is in the list.
@@ -719,24 +840,40 @@ fn markdown(r: &serde_json::Value, cutoffs: &[usize]) -> String {
     );
     match method {
         Some(m) => {
+            let _ = write!(
+                s,
+                " `{m}` reorders them ({}); {:.0} ms per query for the ratings",
+                match r["calibration"].as_str() {
+                    Some("model") => "ratings calibrated as the model's calibration says",
+                    _ => "uncalibrated ratings",
+                },
+                r["latency_ms_per_query"].as_f64().unwrap_or(0.0),
+            );
+            if let Some(ms) = r["relevance_ms_per_query"].as_f64() {
+                let _ = write!(s, ", {ms:.0} ms for the relevance answers");
+            }
             let _ = writeln!(
                 s,
-                " `{m}` reorders them ({} calibration); {:.0} ms per query ({:.1} prompts, \
-                 the user's part computed once).",
-                r["calibration"].as_str().unwrap_or("no"),
-                r["latency_ms_per_query"].as_f64().unwrap_or(0.0),
+                " ({:.1} prompts per query, the user's part computed once; {} queries scored{}).",
                 r["prompts_per_query"].as_f64().unwrap_or(0.0),
+                r["scored_queries"],
+                if r["held_out_inserted"].is_object() {
+                    ""
+                } else {
+                    ": only the lists with a hit, `[rank] score_misses = false`; a list without \
+                     the held-out item counts 0 under every order"
+                },
             );
         }
         None => s.push_str(" No model reranks (`[rank] rerank = false`).\n"),
     }
     let label = |key: &str, what: &str| match key {
-        "model" | "model-p5" => format!("{} ({what})", method.unwrap_or("")),
+        "model" | "model-p5" | "model-relevance" => format!("{} ({what})", method.unwrap_or("")),
         "retriever" => format!("{} ({what})", r["retriever"].as_str().unwrap_or("")),
         _ => what.to_string(),
     };
     let mut views = vec![("retrieved", format!("Reranking the retriever's top {n}"))];
-    if method.is_some() {
+    if r["held_out_inserted"].is_object() {
         views.push((
             "held_out_inserted",
             "Secondary view: the held-out item inserted into every list (in place of the \
@@ -751,6 +888,25 @@ fn markdown(r: &serde_json::Value, cutoffs: &[usize]) -> String {
             let m = &r[key][order];
             if m.is_object() {
                 metric_row(&mut s, &label(order, what), m, cutoffs);
+            }
+        }
+    }
+    if let Some(p) = r["paired"].as_object().filter(|p| !p.is_empty()) {
+        let _ = write!(
+            s,
+            "\n## Paired differences on the retriever's top {n} (model order − reference, \
+             per user; 95% bootstrap intervals)\n\n"
+        );
+        header(&mut s, &["order", "reference"], cutoffs);
+        for (order, what) in ORDERS {
+            for (reference, m) in p
+                .get(order)
+                .and_then(|v| v.as_object())
+                .into_iter()
+                .flatten()
+            {
+                let row = format!("{} | {reference}", label(order, what));
+                metric_row(&mut s, &row, m, cutoffs);
             }
         }
     }

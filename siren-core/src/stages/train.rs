@@ -39,8 +39,15 @@ pub fn key(config: &RunConfig) -> u64 {
         "namer": config.namer, "sketch": config.sketch, "trainer": config.trainer,
         "reward": config.reward, "lora": config.lora, "training": config.training,
         "warmup": config.warmup, "seed": config.seed,
-    })
-    .to_string();
+    });
+    // Relevance examples read `[rank]` for their lists; configs without them keep their keys.
+    let mut json = json;
+    if config.relevance.is_some() {
+        json["relevance"] = serde_json::json!({
+            "relevance": config.relevance, "rank": config.rank.clone().unwrap_or_default(),
+        });
+    }
+    let json = json.to_string();
     crate::hash::fnv1a([json.as_bytes()])
 }
 
@@ -184,7 +191,15 @@ fn train_into(
             spec.alpha
         );
     }
-    let examples = super::examples(config, ds, &rows, &sketches, &tok)?;
+    let mut examples = super::examples(config, ds, &rows, &sketches, &tok)?;
+    let relevance = super::relevance::examples(config, ds, &sketches, &tok)?;
+    if !relevance.is_empty() {
+        // One seeded mix, so every step sees both kinds.
+        use rand::SeedableRng;
+        use rand::seq::SliceRandom;
+        examples.extend(relevance);
+        examples.shuffle(&mut rand::rngs::StdRng::seed_from_u64(config.seed));
+    }
     std::fs::create_dir_all(stage).map_err(|e| CoreError::io(stage, e))?;
     let sample: String = examples
         .iter()
