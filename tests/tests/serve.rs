@@ -40,6 +40,17 @@ fn options(cfg: &Path, set: &[&str]) -> Options {
     }
 }
 
+/// A calibration that moves the distributions visibly (`calibration.json` in `dir`).
+fn calibration_file(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("calibration.json");
+    std::fs::write(
+        &path,
+        r#"{"all_rows": {"a": 0.5, "b": [0.0, 0.3, -0.2, 0.1, 1.5]}}"#,
+    )
+    .unwrap();
+    path
+}
+
 fn probs(v: &Value) -> Vec<f64> {
     v["probs"]
         .as_array()
@@ -587,12 +598,7 @@ fn a_model_panic_fails_one_batch_and_the_server_goes_on() {
 fn the_models_calibration_is_applied_everywhere_and_never_fitted_on_test() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path());
-    let cal_path = tmp.path().join("calibration.json");
-    std::fs::write(
-        &cal_path,
-        r#"{"all_rows": {"a": 0.5, "b": [0.0, 0.3, -0.2, 0.1, 1.5]}}"#,
-    )
-    .unwrap();
+    let cal_path = calibration_file(tmp.path());
     let cal = siren_core::calibration::Calibration::read(&cal_path, 5).unwrap();
     let with_cal = format!("model.calibration=\"{}\"", cal_path.display());
     let body = json!({"user": "3", "item": "7"}).to_string();
@@ -846,12 +852,7 @@ fn rank_takes_its_candidates_from_a_named_retriever() {
 fn rank_by_relevance_orders_by_the_uncalibrated_relevance_answer() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path());
-    let cal_path = tmp.path().join("calibration.json");
-    std::fs::write(
-        &cal_path,
-        r#"{"all_rows": {"a": 0.5, "b": [0.0, 0.3, -0.2, 0.1, 1.5]}}"#,
-    )
-    .unwrap();
+    let cal_path = calibration_file(tmp.path());
     let with_cal = format!("model.calibration=\"{}\"", cal_path.display());
     let body = json!({"user": "3", "candidates": ["7", "2", "5", "9"]});
     let served = |set: &[&str]| -> Value {
