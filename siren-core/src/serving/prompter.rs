@@ -40,6 +40,8 @@ pub struct Prompter {
     pub tok: TextTokenizer,
     timelines: Vec<Vec<Interaction>>,
     pb: PromptBuilder,
+    /// `pb` asking the relevance question (made once, with the same frequent components).
+    relevance: PromptBuilder,
     sketcher: Option<Sketcher>,
     per_user: Option<Vec<Sketch>>,
     placer: Option<Placer>,
@@ -104,6 +106,7 @@ impl Prompter {
             ds,
             tok,
             timelines,
+            relevance: pb.with_task(Task::Relevance),
             pb,
             sketcher,
             per_user,
@@ -125,12 +128,9 @@ impl Prompter {
     /// The prompts of `query` asking `task` (the rating, or the relevance question a reranker
     /// trained with `[relevance]` answers).
     pub fn prompts_for(&self, query: &Query, task: Task) -> Result<QueryPrompts> {
-        let asking;
-        let pb = if task == self.pb.task() {
-            &self.pb
-        } else {
-            asking = self.pb.with_task(task);
-            &asking
+        let pb = match task {
+            Task::Rating => &self.pb,
+            Task::Relevance => &self.relevance,
         };
         if query.candidates.is_empty() {
             return Err(CoreError::Data(

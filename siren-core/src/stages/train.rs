@@ -33,7 +33,7 @@ pub fn policy_dir(run: &RunDir) -> PathBuf {
 /// `siren train` writes it to `stage1/key.txt`; the pipeline runner reuses stage 1 when it
 /// matches.
 pub fn key(config: &RunConfig) -> u64 {
-    let json = serde_json::json!({
+    let mut json = serde_json::json!({
         "model": config.model, "dataset": config.dataset, "prompt": config.prompt,
         "topics": config.topics, "encoder": config.encoder, "clusterer": config.clusterer,
         "namer": config.namer, "sketch": config.sketch, "trainer": config.trainer,
@@ -41,14 +41,12 @@ pub fn key(config: &RunConfig) -> u64 {
         "warmup": config.warmup, "seed": config.seed,
     });
     // Relevance examples read `[rank]` for their lists; configs without them keep their keys.
-    let mut json = json;
     if config.relevance.is_some() {
         json["relevance"] = serde_json::json!({
             "relevance": config.relevance, "rank": config.rank.clone().unwrap_or_default(),
         });
     }
-    let json = json.to_string();
-    crate::hash::fnv1a([json.as_bytes()])
+    crate::hash::fnv1a([json.to_string().as_bytes()])
 }
 
 /// The key `stage1/key.txt` records, if any.
