@@ -129,7 +129,7 @@ pub(crate) fn verified(name: &str, make: impl FnOnce() -> Device) -> Result<Devi
     })
 }
 
-pub use siren_core::traits::device::{open, parse_spec};
+pub use siren_core::device::{open, parse_spec};
 
 /// Every device compiled into this build (for contract tests), by registry name.
 pub fn all_names() -> Result<Vec<String>> {

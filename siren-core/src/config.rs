@@ -23,14 +23,12 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::data::SplitName;
 use crate::{CoreError, Result};
 
-/// A plugin's free-form parameters (stage 1).
-pub type Params = toml::Table;
+pub use crate::registry::{Params, parse_params};
 
 /// One slot: which plugin, with which parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -857,16 +855,6 @@ fn merge_tables(base: &mut toml::Table, top: toml::Table) {
             }
         }
     }
-}
-
-/// Deserialises a plugin's params (stage 2); errors name the slot and plugin and the key.
-pub fn parse_params<T: DeserializeOwned>(slot: &str, name: &str, params: &Params) -> Result<T> {
-    params.clone().try_into::<T>().map_err(|e| {
-        CoreError::config(
-            format!("params of {slot} `{name}`"),
-            e.to_string().trim_end().to_string(),
-        )
-    })
 }
 
 /// Parses the value of a `--set` override: TOML when it parses, otherwise a plain string.

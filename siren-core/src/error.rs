@@ -112,3 +112,32 @@ fn fmt_names(names: &[String]) -> String {
         names.join(", ")
     }
 }
+
+/// Each engine error becomes the core variant of the same name, so messages and matches are the
+/// same whether an error came from the engine or from siren-core.
+impl From<siren_engine::EngineError> for CoreError {
+    fn from(e: siren_engine::EngineError) -> Self {
+        use siren_engine::EngineError as E;
+        match e {
+            E::Config { location, message } => Self::Config { location, message },
+            E::Parse {
+                path,
+                line,
+                field,
+                message,
+            } => Self::Parse {
+                path,
+                line,
+                field,
+                message,
+            },
+            E::Io { path, source } => Self::Io { path, source },
+            E::Data(m) => Self::Data(m),
+            E::Device { name, reason } => Self::Device { name, reason },
+            E::Numeric(m) => Self::Numeric(m),
+            E::Json { path, source } => Self::Json { path, source },
+            // `EngineError` is non-exhaustive: a variant added later reads as its message.
+            other => Self::Data(other.to_string()),
+        }
+    }
+}

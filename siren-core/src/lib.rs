@@ -12,10 +12,10 @@ pub mod batching;
 pub mod calibration;
 pub mod config;
 pub mod data;
-pub mod engine;
+pub mod device;
 mod error;
-pub mod files;
-pub mod hash;
+pub mod loaders;
+pub mod loading;
 pub mod metrics;
 pub mod paired;
 pub mod plot;
@@ -25,13 +25,19 @@ pub mod rating;
 pub mod registry;
 pub mod run;
 pub mod serving;
+pub mod sketching;
 pub mod stages;
 pub mod testkit;
 pub mod train;
+pub mod trained;
 pub mod traits;
 
 pub use error::{CoreError, Result};
 pub use registry::Plugin;
+/// The decoder engine (the `siren-engine` crate, which depends on nothing of siren-core).
+pub use siren_engine as engine;
+/// Leaf helpers every layer uses (from the engine crate, the bottom layer).
+pub use siren_engine::{files, hash};
 
 /// Re-exported so that plugins and the CLI use the exact pinned burn.
 pub use burn;

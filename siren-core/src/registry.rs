@@ -17,8 +17,20 @@ use std::sync::OnceLock;
 
 use serde::de::DeserializeOwned;
 
-use crate::config::Params;
 use crate::{CoreError, Result};
+
+/// A plugin's free-form parameters (stage 1 of reading a config: `[slot.params]`).
+pub type Params = toml::Table;
+
+/// Deserialises a plugin's params (stage 2); errors name the slot and plugin and the key.
+pub fn parse_params<T: DeserializeOwned>(slot: &str, name: &str, params: &Params) -> Result<T> {
+    params.clone().try_into::<T>().map_err(|e| {
+        CoreError::config(
+            format!("params of {slot} `{name}`"),
+            e.to_string().trim_end().to_string(),
+        )
+    })
+}
 
 /// A type that can fill a slot: how to build it from its config parameters.
 pub trait Plugin: Sized {
@@ -265,9 +277,9 @@ macro_rules! __register {
     ($tr:ty, $name:literal, $ty:ty) => {
         const _: () = {
             fn __siren_build(
-                params: &$crate::config::Params,
+                params: &$crate::registry::Params,
             ) -> $crate::Result<::std::boxed::Box<$tr>> {
-                let parsed = $crate::config::parse_params::<<$ty as $crate::Plugin>::Params>(
+                let parsed = $crate::registry::parse_params::<<$ty as $crate::Plugin>::Params>(
                     <$tr as $crate::registry::Slot>::NAME,
                     $name,
                     params,

@@ -111,7 +111,7 @@ impl RunDir {
             path: path.clone(),
             source,
         })?;
-        write_atomic(&path, text.as_bytes())
+        Ok(write_atomic(&path, text.as_bytes())?)
     }
 
     /// The metrics of `(dataset, split, n)`: `metrics.json` when it holds them. Metrics of

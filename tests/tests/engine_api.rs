@@ -4,8 +4,9 @@
 //! transformers' logits and hidden states, and sampled generation. On flex and tch-cpu.
 
 use siren_core::engine::{
-    Batch, GenerationConfig, LoraSpec, completion_logprobs, generate, load_hf_dir, states_at,
+    Batch, GenerationConfig, LoraSpec, completion_logprobs, generate, states_at,
 };
+use siren_core::loading::load_hf_dir;
 use siren_plugins as _;
 
 mod common;

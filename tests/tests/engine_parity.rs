@@ -4,7 +4,8 @@
 //! on tch-cpu.
 
 use siren_core::burn::tensor::Device;
-use siren_core::engine::{Batch, Decoder, KvCache, Weights, greedy, load_hf_dir};
+use siren_core::engine::{Batch, Decoder, KvCache, Weights, greedy};
+use siren_core::loading::load_hf_dir;
 use siren_plugins as _;
 
 mod common;
@@ -191,7 +192,7 @@ fn bad_checkpoints_are_clear_errors() {
     let tmp2 = tempfile::tempdir().unwrap();
     std::fs::copy(dir.join("config.json"), tmp2.path().join("config.json")).unwrap();
     safetensors::serialize_to_file(renamed, None, &tmp2.path().join("model.safetensors")).unwrap();
-    let e = siren_core::engine::load_hf_dir(tmp2.path(), None, &device)
+    let e = siren_core::loading::load_hf_dir(tmp2.path(), None, &device)
         .err()
         .unwrap()
         .to_string();

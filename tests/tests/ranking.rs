@@ -227,7 +227,7 @@ fn relevance_examples_come_from_an_earlier_cut_and_never_read_the_valid_split() 
     // relevance question about the candidate.
     let (_, tok) = siren_core::stages::load_run_model(
         &config,
-        &siren_core::traits::device::open("flex").unwrap().0,
+        &siren_core::device::open("flex").unwrap().0,
         "test",
     )
     .unwrap();

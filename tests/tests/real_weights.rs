@@ -114,7 +114,7 @@ fn truncated_gguf_is_a_clear_error() {
     let cut = tmp.path().join("cut.gguf");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let device = siren_core::burn::tensor::Device::flex();
-    let e = siren_core::engine::load_gguf(&cut, &device)
+    let e = siren_core::loading::load_gguf(&cut, &device)
         .err()
         .unwrap()
         .to_string();

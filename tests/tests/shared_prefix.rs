@@ -11,8 +11,9 @@
 use siren_core::burn::optim::GradientsParams;
 use siren_core::engine::{
     Decoder, GenerationConfig, LoraSpec, SharedPrefix, TensorMap, completion_logprobs_at, generate,
-    generate_shared, load_hf_dir, shared_prefix_logprobs,
+    generate_shared, shared_prefix_logprobs,
 };
+use siren_core::loading::load_hf_dir;
 use siren_core::rating::{RatingTokens, answer_scores, score_grouped};
 use siren_plugins as _;
 

@@ -75,7 +75,7 @@ fn shipped_adapters_load_over_smollm2() {
         return;
     }
     let device = siren_core::burn::tensor::Device::flex();
-    let (model, tok) = siren_core::engine::load_model(&gguf, None, &device).unwrap();
+    let (model, tok) = siren_core::loading::load_model(&gguf, None, &device).unwrap();
     let model = with_weights(model, &model_dir().join("stage1")).unwrap();
     let model = with_weights(model, &model_dir().join("stage2")).unwrap();
     let rt = siren_core::rating::RatingTokens::new(&tok, 5).unwrap();

@@ -49,7 +49,7 @@ fn main() -> anyhow::Result<()> {
     let model_cfg = config.model.as_ref().context("the config has no [model]")?;
     let run = RunDir::create(&config, &config.device)?;
     let ds = stages::load_dataset(&config)?;
-    let (device, label) = siren_core::traits::device::open(&config.device)?;
+    let (device, label) = siren_core::device::open(&config.device)?;
     let (model, tok) = stages::load_run_model(&config, &device, "the benchmark")?;
     let (model, method) = stages::eval::weighted_model(&config, &run, &weights, model)?;
     let rows = stages::sample_rows(ds.split(config.eval.split), Some(n), config.seed);

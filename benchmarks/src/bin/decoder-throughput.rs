@@ -12,7 +12,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use siren_core::burn::tensor::{Device, Tensor, TensorData};
-use siren_core::engine::{Batch, Decoder, KvCache, load_gguf};
+use siren_core::engine::{Batch, Decoder, KvCache};
+use siren_core::loading::load_gguf;
 
 fn argmax_last(logits: Tensor<3>) -> anyhow::Result<u32> {
     let [b, s, v] = logits.dims();

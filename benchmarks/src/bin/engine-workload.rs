@@ -210,7 +210,7 @@ fn main() -> anyhow::Result<()> {
     config.validate()?;
     let run = RunDir::create(&config, &config.device)?;
     let ds = stages::load_dataset(&config)?;
-    let (device, label) = siren_core::traits::device::open(&config.device)?;
+    let (device, label) = siren_core::device::open(&config.device)?;
     let (base, tok) = stages::load_run_model(&config, &device, "the benchmark")?;
     let flops = Flops::new(&base);
     let pad = tok.pad_id();

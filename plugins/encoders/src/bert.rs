@@ -499,7 +499,7 @@ impl Bert {
                         ),
                     ));
                 }
-                let (device, label) = siren_core::traits::device::open(&p.device)?;
+                let (device, label) = siren_core::device::open(&p.device)?;
                 let t = std::time::Instant::now();
                 let model = BertModel::load(dir, &device)?;
                 let tok_path = dir.join("tokenizer.json");

@@ -121,8 +121,9 @@ impl TopicNamer for LlmNamer {
                 ),
             ));
         }
-        let (device, label) = siren_core::traits::device::open(&p.device)?;
-        let (model, tok) = engine::load_model(&p.model, p.backbone.as_deref(), &device)?;
+        let (device, label) = siren_core::device::open(&p.device)?;
+        let (model, tok) =
+            siren_core::loading::load_model(&p.model, p.backbone.as_deref(), &device)?;
         tracing::info!(
             "naming {} topics with {} on {label}",
             central_texts.len(),

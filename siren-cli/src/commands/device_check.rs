@@ -33,8 +33,9 @@ use siren_core::burn::tensor::activation::log_softmax;
 use siren_core::burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
 use siren_core::engine::{
     Batch, Decoder, GenerationConfig, LoraSpec, SharedPrefix, generate, generate_shared,
-    load_hf_dir, shared_prefix_logprobs, states_at,
+    shared_prefix_logprobs, states_at,
 };
+use siren_core::loading::load_hf_dir;
 use siren_core::registry;
 use siren_core::traits::AlignmentLoss;
 
@@ -232,7 +233,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         .with_context(|| format!("{}: not a device-check plan", plan_path.display()))?;
     let inputs = Inputs::open(&o.model.join("inputs.safetensors"))?;
     let dtype = super::float_dtype(&plan.dtype, "plan.json: dtype")?;
-    let (device, label) = siren_core::traits::device::open(&o.device)?;
+    let (device, label) = siren_core::device::open(&o.device)?;
     let want = |s: &str| o.only.iter().any(|p| p == s);
     let mut report = serde_json::Map::new();
     report.insert("impl".into(), json!("siren-rs"));

@@ -72,7 +72,7 @@ impl<'a> Options<'a> {
 pub fn run(o: &Options<'_>) -> anyhow::Result<String> {
     let (device, label) = siren_backends::open(o.device)?;
     let t = Instant::now();
-    let (mut model, tokenizer) = engine::load_model(o.model, o.backbone, &device)?;
+    let (mut model, tokenizer) = siren_core::loading::load_model(o.model, o.backbone, &device)?;
     tracing::info!(
         "loaded {} ({} layers, hidden {}) on {label} in {:.1}s",
         o.model.display(),

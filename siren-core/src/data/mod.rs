@@ -1,10 +1,10 @@
 //! The in-memory data model: items, users, interactions and splits, plus the readers and the
-//! processing steps (k-core filter, positive/negative balancing, leave-last-out split).
+//! processing steps (k-core filter, positive/negative balancing, leave-last-out split). The
+//! dataset loaders (plugins of the `dataset` slot) are in [`crate::loaders`].
 
 use std::collections::HashMap;
 
 pub mod io;
-pub mod loaders;
 pub mod process;
 
 /// An item (movie, book...) with its text fields.

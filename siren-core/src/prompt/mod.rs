@@ -504,6 +504,22 @@ pub fn past_of_item(timeline: &[Interaction], item: u32) -> &[Interaction] {
     }
 }
 
+/// The text a decoder reads for a prompt: the chat template (system + user, generation
+/// prompt added) when the tokenizer has one, else the two messages on separate lines.
+pub fn render_prompt(tok: &crate::engine::TextTokenizer, p: &Prompt) -> crate::Result<String> {
+    if tok.chat_template.is_some() {
+        Ok(tok.apply_chat_template(
+            &[
+                crate::engine::Message::new("system", &p.system),
+                crate::engine::Message::new("user", &p.user),
+            ],
+            true,
+        )?)
+    } else {
+        Ok(format!("{}\n{}\n", p.system, p.user))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

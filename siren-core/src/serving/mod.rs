@@ -84,13 +84,13 @@ pub fn load(
     config: &crate::config::RunConfig,
     ds: crate::data::Dataset,
     run: &crate::run::RunDir,
-    weights: &crate::stages::eval::Weights,
+    weights: &crate::trained::Weights,
     timelines: Vec<Vec<crate::data::Interaction>>,
     (max_batch, cache_bytes): (usize, usize),
 ) -> crate::Result<(Prompter, Scorer, String)> {
-    let (device, label) = crate::traits::device::open(&config.device)?;
-    let (model, tok) = crate::stages::load_run_model(config, &device, "scoring")?;
-    let (model, method) = crate::stages::eval::weighted_model(config, run, weights, model)?;
+    let (device, label) = crate::device::open(&config.device)?;
+    let (model, tok) = crate::trained::load_run_model(config, &device, "scoring")?;
+    let (model, method) = crate::trained::weighted_model(config, run, weights, model)?;
     tracing::info!("scoring with `{method}` weights on {label}");
     let rt = crate::rating::RatingTokens::new(&tok, 5)?;
     let pad = tok.pad_id();
@@ -103,7 +103,7 @@ pub fn load(
         max_batch,
         cache_bytes,
     )?;
-    if let Some((c, path)) = crate::stages::eval::model_calibration(config, Some((run, &method)))? {
+    if let Some((c, path)) = crate::trained::model_calibration(config, Some((run, &method)))? {
         tracing::info!("answer-only distributions calibrated by {}", path.display());
         scorer.set_calibration(Some(c));
     }

@@ -7,7 +7,7 @@ use crate::engine::TextTokenizer;
 use crate::prompt::{Prompt, PromptBuilder, SketchScope, Strategy, Task};
 use crate::registry::build_on;
 use crate::run::RunDir;
-use crate::stages::sketch::{Sketcher, TopicModelFile, nearest_center, topics_and_sketches};
+use crate::sketching::{Sketcher, TopicModelFile, nearest_center, topics_and_sketches};
 use crate::traits::{Embeddings, Sketch, TextEncoder, TopicRating};
 use crate::{CoreError, Result};
 
@@ -98,7 +98,7 @@ impl Prompter {
                 system: pb.system(),
                 user: user.into(),
             };
-            tok.encode(&crate::stages::render_prompt(&tok, &p)?, false)
+            Ok(tok.encode(&crate::prompt::render_prompt(&tok, &p)?, false)?)
         };
         let (a, b) = (render("a")?, render("b")?);
         let system = a[..crate::engine::common_prefix_len(&[a.clone(), b])].to_vec();
@@ -290,7 +290,7 @@ impl Prompter {
         candidate: &str,
         head: &mut Option<(String, Vec<u32>)>,
     ) -> Result<(Vec<u32>, usize)> {
-        let text = format!("{}{AO_SUFFIX}", crate::stages::render_prompt(&self.tok, p)?);
+        let text = format!("{}{AO_SUFFIX}", crate::prompt::render_prompt(&self.tok, p)?);
         let tokens = self.tok.encode(&text, false)?;
         let cut = text.rfind(candidate).unwrap_or(0);
         if head.as_ref().is_none_or(|h| h.0 != text[..cut]) {

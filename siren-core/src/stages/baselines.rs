@@ -76,5 +76,8 @@ fn write_predictions(
         }
         out.push('\n');
     }
-    crate::files::write_atomic(&run.file("predictions.csv"), out.as_bytes())
+    Ok(crate::files::write_atomic(
+        &run.file("predictions.csv"),
+        out.as_bytes(),
+    )?)
 }

@@ -34,138 +34,9 @@ use crate::run::RunDir;
 use crate::traits::{Example, RatingBaseline};
 use crate::{CoreError, Result};
 
-/// Which weights to evaluate.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Weights {
-    /// Stage 2's if the run has them, else stage 1's, else the base model.
-    Auto,
-    /// The base model.
-    Base,
-    /// Stage 1's trained weights.
-    Stage1,
-    /// Stage 2's adapters over the stage-1 weights.
-    Stage2,
-    /// A PEFT adapter folder over the base model.
-    Adapter(PathBuf),
-}
-
-/// The calibration `config` applies to answer-only distributions and the file it came from,
-/// unless `[eval] calibration = "none"`: `[model] calibration`; else, given the run and the
-/// method of the weights in use (`trained`), the fit on all rows that the run's own evaluation
-/// wrote (`<eval folder>/<method>-calibration.json`, `[eval] calibrate` on valid), so that a
-/// trained model's predictions carry the calibration fitted when it was evaluated. `siren eval`
-/// passes no `trained`: its calibrated rows never depend on a file an evaluation writes.
-pub fn model_calibration(
-    config: &RunConfig,
-    trained: Option<(&RunDir, &str)>,
-) -> Result<Option<(crate::calibration::Calibration, PathBuf)>> {
-    if config.eval.calibration == Some(crate::config::CalibrationUse::None) {
-        return Ok(None);
-    }
-    let path = match config.model.as_ref().and_then(|m| m.calibration.clone()) {
-        Some(p) => p,
-        None => match trained {
-            Some((run, method)) => {
-                let p = run
-                    .file(config.eval.folder())
-                    .join(format!("{method}-calibration.json"));
-                if !p.is_file() {
-                    return Ok(None);
-                }
-                p
-            }
-            None => return Ok(None),
-        },
-    };
-    let c = crate::calibration::Calibration::read(&path, 5)?;
-    Ok(Some((c, path)))
-}
-
-/// The concrete weights `weights` means for this run (`Auto` resolved: stage 2's if the run
-/// has them, else stage 1's, else the base model) and the files that hold them.
-pub fn resolve_weights(
-    config: &RunConfig,
-    run: &RunDir,
-    weights: &Weights,
-) -> Result<(Weights, Vec<PathBuf>)> {
-    use super::internalize::{policy_dir as stage2_dir, stage1_weights, weights_file};
-    let stage1 = stage1_weights(config, run);
-    let stage2 = stage2_dir(config, run)?;
-    let which = match weights {
-        Weights::Auto if weights_file(&stage2).is_ok() => Weights::Stage2,
-        Weights::Auto if weights_file(&stage1).is_ok() => Weights::Stage1,
-        Weights::Auto => Weights::Base,
-        w => w.clone(),
-    };
-    // The model's own merged weights come first (`[model] adapters`).
-    let mut files: Vec<PathBuf> = config
-        .model
-        .iter()
-        .flat_map(|m| m.adapters.iter())
-        .map(|d| weights_file(d))
-        .collect::<Result<_>>()?;
-    files.extend(match &which {
-        Weights::Base | Weights::Auto => Vec::new(),
-        Weights::Adapter(dir) => vec![weights_file(dir)?],
-        Weights::Stage1 => vec![weights_file(&stage1)?],
-        Weights::Stage2 => vec![weights_file(&stage1)?, weights_file(&stage2)?],
-    });
-    Ok((which, files))
-}
-
-/// The method name of the rows of `weights` (resolved): `base`, `adapter`, the trainer's or
-/// the internalizer's name.
-pub fn method_name(config: &RunConfig, weights: &Weights) -> String {
-    match weights {
-        Weights::Base | Weights::Auto => config
-            .model
-            .as_ref()
-            .filter(|m| !m.adapters.is_empty())
-            .and_then(|m| m.name.clone())
-            .unwrap_or_else(|| "base".into()),
-        Weights::Adapter(_) => "adapter".into(),
-        Weights::Stage1 => config
-            .trainer
-            .as_ref()
-            .map_or("stage1".to_string(), |t| t.kind.clone()),
-        Weights::Stage2 => super::internalize::internalizer_slot(config).kind,
-    }
-}
-
-/// `model` (the base, loaded) with the weights `weights` names applied, and the method name
-/// of its rows (see [`method_name`]).
-pub fn weighted_model(
-    config: &RunConfig,
-    run: &RunDir,
-    weights: &Weights,
-    model: Decoder,
-) -> Result<(Decoder, String)> {
-    use super::internalize::{policy_dir as stage2_dir, stage1_weights, with_weights};
-    let (which, _) = resolve_weights(config, run, weights)?;
-    let stage1 = stage1_weights(config, run);
-    let method = method_name(config, &which);
-    let model = match which {
-        Weights::Base | Weights::Auto => model,
-        Weights::Adapter(dir) => {
-            tracing::info!("evaluating with the adapter in {}", dir.display());
-            model.load_peft(&dir)?.0.merge_lora()
-        }
-        Weights::Stage1 => {
-            tracing::info!("evaluating the stage-1 weights in {}", stage1.display());
-            with_weights(model, &stage1)?
-        }
-        Weights::Stage2 => {
-            let dir = stage2_dir(config, run)?;
-            tracing::info!(
-                "evaluating the stage-2 adapters in {} over {}",
-                dir.display(),
-                stage1.display()
-            );
-            with_weights(with_weights(model, &stage1)?, &dir)?
-        }
-    };
-    Ok((model, method))
-}
+pub use crate::trained::{
+    Weights, method_name, model_calibration, resolve_weights, weighted_model,
+};
 
 /// The key of an evaluation's LLM rows: everything that decides them (settings, prompts,
 /// rows, the weights' bytes).
@@ -254,7 +125,7 @@ fn write_jsonl(
         );
         s.push('\n');
     }
-    crate::files::write_atomic(path, s.as_bytes())
+    Ok(crate::files::write_atomic(path, s.as_bytes())?)
 }
 
 /// Runs the evaluation and records the rows in `metrics.json`. With `cache`, LLM rows are
@@ -310,7 +181,7 @@ pub fn run(
         results.extend(rows);
         return run.record_metrics(&ds.name, split.as_str(), truth.len(), results);
     }
-    let (device, label) = crate::traits::device::open(&config.device)?;
+    let (device, label) = crate::device::open(&config.device)?;
     let (model, tok) = super::load_run_model(config, &device, "evaluation")?;
     let (model, method) = weighted_model(config, run, &which, model)?;
     let sketches = super::sketches_for(config, ds, run)?;
@@ -328,7 +199,7 @@ pub fn run(
         let prompts: Vec<Vec<u32>> = examples
             .iter()
             .map(|e| tok.encode(&e.prompt, false))
-            .collect::<Result<_>>()?;
+            .collect::<crate::engine::Result<_>>()?;
         let max_new = config.eval.max_new_tokens;
         let (out, secs) = decode_all(&model, &tok, &prompts, max_new, batch, &device, &name)?;
         let (mut fmt, mut parsed) = (0usize, 0usize);
@@ -534,7 +405,7 @@ fn answer_only(
     let prompts: Vec<Vec<u32>> = examples
         .iter()
         .map(|e| tok.encode(&format!("{}{}", e.prompt, answer::AO_SUFFIX), false))
-        .collect::<Result<_>>()?;
+        .collect::<crate::engine::Result<_>>()?;
     let pad = tok.pad_id();
     let t = Instant::now();
     let bar = crate::progress::bar(prompts.len() as u64, format!("{method}-ao"));

@@ -13,114 +13,25 @@
 //! 4. Writes the adapters in PEFT layout to `<that folder>/policy/` (their base is the stage-1
 //!    model, merged) and section `internalize` of `metrics.json`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use burn::module::Module;
 use rand::SeedableRng as _;
 use rand::seq::SliceRandom as _;
 
-use crate::config::{RunConfig, SlotConfig};
+use crate::config::RunConfig;
 use crate::data::Dataset;
-use crate::engine::{Decoder, Weights};
 use crate::registry::build;
 use crate::run::RunDir;
 use crate::train::{Policy, teacher};
 use crate::traits::{AlignmentLoss, Internalizer, LoraTargets, RunCtx, TrainReport};
 use crate::{CoreError, Result};
 
-/// The folder of stage 2 inside a run.
-pub fn stage_dir(run: &RunDir) -> PathBuf {
-    run.file("stage2")
-}
-
-/// The training folder of this config's internalization: `stage2/<internalizer>-<hash>/`,
-/// keyed by everything that shapes the training (internalizer, loss, LoRA targets, stage-1
-/// weights, harvest and training settings, seed), so that runs with another internalizer or
-/// loss sit beside each other and share the harvest.
-pub fn train_dir(config: &RunConfig, run: &RunDir) -> Result<PathBuf> {
-    let key = serde_json::json!({
-        "internalizer": internalizer_slot(config),
-        "alignment": alignment_slot(config),
-        "lora": lora_slot(config),
-        "stage1": stage1_weights(config, run),
-        "harvest": config.internalization.harvest,
-        "training": config.internalization.training(&config.training)?,
-        "seed": config.seed,
-    })
-    .to_string();
-    let hash = crate::hash::fnv1a([key.as_bytes()]);
-    Ok(stage_dir(run).join(format!(
-        "{}-{:08x}",
-        internalizer_slot(config).kind,
-        hash & 0xffff_ffff
-    )))
-}
-
-/// The trained adapters of this config's stage 2 inside a run.
-pub fn policy_dir(config: &RunConfig, run: &RunDir) -> Result<PathBuf> {
-    Ok(train_dir(config, run)?.join("policy"))
-}
-
-/// The `[internalizer]` slot, `hidden-align` when absent.
-pub fn internalizer_slot(config: &RunConfig) -> SlotConfig {
-    config
-        .internalizer
-        .clone()
-        .unwrap_or_else(|| SlotConfig::named("hidden-align"))
-}
-
-/// The `[alignment]` slot, `cosine` when absent.
-pub fn alignment_slot(config: &RunConfig) -> SlotConfig {
-    config
-        .alignment
-        .clone()
-        .unwrap_or_else(|| SlotConfig::named("cosine"))
-}
-
-/// The `[internalization.lora]` slot, `kv` when absent.
-pub fn lora_slot(config: &RunConfig) -> SlotConfig {
-    config
-        .internalization
-        .lora
-        .clone()
-        .unwrap_or_else(|| SlotConfig::named("kv"))
-}
-
-/// Where the stage-1 weights are read from.
-pub fn stage1_weights(config: &RunConfig, run: &RunDir) -> PathBuf {
-    config
-        .internalization
-        .stage1
-        .clone()
-        .unwrap_or_else(|| super::train::policy_dir(run))
-}
-
-/// The weights file of a trained-weights folder (PEFT adapter or full model).
-pub fn weights_file(dir: &Path) -> Result<PathBuf> {
-    for f in ["adapter_model.safetensors", "model.safetensors"] {
-        let p = dir.join(f);
-        if p.is_file() {
-            return Ok(p);
-        }
-    }
-    Err(CoreError::Data(format!(
-        "{}: no trained weights (adapter_model.safetensors + adapter_config.json, or \
-         model.safetensors); run `siren train` first or set [internalization] stage1",
-        dir.display()
-    )))
-}
-
-/// `model` with trained weights from `dir` merged in: a PEFT adapter folder (merged into the
-/// base weights) or a full fine-tuning's `model.safetensors` (every parameter by path).
-pub fn with_weights(model: Decoder, dir: &Path) -> Result<Decoder> {
-    let file = weights_file(dir)?;
-    if dir.join("adapter_config.json").is_file() {
-        return Ok(model.load_peft(dir)?.0.merge_lora());
-    }
-    let map = Weights::from_safetensors(&file)?.take_all()?;
-    model.with_tensors_by_path(map)
-}
+pub use crate::trained::{
+    alignment_slot, internalizer_slot, lora_slot, stage1_weights, stage2_dir as stage_dir,
+    stage2_policy_dir as policy_dir, stage2_train_dir as train_dir, weights_file, with_weights,
+};
 
 /// Runs stage 2; `resume` continues its training from the newest checkpoint.
 pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Result<TrainReport> {
@@ -137,7 +48,7 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
         std::fs::read(weights_file(&stage1)?).map_err(|e| CoreError::io(&stage1, e))?;
     let t = Instant::now();
 
-    let (device, label) = crate::traits::device::open(&config.device)?;
+    let (device, label) = crate::device::open(&config.device)?;
     let (model, tok) = super::load_run_model(config, &device.clone().autodiff(), "stage 2")?;
     let model_path = &config
         .model

@@ -20,13 +20,16 @@ use rand::seq::SliceRandom;
 
 use crate::config::RunConfig;
 use crate::data::{Dataset, Interaction, SplitName};
-use crate::engine::{Message, TextTokenizer};
+use crate::engine::TextTokenizer;
 use crate::prompt::{PromptBuilder, SketchScope, Strategy};
 use crate::registry::build;
 use crate::run::RunDir;
 use crate::traits::DatasetLoader;
 use crate::traits::Example;
 use crate::{CoreError, Result};
+
+pub use crate::prompt::render_prompt;
+pub use crate::trained::{load_run_model, trained_token_ids};
 
 /// Loads the configured dataset (with a spinner and a summary log line).
 pub fn load_dataset(config: &RunConfig) -> Result<Dataset> {
@@ -53,63 +56,6 @@ pub fn load_dataset(config: &RunConfig) -> Result<Dataset> {
 pub fn eval_rows(config: &RunConfig, ds: &Dataset) -> usize {
     let n = ds.split(config.eval.split).len();
     config.eval.sample.map_or(n, |s| s.min(n))
-}
-
-/// The run's `[model]` on `device` with its tokenizer, with `<answer>`/`</answer>` made single
-/// tokens when `[training] answer_tokens` is set and `[model] adapters` merged in order (every
-/// stage that runs the decoder loads it so).
-/// `what` names the stage in the error when the config has no `[model]`.
-pub fn load_run_model(
-    config: &RunConfig,
-    device: &burn::tensor::Device,
-    what: &str,
-) -> Result<(crate::engine::Decoder, TextTokenizer)> {
-    let m = config.model.as_ref().ok_or_else(|| {
-        CoreError::config(
-            "model",
-            format!("{what} needs a [model] table (path = ...)"),
-        )
-    })?;
-    let (mut model, mut tok) = crate::engine::load_model(&m.path, m.backbone.as_deref(), device)?;
-    if config.training.answer_tokens {
-        model = crate::engine::add_answer_tokens(model, &mut tok)?;
-    }
-    for dir in &m.adapters {
-        tracing::info!(
-            "merging the trained weights of {} into the model",
-            dir.display()
-        );
-        model = internalize::with_weights(model, dir)?;
-    }
-    Ok((model, tok))
-}
-
-/// Token ids whose rows train with the LoRA adapters: `<answer>` and `</answer>` when
-/// `[training] answer_tokens` made them single tokens, else none.
-pub fn trained_token_ids(config: &RunConfig, tok: &TextTokenizer) -> Vec<u32> {
-    if !config.training.answer_tokens {
-        return Vec::new();
-    }
-    crate::engine::ANSWER_TOKENS
-        .iter()
-        .filter_map(|t| tok.token_id(t))
-        .collect()
-}
-
-/// The text a decoder reads for a prompt: the chat template (system + user, generation
-/// prompt added) when the tokenizer has one, else the two messages on separate lines.
-pub fn render_prompt(tok: &TextTokenizer, p: &crate::prompt::Prompt) -> Result<String> {
-    if tok.chat_template.is_some() {
-        tok.apply_chat_template(
-            &[
-                Message::new("system", &p.system),
-                Message::new("user", &p.user),
-            ],
-            true,
-        )
-    } else {
-        Ok(format!("{}\n{}\n", p.system, p.user))
-    }
 }
 
 /// A seeded sample of `n` rows (all rows, in order, when `n` is `None` or not smaller).

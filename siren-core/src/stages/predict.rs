@@ -123,7 +123,7 @@ pub fn run(
     output: &Path,
 ) -> Result<usize> {
     let pairs = read_pairs(ds, input)?;
-    let (device, label) = crate::traits::device::open(&config.device)?;
+    let (device, label) = crate::device::open(&config.device)?;
     let (model, tok) = super::load_run_model(config, &device, "prediction")?;
     let (model, method) = super::eval::weighted_model(config, run, weights, model)?;
     tracing::info!(

@@ -18,15 +18,7 @@ use crate::train::{Policy, Tuning};
 use crate::traits::{LoraTargets, PolicyTrainer, Reward, RunCtx, TrainReport};
 use crate::{CoreError, Result};
 
-/// The folder of stage 1 inside a run.
-pub fn stage_dir(run: &RunDir) -> PathBuf {
-    run.file("stage1")
-}
-
-/// The trained weights of stage 1 inside a run.
-pub fn policy_dir(run: &RunDir) -> PathBuf {
-    stage_dir(run).join("policy")
-}
+pub use crate::trained::{stage1_dir as stage_dir, stage1_policy_dir as policy_dir};
 
 /// The key of a stage-1 training: the hash of every config section its weights depend on
 /// (model, data, prompts and sketches, trainer, reward, LoRA targets, `[training]`, seed).
@@ -162,7 +154,7 @@ fn train_into(
     let targets = build::<dyn LoraTargets>(&lora.kind, &lora.params)?;
     let t = Instant::now();
 
-    let (device, label) = crate::traits::device::open(&config.device)?;
+    let (device, label) = crate::device::open(&config.device)?;
     let sketches = super::sketches_for(config, ds, run)?;
     let rows = super::sample_rows(&ds.train, config.training.max_examples, config.seed);
     let (mut model, tok) = super::load_run_model(config, &device.clone().autodiff(), "stage 1")?;

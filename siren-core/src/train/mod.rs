@@ -17,11 +17,13 @@
 //! exactness holds for one training at a time in a process.)
 
 mod checkpoint;
+mod examples;
 pub mod optimizer;
 mod policy;
 pub mod teacher;
 
 pub use checkpoint::{Checkpoints, TrainState};
+pub use examples::{CotExample, Example, RunCtx, TrainReport};
 pub use optimizer::{ClipMode, Optimizer};
 pub use policy::{Policy, Tuning};
 pub use teacher::{HarvestConfig, Teacher};
@@ -39,7 +41,6 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::LoraSpec;
-use crate::traits::{RunCtx, TrainReport};
 use crate::{CoreError, Result};
 
 /// Learning-rate schedule after warm-up.

@@ -122,13 +122,13 @@ impl Policy {
 
     /// Token ids of `text` (no BOS/EOS added: chat templates write their own).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        self.tokenizer.encode(text, false)
+        Ok(self.tokenizer.encode(text, false)?)
     }
 
     /// Text of generated ids, special tokens kept (tags may be special tokens) but end and
     /// padding tokens dropped.
     pub fn decode_completion(&self, ids: &[u32]) -> Result<String> {
-        self.tokenizer.decode_generated(ids)
+        Ok(self.tokenizer.decode_generated(ids)?)
     }
 
     /// Padding id for batches (the tokenizer's pad, else its EOS, else 0).
@@ -138,12 +138,12 @@ impl Policy {
 
     /// Continues `prompts` with the current weights (no gradient).
     pub fn generate(&self, prompts: &[Vec<u32>], cfg: &GenerationConfig) -> Result<Vec<Vec<u32>>> {
-        generate(
+        Ok(generate(
             &self.inference_model(),
             prompts,
             cfg,
             &self.inference_device(),
-        )
+        )?)
     }
 
     /// Continues `prompts[owner[i]]` for every `i` with the current weights (no gradient),
@@ -154,13 +154,13 @@ impl Policy {
         owner: &[usize],
         cfg: &GenerationConfig,
     ) -> Result<Vec<Vec<u32>>> {
-        generate_shared(
+        Ok(generate_shared(
             &self.inference_model(),
             prompts,
             owner,
             cfg,
             &self.inference_device(),
-        )
+        )?)
     }
 
     /// Per-token log-probabilities at `temperature` of completions that share prompts, each
@@ -170,13 +170,13 @@ impl Policy {
         shared: SharedPrefix<'_>,
         temperature: f32,
     ) -> Result<CompletionScores> {
-        shared_prefix_logprobs(
+        Ok(shared_prefix_logprobs(
             &self.model,
             shared,
             self.pad_id(),
             temperature,
             &self.device,
-        )
+        )?)
     }
 
     /// Per-token log-probabilities of `completions` after `prompts`, with the autodiff graph.
@@ -185,18 +185,18 @@ impl Policy {
         prompts: &[Vec<u32>],
         completions: &[Vec<u32>],
     ) -> Result<CompletionScores> {
-        completion_logprobs(
+        Ok(completion_logprobs(
             &self.model,
             prompts,
             completions,
             self.pad_id(),
             &self.device,
-        )
+        )?)
     }
 
     /// The trainable tensors by path (a checkpoint's weights).
     pub fn trainable(&self) -> Result<TensorMap> {
-        self.model.tensors_by_path(true)
+        Ok(self.model.tensors_by_path(true)?)
     }
 
     /// What trains, for log lines: `, LoRA `<targets>` r=.. α=.. on N sites` (`targets` is the
@@ -244,11 +244,14 @@ impl Policy {
     /// `model.safetensors` with every parameter by path (full fine-tuning).
     pub fn export(&self, dir: &Path) -> Result<()> {
         match &self.tuning {
-            Tuning::Lora(spec) => self.model.save_peft(dir, spec, Some(&self.source)),
+            Tuning::Lora(spec) => Ok(self.model.save_peft(dir, spec, Some(&self.source))?),
             Tuning::Full => {
                 std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
                 let bytes = crate::engine::serialize_f32(&self.model.tensors_by_path(false)?)?;
-                crate::files::write_atomic(&dir.join("model.safetensors"), &bytes)
+                Ok(crate::files::write_atomic(
+                    &dir.join("model.safetensors"),
+                    &bytes,
+                )?)
             }
         }
     }

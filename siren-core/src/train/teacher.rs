@@ -22,10 +22,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::{CotExample, Example};
 use crate::answer::{self, AO_SUFFIX};
 use crate::engine::{Decoder, GenerationConfig, TensorMap, TextTokenizer, generate, states_at};
 use crate::rating::RatingTokens;
-use crate::traits::{CotExample, Example};
 use crate::{CoreError, Result};
 
 /// Answer classes stored per example: the rating tokens `1`..`5` and every other token.

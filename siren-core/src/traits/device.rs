@@ -1,6 +1,4 @@
-use crate::config::Params;
-use crate::registry;
-use crate::{CoreError, Result};
+use crate::Result;
 
 /// Slot `device`: a compute device for burn tensors.
 ///
@@ -12,30 +10,4 @@ pub trait ComputeDevice: Send + Sync {
     fn open(&self) -> Result<burn::tensor::Device>;
     /// Human-readable label, e.g. `tch-cpu` or `wgpu (DiscreteGpu 0)`.
     fn label(&self) -> String;
-}
-
-/// Parses a device spec `name` or `name:INDEX` into the registry name and its params.
-pub fn parse_spec(spec: &str) -> Result<(String, Params)> {
-    let spec = spec.trim();
-    let mut params = Params::new();
-    let name = match spec.split_once(':') {
-        Some((n, idx)) => {
-            let i: i64 = idx.parse().map_err(|_| {
-                CoreError::config("device", format!("`{spec}`: expected NAME or NAME:INDEX"))
-            })?;
-            params.insert("index".into(), i.into());
-            n
-        }
-        None => spec,
-    };
-    Ok((name.to_string(), params))
-}
-
-/// Opens the device named by `spec` (`auto`, `flex`, `wgpu`, `tch-cpu`, `tch-cuda:1`, ...)
-/// through the `device` slot; returns it with its label. Plugins that run models use this.
-pub fn open(spec: &str) -> Result<(burn::tensor::Device, String)> {
-    let (name, params) = parse_spec(spec)?;
-    let plugin = registry::build::<dyn ComputeDevice>(&name, &params)?;
-    let device = plugin.open()?;
-    Ok((device, plugin.label()))
 }

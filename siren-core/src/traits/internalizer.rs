@@ -1,15 +1,7 @@
-use super::{AlignmentLoss, Example, RunCtx, TrainReport};
+use super::{AlignmentLoss, RunCtx, TrainReport};
 use crate::Result;
+pub use crate::train::CotExample;
 use crate::train::{Policy, Teacher};
-
-/// A training example whose CoT answer matched the label, with the teacher's reasoning.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct CotExample {
-    /// The prompt and label.
-    pub example: Example,
-    /// The whole reasoning block, `<think>…</think>`, as the stage-1 model wrote it.
-    pub thinking: String,
-}
 
 /// Slot `internalizer`: stage 2, teaches the answer-only policy what the CoT policy knows.
 ///

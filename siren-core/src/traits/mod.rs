@@ -23,7 +23,7 @@ mod backbone;
 mod baseline;
 mod clusterer;
 mod dataset;
-/// The `device` slot and opening a device by spec.
+/// The `device` slot (opening one by spec: [`crate::device::open`]).
 pub mod device;
 mod encoder;
 mod internalizer;

@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 
 use super::cache::KvCache;
 use super::decoder::{Batch, Decoder};
-use crate::{CoreError, Result};
+use crate::{EngineError, Result};
 
 /// A predicate on a sequence's generated tokens; true ends that sequence.
 pub type StopFn = Arc<dyn Fn(&[u32]) -> bool + Send + Sync>;
@@ -89,13 +89,13 @@ impl GenerationConfig {
 
     fn validate(&self) -> Result<()> {
         if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
-            return Err(CoreError::config(
+            return Err(EngineError::config(
                 "generation.temperature",
                 format!("must be finite and >= 0, got {}", self.temperature),
             ));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return Err(CoreError::config(
+            return Err(EngineError::config(
                 "generation.top_p",
                 format!("must be in (0, 1], got {}", self.top_p),
             ));
@@ -127,12 +127,12 @@ impl Sampler {
             let ids = last
                 .argmax(1)
                 .try_into_vec_as::<i64>()
-                .map_err(|e| CoreError::Numeric(format!("reading argmax: {e:?}")))?;
+                .map_err(|e| EngineError::Numeric(format!("reading argmax: {e:?}")))?;
             return Ok(rows.iter().zip(ids).map(|(&r, i)| (r, i as u32)).collect());
         }
         let host = last
             .try_into_vec_as::<f32>()
-            .map_err(|e| CoreError::Numeric(format!("reading logits: {e:?}")))?;
+            .map_err(|e| EngineError::Numeric(format!("reading logits: {e:?}")))?;
         let mut batch = rows.iter().zip(host.chunks_exact(v)).peekable();
         let mut out = Vec::with_capacity(rows.len());
         for r in 0..total {
@@ -198,7 +198,7 @@ pub fn sampling_distribution(
 
 fn sample_row(row: &[f32], cfg: &GenerationConfig, rng: &mut StdRng) -> Result<u32> {
     if row.iter().any(|x| x.is_nan()) {
-        return Err(CoreError::Numeric("NaN in next-token logits".into()));
+        return Err(EngineError::Numeric("NaN in next-token logits".into()));
     }
     if cfg.top_p >= 1.0 {
         let u: f32 = rng.random();
@@ -332,7 +332,7 @@ pub fn generate_shared(
 ) -> Result<Vec<Vec<u32>>> {
     cfg.validate()?;
     if let Some(&o) = owner.iter().find(|&&o| o >= prompts.len()) {
-        return Err(CoreError::Data(format!(
+        return Err(EngineError::Data(format!(
             "generate_shared: owner {o} is not one of the {} prompts",
             prompts.len()
         )));
@@ -404,7 +404,7 @@ fn decode_cached(
         let positions = cache
             .next_position
             .clone()
-            .ok_or_else(|| CoreError::Numeric("cache has no positions after prefill".into()))?;
+            .ok_or_else(|| EngineError::Numeric("cache has no positions after prefill".into()))?;
         let b = rows.len();
         let ids: Vec<i64> = next.iter().map(|&(_, t)| i64::from(t)).collect();
         let step_batch = Batch {

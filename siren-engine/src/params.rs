@@ -4,16 +4,12 @@
 //! A path is the chain of field names and indices from the decoder down to the tensor, e.g.
 //! `layers.3.self_attn.k_proj.adapter.lora_a`.
 
-use std::collections::BTreeMap;
-
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Tensor, TensorData};
 
 use super::decoder::Decoder;
-use crate::{CoreError, Result};
-
-/// Host copies of tensors by path: `(shape, values)`.
-pub type TensorMap = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+use super::weights::TensorMap;
+use crate::{EngineError, Result};
 
 #[derive(Default)]
 struct Path(Vec<String>);
@@ -81,7 +77,7 @@ impl ModuleVisitor for Collect {
 struct Replace {
     path: Path,
     tensors: TensorMap,
-    error: Option<CoreError>,
+    error: Option<EngineError>,
 }
 
 impl ModuleMapper for Replace {
@@ -98,7 +94,7 @@ impl ModuleMapper for Replace {
         };
         let (id, old, mapper) = param.consume();
         if shape != old.dims().to_vec() {
-            self.error.get_or_insert(CoreError::Data(format!(
+            self.error.get_or_insert(EngineError::Data(format!(
                 "tensor `{name}` has shape {shape:?} but the model expects {:?}",
                 old.dims()
             )));
@@ -148,7 +144,7 @@ impl Decoder {
         for (name, t, shape) in c.out {
             let data = t
                 .try_into_vec_as::<f32>()
-                .map_err(|e| CoreError::Numeric(format!("reading `{name}`: {e:?}")))?;
+                .map_err(|e| EngineError::Numeric(format!("reading `{name}`: {e:?}")))?;
             map.insert(name, (shape, data));
         }
         Ok(map)
@@ -167,7 +163,7 @@ impl Decoder {
             return Err(e);
         }
         if let Some(name) = r.tensors.keys().next() {
-            return Err(CoreError::Data(format!(
+            return Err(EngineError::Data(format!(
                 "tensor `{name}` matches no parameter of the model"
             )));
         }

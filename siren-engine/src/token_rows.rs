@@ -14,9 +14,6 @@
 use burn::module::{Module, Param};
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::decoder::Decoder;
-use crate::{CoreError, Result};
-
 /// The trained rows of a few token ids.
 #[derive(Module, Debug)]
 pub struct TokenRows {
@@ -90,7 +87,7 @@ impl TokenRows {
 }
 
 /// Rows `ids` of `w` `[rows, h]` as `[n, h]`.
-fn take_rows(w: Tensor<2>, ids: &[u32]) -> Tensor<2> {
+pub(crate) fn take_rows(w: Tensor<2>, ids: &[u32]) -> Tensor<2> {
     let device = w.device();
     let idx = Tensor::<1, Int>::from_data(
         TensorData::new(ids.iter().map(|&i| i64::from(i)).collect(), [ids.len()]),
@@ -100,7 +97,7 @@ fn take_rows(w: Tensor<2>, ids: &[u32]) -> Tensor<2> {
 }
 
 /// `w` `[rows, h]` with rows `ids` set to `values` `[n, h]`.
-fn put_rows(w: Tensor<2>, ids: &[u32], values: Tensor<2>) -> Tensor<2> {
+pub(crate) fn put_rows(w: Tensor<2>, ids: &[u32], values: Tensor<2>) -> Tensor<2> {
     let mut w = w;
     let [_, h] = values.dims();
     for (k, &id) in ids.iter().enumerate() {
@@ -110,93 +107,9 @@ fn put_rows(w: Tensor<2>, ids: &[u32], values: Tensor<2>) -> Tensor<2> {
     w
 }
 
-impl Decoder {
-    /// Makes the embedding rows (and untied `lm_head` rows) of `ids` trainable on their own,
-    /// starting from their current values; every other parameter keeps its state. Ids out of
-    /// the vocabulary or repeated are an error.
-    pub fn train_token_rows(self, ids: &[u32]) -> Result<Self> {
-        let v = self.spec.vocab_size;
-        let mut seen = std::collections::BTreeSet::new();
-        for &id in ids {
-            if id as usize >= v || !seen.insert(id) {
-                return Err(CoreError::Data(format!(
-                    "trainable token ids must be distinct and below the vocabulary size {v} \
-                     (got {ids:?})"
-                )));
-            }
-        }
-        if ids.is_empty() {
-            return Ok(self);
-        }
-        let embed = take_rows(self.embed_tokens.weight.val().detach(), ids);
-        let head = self
-            .lm_head
-            .as_ref()
-            .map(|h| take_rows(h.weight.val().detach().transpose(), ids));
-        self.with_token_rows(ids.to_vec(), embed, head)
-    }
-
-    /// Attaches token rows with the given values (`[n, hidden]` each).
-    pub(crate) fn with_token_rows(
-        mut self,
-        ids: Vec<u32>,
-        embed: Tensor<2>,
-        head: Option<Tensor<2>>,
-    ) -> Result<Self> {
-        let h = self.spec.hidden_size;
-        let n = ids.len();
-        for (what, t) in
-            std::iter::once(("embedding", &embed)).chain(head.iter().map(|t| ("lm_head", t)))
-        {
-            if t.dims() != [n, h] {
-                return Err(CoreError::Data(format!(
-                    "trainable {what} rows have shape {:?}; expected [{n}, {h}] for ids {ids:?}",
-                    t.dims()
-                )));
-            }
-        }
-        if head.is_some() != self.lm_head.is_some() {
-            return Err(CoreError::Data(
-                "trainable lm_head rows need an untied lm_head (and an untied lm_head needs them)"
-                    .into(),
-            ));
-        }
-        self.token_rows = Some(TokenRows {
-            embed: Param::from_tensor(embed),
-            head: head.map(Param::from_tensor),
-            ids,
-            enabled: true,
-        });
-        Ok(self)
-    }
-
-    /// Writes the trained token rows into the embedding (and `lm_head`) and drops them.
-    pub fn merge_token_rows(mut self) -> Self {
-        let Some(tr) = self.token_rows.take() else {
-            return self;
-        };
-        if !tr.enabled {
-            return self;
-        }
-        let e = self.embed_tokens.weight.val().detach();
-        let grad = e.is_require_grad();
-        self.embed_tokens.weight =
-            Param::from_tensor(put_rows(e, &tr.ids, tr.embed.val().detach()))
-                .set_require_grad(grad);
-        if let Some(head) = self.lm_head.as_mut() {
-            let rows = tr.head.as_ref().unwrap_or(&tr.embed).val().detach();
-            let w = head.weight.val().detach();
-            let g = w.is_require_grad();
-            head.weight = Param::from_tensor(put_rows(w.transpose(), &tr.ids, rows).transpose())
-                .set_require_grad(g);
-        }
-        self
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use crate::engine::Batch;
+    use crate::Batch;
     use crate::testkit::tiny_decoder;
     use burn::tensor::{Device, Tensor};
 

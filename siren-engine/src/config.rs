@@ -57,7 +57,7 @@ pub struct DecoderSpec {
 impl DecoderSpec {
     /// Checks internal consistency (divisibility of heads, non-zero sizes).
     pub fn validate(&self) -> crate::Result<()> {
-        let bad = |m: String| Err(crate::CoreError::config("decoder config", m));
+        let bad = |m: String| Err(crate::EngineError::config("decoder config", m));
         if self.vocab_size == 0 || self.hidden_size == 0 || self.num_layers == 0 {
             return bad("vocab_size, hidden_size and num_hidden_layers must be > 0".into());
         }

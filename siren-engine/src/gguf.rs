@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::config::DecoderSpec;
 use super::weights::Weights;
-use crate::{CoreError, Result};
+use crate::{EngineError, Result};
 
 /// A metadata value.
 #[derive(Debug, Clone, PartialEq)]
@@ -154,8 +154,8 @@ impl Reader<'_> {
     }
 }
 
-fn gguf_err(path: &Path, message: impl Into<String>) -> CoreError {
-    CoreError::Parse {
+fn gguf_err(path: &Path, message: impl Into<String>) -> EngineError {
+    EngineError::Parse {
         path: path.to_path_buf(),
         line: 0,
         field: None,
@@ -309,7 +309,7 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
 impl Gguf {
     /// Reads and parses `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
+        let bytes = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
         let mut r = Reader {
             b: &bytes,
             pos: 0,

@@ -8,8 +8,9 @@ use burn::module::Param;
 use burn::tensor::{Tensor, TensorData};
 
 use super::decoder::Decoder;
+use super::token_rows::{TokenRows, put_rows, take_rows};
 use super::tokenizer::TextTokenizer;
-use crate::{CoreError, Result};
+use crate::{EngineError, Result};
 
 /// The answer tags made single tokens by [`add_answer_tokens`].
 pub const ANSWER_TOKENS: [&str; 2] = ["<answer>", "</answer>"];
@@ -21,7 +22,7 @@ fn rows(t: &Tensor<2>, ids: &[u32]) -> Result<Tensor<1>> {
         acc = acc.add(t.clone().narrow(0, i as usize, 1).reshape([w]));
     }
     if ids.is_empty() {
-        return Err(CoreError::Data(
+        return Err(EngineError::Data(
             "a new token has no pieces to start from".into(),
         ));
     }
@@ -80,7 +81,7 @@ pub fn add_tokens(
             let mut data = v
                 .clone()
                 .try_into_vec_as::<f32>()
-                .map_err(|e| CoreError::Numeric(format!("reading lm_head.bias: {e:?}")))?;
+                .map_err(|e| EngineError::Numeric(format!("reading lm_head.bias: {e:?}")))?;
             data.resize(new_vocab, 0.0);
             *b = Param::from_tensor(Tensor::from_data(
                 TensorData::new(data, [new_vocab]),
@@ -102,10 +103,94 @@ pub fn add_answer_tokens(model: Decoder, tok: &mut TextTokenizer) -> Result<Deco
     Ok(add_tokens(model, tok, &ANSWER_TOKENS)?.0)
 }
 
+impl Decoder {
+    /// Makes the embedding rows (and untied `lm_head` rows) of `ids` trainable on their own,
+    /// starting from their current values; every other parameter keeps its state. Ids out of
+    /// the vocabulary or repeated are an error.
+    pub fn train_token_rows(self, ids: &[u32]) -> Result<Self> {
+        let v = self.spec.vocab_size;
+        let mut seen = std::collections::BTreeSet::new();
+        for &id in ids {
+            if id as usize >= v || !seen.insert(id) {
+                return Err(EngineError::Data(format!(
+                    "trainable token ids must be distinct and below the vocabulary size {v} \
+                     (got {ids:?})"
+                )));
+            }
+        }
+        if ids.is_empty() {
+            return Ok(self);
+        }
+        let embed = take_rows(self.embed_tokens.weight.val().detach(), ids);
+        let head = self
+            .lm_head
+            .as_ref()
+            .map(|h| take_rows(h.weight.val().detach().transpose(), ids));
+        self.with_token_rows(ids.to_vec(), embed, head)
+    }
+
+    /// Attaches token rows with the given values (`[n, hidden]` each).
+    pub(crate) fn with_token_rows(
+        mut self,
+        ids: Vec<u32>,
+        embed: Tensor<2>,
+        head: Option<Tensor<2>>,
+    ) -> Result<Self> {
+        let h = self.spec.hidden_size;
+        let n = ids.len();
+        for (what, t) in
+            std::iter::once(("embedding", &embed)).chain(head.iter().map(|t| ("lm_head", t)))
+        {
+            if t.dims() != [n, h] {
+                return Err(EngineError::Data(format!(
+                    "trainable {what} rows have shape {:?}; expected [{n}, {h}] for ids {ids:?}",
+                    t.dims()
+                )));
+            }
+        }
+        if head.is_some() != self.lm_head.is_some() {
+            return Err(EngineError::Data(
+                "trainable lm_head rows need an untied lm_head (and an untied lm_head needs them)"
+                    .into(),
+            ));
+        }
+        self.token_rows = Some(TokenRows {
+            embed: Param::from_tensor(embed),
+            head: head.map(Param::from_tensor),
+            ids,
+            enabled: true,
+        });
+        Ok(self)
+    }
+
+    /// Writes the trained token rows into the embedding (and `lm_head`) and drops them.
+    pub fn merge_token_rows(mut self) -> Self {
+        let Some(tr) = self.token_rows.take() else {
+            return self;
+        };
+        if !tr.enabled {
+            return self;
+        }
+        let e = self.embed_tokens.weight.val().detach();
+        let grad = e.is_require_grad();
+        self.embed_tokens.weight =
+            Param::from_tensor(put_rows(e, &tr.ids, tr.embed.val().detach()))
+                .set_require_grad(grad);
+        if let Some(head) = self.lm_head.as_mut() {
+            let rows = tr.head.as_ref().unwrap_or(&tr.embed).val().detach();
+            let w = head.weight.val().detach();
+            let g = w.is_require_grad();
+            head.weight = Param::from_tensor(put_rows(w.transpose(), &tr.ids, rows).transpose())
+                .set_require_grad(g);
+        }
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Batch;
+    use crate::Batch;
     use crate::testkit::{tiny_decoder, tiny_tokenizer};
     use burn::tensor::Device;
 

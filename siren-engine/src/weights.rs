@@ -14,8 +14,10 @@ use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::Dtype;
 use safetensors::tensor::Metadata;
 
-use super::params::TensorMap;
-use crate::{CoreError, Result};
+use crate::{EngineError, Result};
+
+/// Host copies of tensors by path or name: `(shape, values)`.
+pub type TensorMap = std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 
 /// Largest safetensors header accepted (the format's own limit).
 const MAX_HEADER: u64 = 100_000_000;
@@ -48,8 +50,8 @@ pub struct Weights {
     origin: String,
 }
 
-fn err(path: &Path, message: impl Into<String>) -> CoreError {
-    CoreError::Parse {
+fn err(path: &Path, message: impl Into<String>) -> EngineError {
+    EngineError::Parse {
         path: path.to_path_buf(),
         line: 0,
         field: None,
@@ -94,8 +96,8 @@ impl Weights {
                 format!("not a valid safetensors file (truncated?): {what}"),
             )
         };
-        let mut file = File::open(path).map_err(|e| CoreError::io(path, e))?;
-        let file_len = file.metadata().map_err(|e| CoreError::io(path, e))?.len();
+        let mut file = File::open(path).map_err(|e| EngineError::io(path, e))?;
+        let file_len = file.metadata().map_err(|e| EngineError::io(path, e))?.len();
         let mut n = [0u8; 8];
         file.read_exact(&mut n).map_err(|_| {
             invalid(format!(
@@ -110,7 +112,7 @@ impl Weights {
         }
         let mut header = vec![0u8; n as usize];
         file.read_exact(&mut header)
-            .map_err(|e| CoreError::io(path, e))?;
+            .map_err(|e| EngineError::io(path, e))?;
         let meta: Metadata =
             serde_json::from_slice(&header).map_err(|e| invalid(format!("header: {e}")))?;
         let data_start = 8 + n;
@@ -169,7 +171,7 @@ impl Weights {
         }
         let index = dir.join("model.safetensors.index.json");
         let text = std::fs::read_to_string(&index).map_err(|e| {
-            CoreError::io(
+            EngineError::io(
                 &index,
                 std::io::Error::new(
                     e.kind(),
@@ -178,7 +180,7 @@ impl Weights {
             )
         })?;
         let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|source| CoreError::Json {
+            serde_json::from_str(&text).map_err(|source| EngineError::Json {
                 path: index.clone(),
                 source,
             })?;
@@ -279,7 +281,7 @@ impl Weights {
         device: &Device,
     ) -> Result<Tensor<D>> {
         let (found, data) = self.take_raw(name)?.ok_or_else(|| {
-            CoreError::Data(match self.skipped.get(name) {
+            EngineError::Data(match self.skipped.get(name) {
                 Some(dtype) => format!(
                     "{}: tensor `{name}` has dtype {dtype}; expected a float tensor",
                     self.origin
@@ -288,7 +290,7 @@ impl Weights {
             })
         })?;
         if found != shape {
-            return Err(CoreError::Data(format!(
+            return Err(EngineError::Data(format!(
                 "{}: tensor `{name}` has shape {found:?}, expected {shape:?}",
                 self.origin
             )));
@@ -321,6 +323,29 @@ impl Weights {
             bias,
         })
     }
+}
+
+/// Serialises f32 tensors to safetensors bytes.
+pub fn serialize_f32(tensors: &TensorMap) -> Result<Vec<u8>> {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(k, (s, d))| {
+            (
+                k.clone(),
+                s.clone(),
+                d.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(k, s, b)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                .map(|v| (k.clone(), v))
+                .map_err(|e| EngineError::Numeric(format!("tensor `{k}`: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::serialize(views, None).map_err(|e| EngineError::Numeric(e.to_string()))
 }
 
 #[cfg(test)]

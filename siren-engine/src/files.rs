@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::{CoreError, Result};
+use crate::{EngineError, Result};
 
 /// Writes `bytes` to `path` atomically, so a crash never leaves a half-written artifact: to a
 /// temporary file beside it whose name no other writer uses (the file name, the process and a
@@ -29,11 +29,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })();
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(CoreError::io(&tmp, e));
+        return Err(EngineError::io(&tmp, e));
     }
     if let Err(e) = std::fs::rename(&tmp, path) {
         let _ = std::fs::remove_file(&tmp);
-        return Err(CoreError::io(path, e));
+        return Err(EngineError::io(path, e));
     }
     // The rename itself reaches the disk with the folder's entry (not possible everywhere).
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())

@@ -1,13 +1,13 @@
-//! Loading a decoder from a HF model folder, choosing the backbone from `model_type`.
+//! Loading a decoder by backbone name: from a HF model folder (the backbone named by
+//! `model_type`, or given) or a GGUF file. This sits above the engine: the engine builds a
+//! decoder from a spec and weights, the `Backbone` plugin found in the registry makes the spec.
 
 use std::path::Path;
 
 use burn::tensor::Device;
 
-use super::decoder::Decoder;
-use super::gguf::Gguf;
-use super::tokenizer::TextTokenizer;
-use super::weights::Weights;
+use crate::engine::gguf::Gguf;
+use crate::engine::{Decoder, TextTokenizer, Weights};
 use crate::registry;
 use crate::traits::Backbone;
 use crate::{CoreError, Result};

@@ -6,7 +6,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use super::decoder::{Batch, Decoder};
-use crate::{CoreError, Result};
+use crate::{EngineError, Result};
 
 /// Log-probabilities of completion tokens given their prompts.
 #[derive(Debug, Clone)]
@@ -43,14 +43,14 @@ pub fn completion_logprobs_at(
 ) -> Result<CompletionScores> {
     check_temperature(temperature)?;
     if prompts.len() != completions.len() || prompts.is_empty() {
-        return Err(CoreError::Data(format!(
+        return Err(EngineError::Data(format!(
             "completion_logprobs needs one completion per prompt (got {} prompts, {} completions)",
             prompts.len(),
             completions.len()
         )));
     }
     if prompts.iter().any(Vec::is_empty) {
-        return Err(CoreError::Data(
+        return Err(EngineError::Data(
             "completion_logprobs: a prompt is empty".into(),
         ));
     }
@@ -103,7 +103,7 @@ fn check_temperature(t: f32) -> Result<()> {
     if t > 0.0 && t.is_finite() {
         Ok(())
     } else {
-        Err(CoreError::config(
+        Err(EngineError::config(
             "temperature",
             format!("log-probabilities need a temperature > 0, got {t}"),
         ))
@@ -168,7 +168,7 @@ pub fn shared_prefix_logprobs(
         completions,
     } = shared;
     if owner.len() != completions.len() || completions.is_empty() {
-        return Err(CoreError::Data(format!(
+        return Err(EngineError::Data(format!(
             "shared_prefix_logprobs needs one owner per completion (got {} owners, {} \
              completions)",
             owner.len(),
@@ -176,13 +176,13 @@ pub fn shared_prefix_logprobs(
         )));
     }
     if let Some(&o) = owner.iter().find(|&&o| o >= prompts.len()) {
-        return Err(CoreError::Data(format!(
+        return Err(EngineError::Data(format!(
             "shared_prefix_logprobs: owner {o} is not one of the {} prompts",
             prompts.len()
         )));
     }
     if prompts.iter().any(Vec::is_empty) {
-        return Err(CoreError::Data(
+        return Err(EngineError::Data(
             "shared_prefix_logprobs: a prompt is empty".into(),
         ));
     }
@@ -228,7 +228,7 @@ pub fn shared_prefix_logprobs(
         let start = rows
             .next_position
             .clone()
-            .ok_or_else(|| CoreError::Numeric("prefix cache has no positions".into()))?;
+            .ok_or_else(|| EngineError::Numeric("prefix cache has no positions".into()))?;
         let w = c - 1;
         let (mut ids, mut pad) = (Vec::with_capacity(n * w), Vec::with_capacity(n * w));
         for comp in completions {
@@ -272,7 +272,7 @@ pub fn states_at(
     device: &Device,
 ) -> Result<PositionStates> {
     if seqs.len() != positions.len() {
-        return Err(CoreError::Data(format!(
+        return Err(EngineError::Data(format!(
             "states_at: {} sequences but {} positions",
             seqs.len(),
             positions.len()
@@ -284,7 +284,7 @@ pub fn states_at(
     for (i, (seq, at)) in seqs.iter().zip(positions).enumerate() {
         let at = at.unwrap_or(seq.len() - 1);
         if at >= seq.len() {
-            return Err(CoreError::Data(format!(
+            return Err(EngineError::Data(format!(
                 "states_at: position {at} is past the end of sequence {i} (length {})",
                 seq.len()
             )));

@@ -12,7 +12,7 @@ use super::lora::{LoraLinear, fold_matmul, linear_forward};
 use super::rope;
 use super::token_rows::TokenRows;
 use super::weights::Weights;
-use crate::{CoreError, Result};
+use crate::{EngineError, Result};
 
 /// SwiGLU feed-forward: `down(silu(gate(x)) · up(x))`.
 #[derive(Module, Debug)]
@@ -92,7 +92,7 @@ impl Batch {
         device: &Device,
     ) -> Result<Self> {
         if seqs.is_empty() || seqs.iter().any(|s| s.is_empty()) {
-            return Err(CoreError::Data(
+            return Err(EngineError::Data(
                 "a batch needs at least one non-empty sequence each".into(),
             ));
         }
@@ -250,7 +250,7 @@ impl Decoder {
     pub fn to_float_dtype(self, dtype: FloatDType) -> Result<Self> {
         let device = self.embed_tokens.weight.val().device();
         if !device.supports_dtype(dtype) {
-            return Err(CoreError::Device {
+            return Err(EngineError::Device {
                 name: format!("{device:?}"),
                 reason: format!("no {dtype:?} arithmetic on this device; use f32"),
             });

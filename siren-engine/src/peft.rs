@@ -1,147 +1,23 @@
-//! LoRA-capable linear layers and adapter management in PEFT's layout.
-//!
-//! Every linear site of the decoder is a [`LoraLinear`]: a frozen base `Linear` plus an
-//! optional low-rank adapter computed as `x·W + b + s·(drop(x)·A)·B` with `s = alpha / r` (PEFT's
-//! `LoraLayer`, no rsLoRA). The adapter is never folded into `W` during training (cheaper than
-//! rebuilding `W + s·A·B` each step); [`Decoder::merge_lora`] folds it for inference.
-//!
-//! Adapters are saved and loaded as PEFT does (`adapter_model.safetensors` with keys
-//! `base_model.model.<site>.lora_A.weight` `[r, in]` / `lora_B.weight` `[out, r]`, plus
-//! `adapter_config.json`), so they round-trip with `peft` in Python.
+//! Adapters on a whole decoder in PEFT's layout: adding fresh LoRA adapters to chosen sites,
+//! merging them into the base weights, and saving and loading them as PEFT does
+//! (`adapter_model.safetensors` with keys `base_model.model.<site>.lora_A.weight` `[r, in]` /
+//! `lora_B.weight` `[out, r]`, plus `adapter_config.json`), so they round-trip with `peft` in
+//! Python.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::{Module, Param};
-use burn::nn::{Dropout, DropoutConfig, Linear};
+use burn::nn::DropoutConfig;
 use burn::tensor::{Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::decoder::Decoder;
-use super::weights::Weights;
-use crate::{CoreError, Result};
-
-/// `x · w` for `x` of any rank ≥ 2 and a 2-D `w`, with the leading dims of `x` folded into the
-/// rows: one 2-D product instead of a batched one against a broadcast weight. Same values; on
-/// LibTorch the 2-D product is the fast kernel (on CPU 1.6× faster in f32 and ~19× in bf16 for a
-/// `[32, 32, 576] · [576, 1536]` product, as `torch.nn.functional.linear` does).
-pub(crate) fn fold_matmul<const D: usize>(x: Tensor<D>, w: Tensor<2>) -> Tensor<D> {
-    if D <= 2 {
-        return x.matmul(w.unsqueeze());
-    }
-    let mut dims = x.dims();
-    let rows = dims[..D - 1].iter().product::<usize>();
-    let y = x.reshape([rows, dims[D - 1]]).matmul(w);
-    dims[D - 1] = y.dims()[1];
-    y.reshape(dims)
-}
-
-/// A burn [`Linear`] applied through [`fold_matmul`].
-pub(crate) fn linear_forward<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
-    let y = fold_matmul(x, layer.weight.val());
-    match &layer.bias {
-        Some(b) => y.add(b.val().unsqueeze()),
-        None => y,
-    }
-}
-
-/// A low-rank adapter `s·(drop(x)·A)·B`.
-#[derive(Module, Debug)]
-pub struct Adapter {
-    /// `A`, stored `[in, r]` (PEFT's `lora_A.weight` transposed).
-    pub lora_a: Param<Tensor<2>>,
-    /// `B`, stored `[r, out]` (PEFT's `lora_B.weight` transposed).
-    pub lora_b: Param<Tensor<2>>,
-    /// Dropout on the adapter's input (training only).
-    pub dropout: Dropout,
-    /// `alpha / r`.
-    #[module(skip)]
-    pub scale: f64,
-    /// Whether the adapter contributes to the output.
-    #[module(skip)]
-    pub enabled: bool,
-}
-
-/// A linear layer with a frozen base and an optional LoRA adapter.
-#[derive(Module, Debug)]
-pub struct LoraLinear {
-    /// The base projection (weight `[in, out]`).
-    pub base: Linear,
-    /// The adapter, when one is attached.
-    pub adapter: Option<Adapter>,
-}
-
-impl LoraLinear {
-    /// Wraps a base layer without adapter.
-    pub fn new(base: Linear) -> Self {
-        Self {
-            base,
-            adapter: None,
-        }
-    }
-
-    /// `[.., in]` → `[.., out]`.
-    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        match &self.adapter {
-            Some(a) if a.enabled => {
-                // As PEFT: an adapter kept in another float type than the activations (f32
-                // adapters on a bf16 model) computes in its own type, and its update is cast
-                // back to the activations' type.
-                let (xd, ad) = (x.dtype(), a.lora_a.val().dtype());
-                let input = a.dropout.forward(x.clone());
-                let input = if xd == ad { input } else { input.cast(ad) };
-                let low = fold_matmul(input, a.lora_a.val());
-                let delta = fold_matmul(low, a.lora_b.val()).mul_scalar(a.scale);
-                let delta = if xd == ad { delta } else { delta.cast(xd) };
-                linear_forward(&self.base, x).add(delta)
-            }
-            _ => linear_forward(&self.base, x),
-        }
-    }
-
-    /// `(in, out)` widths.
-    pub fn dims(&self) -> (usize, usize) {
-        let [i, o] = self.base.weight.val().dims();
-        (i, o)
-    }
-
-    /// Folds the adapter into the base weight and drops it (a disabled adapter is dropped
-    /// without folding).
-    fn merge(&mut self) {
-        if let Some(a) = self.adapter.take()
-            && a.enabled
-        {
-            let delta = a.lora_a.val().matmul(a.lora_b.val()).mul_scalar(a.scale);
-            let w = self.base.weight.val().add(delta);
-            self.base.weight = Param::from_tensor(w.detach()).set_require_grad(false);
-        }
-    }
-}
-
-/// LoRA hyper-parameters (PEFT's `LoraConfig` subset).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LoraSpec {
-    /// Rank `r`.
-    pub r: usize,
-    /// `lora_alpha`; the adapter output is scaled by `alpha / r`.
-    pub alpha: f64,
-    /// Dropout on the adapter input during training.
-    pub dropout: f64,
-}
-
-impl LoraSpec {
-    fn validate(&self) -> Result<()> {
-        if self.r == 0 {
-            return Err(CoreError::config("lora.r", "must be at least 1"));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(CoreError::config("lora.dropout", "must be in [0, 1)"));
-        }
-        Ok(())
-    }
-}
+use super::lora::{Adapter, LoraLinear, LoraSpec};
+use super::weights::{Weights, serialize_f32};
+use crate::{EngineError, Result};
 
 /// PEFT `adapter_config.json` (the fields we read and write; others are ignored).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -285,7 +161,7 @@ impl Decoder {
             n += 1;
         }
         if n == 0 {
-            return Err(CoreError::config(
+            return Err(EngineError::config(
                 "lora targets",
                 "selected no linear site (names look like `model.layers.0.self_attn.k_proj`)",
             ));
@@ -336,12 +212,12 @@ impl Decoder {
                 let shape = t.dims().to_vec();
                 let data = t
                     .try_into_vec_as::<f32>()
-                    .map_err(|e| CoreError::Numeric(format!("reading `{name}.{key}`: {e:?}")))?;
+                    .map_err(|e| EngineError::Numeric(format!("reading `{name}.{key}`: {e:?}")))?;
                 tensors.insert(format!("{PEFT_PREFIX}{name}.{key}.weight"), (shape, data));
             }
         }
         if tensors.is_empty() {
-            return Err(CoreError::Data(
+            return Err(EngineError::Data(
                 "the model has no LoRA adapter to save".into(),
             ));
         }
@@ -351,7 +227,7 @@ impl Decoder {
                 let shape = t.dims().to_vec();
                 let data = t
                     .try_into_vec_as::<f32>()
-                    .map_err(|e| CoreError::Numeric(format!("reading `{key}`: {e:?}")))?;
+                    .map_err(|e| EngineError::Numeric(format!("reading `{key}`: {e:?}")))?;
                 tensors.insert(key.to_string(), (shape, data));
                 Ok(())
             };
@@ -365,7 +241,7 @@ impl Decoder {
                 None => ids,
             });
         }
-        std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
         let bytes = serialize_f32(&tensors)?;
         crate::files::write_atomic(&dir.join("adapter_model.safetensors"), &bytes)?;
         let cfg = PeftConfig {
@@ -383,7 +259,7 @@ impl Decoder {
             trainable_token_indices: token_ids,
         };
         let json =
-            serde_json::to_vec_pretty(&cfg).map_err(|e| CoreError::Numeric(e.to_string()))?;
+            serde_json::to_vec_pretty(&cfg).map_err(|e| EngineError::Numeric(e.to_string()))?;
         crate::files::write_atomic(&dir.join("adapter_config.json"), &json)?;
         Ok(())
     }
@@ -394,13 +270,13 @@ impl Decoder {
     /// shape are errors naming the file and tensor.
     pub fn load_peft(self, dir: &Path) -> Result<(Self, LoraSpec)> {
         let cfg_path = dir.join("adapter_config.json");
-        let text = std::fs::read_to_string(&cfg_path).map_err(|e| CoreError::io(&cfg_path, e))?;
-        let cfg: PeftConfig = serde_json::from_str(&text).map_err(|source| CoreError::Json {
+        let text = std::fs::read_to_string(&cfg_path).map_err(|e| EngineError::io(&cfg_path, e))?;
+        let cfg: PeftConfig = serde_json::from_str(&text).map_err(|source| EngineError::Json {
             path: cfg_path.clone(),
             source,
         })?;
         let bad = |field: &str, msg: &str| {
-            Err(CoreError::Parse {
+            Err(EngineError::Parse {
                 path: cfg_path.clone(),
                 line: 0,
                 field: Some(field.into()),
@@ -432,7 +308,7 @@ impl Decoder {
         };
         spec.validate()?;
         let token_ids = match &cfg.trainable_token_indices {
-            Some(v) => token_indices(v).map_err(|m| CoreError::Parse {
+            Some(v) => token_indices(v).map_err(|m| EngineError::Parse {
                 path: cfg_path.clone(),
                 line: 0,
                 field: Some("trainable_token_indices".into()),
@@ -456,7 +332,7 @@ impl Decoder {
                 .iter()
                 .find(|&&i| i as usize >= model.spec.vocab_size)
             {
-                return Err(CoreError::Data(format!(
+                return Err(EngineError::Data(format!(
                     "{}: trainable token {bad} is outside the model's vocabulary of {} (was the \
                      adapter trained with training.answer_tokens = true?)",
                     cfg_path.display(),
@@ -480,7 +356,7 @@ impl Decoder {
         }
         let left = w.remaining();
         if !left.is_empty() {
-            return Err(CoreError::Data(format!(
+            return Err(EngineError::Data(format!(
                 "{}: tensor `{}` matches no linear site of the model ({} unmatched)",
                 st_path.display(),
                 left[0],
@@ -488,7 +364,7 @@ impl Decoder {
             )));
         }
         if n == 0 {
-            return Err(CoreError::Data(format!(
+            return Err(EngineError::Data(format!(
                 "{}: no LoRA tensors found",
                 st_path.display()
             )));
@@ -504,69 +380,5 @@ fn new_adapter(spec: &LoraSpec, a: Tensor<2>, b: Tensor<2>) -> Adapter {
         dropout: DropoutConfig::new(spec.dropout).init(),
         scale: spec.alpha / spec.r as f64,
         enabled: true,
-    }
-}
-
-/// Serialises f32 tensors to safetensors bytes.
-pub(crate) fn serialize_f32(tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> Result<Vec<u8>> {
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .iter()
-        .map(|(k, (s, d))| {
-            (
-                k.clone(),
-                s.clone(),
-                d.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            )
-        })
-        .collect();
-    let views = bytes
-        .iter()
-        .map(|(k, s, b)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                .map(|v| (k.clone(), v))
-                .map_err(|e| CoreError::Numeric(format!("tensor `{k}`: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, None).map_err(|e| CoreError::Numeric(e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use burn::tensor::{Device, Distribution, Tensor};
-
-    use super::fold_matmul;
-
-    #[test]
-    fn folded_products_equal_batched_ones() {
-        let device = Device::flex();
-        let w = Tensor::<2>::random([6, 5], Distribution::Default, &device);
-        let x3 = Tensor::<3>::random([2, 3, 6], Distribution::Default, &device);
-        let x4 = Tensor::<4>::random([2, 2, 3, 6], Distribution::Default, &device);
-        // A non-contiguous input: a transposed view.
-        let xt = Tensor::<3>::random([2, 6, 3], Distribution::Default, &device).swap_dims(1, 2);
-        let close = |a: Vec<f32>, b: Vec<f32>| {
-            assert_eq!(a.len(), b.len());
-            let d = a
-                .iter()
-                .zip(&b)
-                .map(|(p, q)| (p - q).abs())
-                .fold(0f32, f32::max);
-            assert!(d < 1e-5, "max |Δ| {d}");
-        };
-        let v = |t: Tensor<3>| t.try_into_vec_as::<f32>().unwrap();
-        let got = fold_matmul(x3.clone(), w.clone());
-        assert_eq!(got.dims(), [2, 3, 5]);
-        close(v(got), v(x3.matmul(w.clone().unsqueeze())));
-        close(
-            v(fold_matmul(xt.clone(), w.clone())),
-            v(xt.matmul(w.clone().unsqueeze())),
-        );
-        let got = fold_matmul(x4.clone(), w.clone());
-        assert_eq!(got.dims(), [2, 2, 3, 5]);
-        let want = x4.matmul(w.unsqueeze());
-        close(
-            got.try_into_vec_as::<f32>().unwrap(),
-            want.try_into_vec_as::<f32>().unwrap(),
-        );
     }
 }

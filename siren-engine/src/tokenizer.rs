@@ -12,7 +12,7 @@ use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{AddedToken, PreTokenizerWrapper, Tokenizer};
 
 use super::gguf::{Gguf, Value};
-use crate::{CoreError, Result};
+use crate::{EngineError, Result};
 
 /// One chat message.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -52,8 +52,8 @@ pub struct TextTokenizer {
 /// Name of the chat template inside its environment.
 const CHAT: &str = "chat";
 
-fn tok_err(origin: &str, e: impl std::fmt::Display) -> CoreError {
-    CoreError::Data(format!("tokenizer {origin}: {e}"))
+fn tok_err(origin: &str, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Data(format!("tokenizer {origin}: {e}"))
 }
 
 /// The chat template of a `tokenizer_config.json` value: a string, or a list of named
@@ -187,7 +187,7 @@ impl TextTokenizer {
                 serde_json::from_str(&t).map_err(|e| tok_err(&cfg_path.display().to_string(), e))?
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::Value::Null,
-            Err(e) => return Err(crate::CoreError::io(&cfg_path, e)),
+            Err(e) => return Err(crate::EngineError::io(&cfg_path, e)),
         };
         let jinja = dir.join("chat_template.jinja");
         match std::fs::read_to_string(&jinja) {
@@ -198,7 +198,7 @@ impl TextTokenizer {
                 cfg["chat_template"] = t.into();
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(crate::CoreError::io(&jinja, e)),
+            Err(e) => return Err(crate::EngineError::io(&jinja, e)),
         }
         Ok(Self::with_config(inner, &cfg))
     }

@@ -6,7 +6,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::cache::KvCache;
 use super::decoder::{Batch, Decoder};
-use crate::{CoreError, Result};
+use crate::{EngineError, Result};
 
 /// A computed prefix: its tokens and their keys and values (one sequence).
 #[derive(Debug, Clone)]
@@ -74,7 +74,7 @@ pub fn last_logits(
         }
         Some(p) => {
             if tails.iter().any(Vec::is_empty) {
-                return Err(CoreError::Data(
+                return Err(EngineError::Data(
                     "a sequence continuing a cached prefix needs at least one token".into(),
                 ));
             }

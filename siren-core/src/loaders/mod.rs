@@ -8,8 +8,8 @@ pub mod siren_jsonl;
 
 use std::path::{Path, PathBuf};
 
-use super::io::OnBadRow;
-use super::{Dataset, Interaction, process};
+use crate::data::io::OnBadRow;
+use crate::data::{Dataset, Interaction, process};
 use crate::{CoreError, Result};
 
 /// Checks a rating is finite and in `[1, 5]`.
