@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Builds the tiny random Llama and Qwen3 checkpoints and the reference outputs that the decoder
+"""Builds the tiny random Llama, Qwen3 and Mistral checkpoints and the reference outputs that the decoder
 engine's parity tests compare against (HF transformers, float32, CPU).
 
     .venv/bin/pip install transformers==4.57.1   # once; torch comes from scripts/setup-torch.sh
-    .venv/bin/python scripts/make-parity-fixtures.py
+    .venv/bin/python scripts/make-parity-fixtures.py [ARCH ...]   # default: every one below
 
 Writes tests/fixtures/parity/<arch>/{config.json, model.safetensors, expected.safetensors,
 expected.json} and a PEFT LoRA adapter with its reference logits under <arch>/lora/ (needs
@@ -16,7 +16,7 @@ import sys
 
 import torch
 from safetensors.torch import save_file
-from transformers import AutoModelForCausalLM, LlamaConfig, Qwen3Config
+from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig, Qwen3Config
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "parity")
 
@@ -51,6 +51,11 @@ CONFIGS = {
     ),
     # Qwen3: per-head q/k RMSNorm, explicit head_dim, tied embeddings.
     "qwen3": Qwen3Config(**COMMON, head_dim=8, rope_theta=1000000.0, tie_word_embeddings=True),
+    # Mistral, read by the example third-party backbone (plugins/examples/my-backbone): a window
+    # as long as the context (full causal attention), its own RoPE base, separate lm_head.
+    "mistral": MistralConfig(
+        **COMMON, head_dim=8, sliding_window=128, rope_theta=50000.0, tie_word_embeddings=False
+    ),
 }
 
 # Two prompts, left-padded to the same length with pad id 0.
@@ -67,7 +72,12 @@ def left_pad(prompts):
 
 
 def main():
-    for name, config in CONFIGS.items():
+    names = sys.argv[1:] or list(CONFIGS)
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        sys.exit(f"unknown architecture(s) {unknown}; known: {list(CONFIGS)}")
+    for name in names:
+        config = CONFIGS[name]
         torch.manual_seed(0)
         model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32).eval()
         out_dir = os.path.join(ROOT, name)

@@ -241,9 +241,6 @@ pub struct RunConfig {
     /// Slot `sketch-builder`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sketch: Option<SlotConfig>,
-    /// Slot `backbone`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backbone: Option<SlotConfig>,
     /// Slot `lora-targets`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lora: Option<SlotConfig>,
@@ -789,7 +786,6 @@ impl RunConfig {
         check!(clusterer, TopicClusterer);
         check!(namer, TopicNamer);
         check!(sketch, SketchBuilder);
-        check!(backbone, Backbone);
         check!(lora, LoraTargets);
         check!(reward, Reward);
         check!(trainer, PolicyTrainer);

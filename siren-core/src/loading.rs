@@ -51,11 +51,12 @@ pub fn load_hf_dir(dir: &Path, backbone: Option<&str>, device: &Device) -> Resul
     Ok(model)
 }
 
-/// Loads a decoder and its tokenizer from a GGUF file (weights dequantised to f32).
+/// Loads a decoder and its tokenizer from a GGUF file (weights dequantised to f32): the backbone
+/// named by the file's `general.architecture` reads its spec and tensors.
 pub fn load_gguf(path: &Path, device: &Device) -> Result<(Decoder, TextTokenizer)> {
     let g = Gguf::open(path)?;
-    let spec = g.spec()?;
-    let mut weights = g.weights(&spec)?;
+    let plugin = registry::build::<dyn Backbone>(g.architecture()?, &Default::default())?;
+    let (spec, mut weights) = plugin.gguf(&g)?;
     let model = Decoder::from_weights(spec, &mut weights, device)?;
     let tokenizer = TextTokenizer::from_gguf(&g, &path.display().to_string())?;
     Ok((model, tokenizer))

@@ -390,15 +390,14 @@ impl Gguf {
             .ok_or_else(|| gguf_err(&self.path, "metadata `general.architecture` is missing"))
     }
 
-    /// The decoder configuration from `<arch>.*` metadata.
-    pub fn spec(&self) -> Result<DecoderSpec> {
+    /// The decoder configuration from the `<arch>.*` metadata that llama.cpp writes for every
+    /// Llama-family architecture (`<arch>` = `general.architecture`): sizes, heads, norm epsilon,
+    /// RoPE base and context length; a tied `lm_head` when the file has no `output.weight`,
+    /// attention biases when it has `blk.0.attn_q.bias`. What only some architectures have
+    /// (q/k norm, RoPE scaling, MLP biases) starts off: the backbone that reads the file sets
+    /// it, and validates the result.
+    pub fn common_spec(&self) -> Result<DecoderSpec> {
         let arch = self.architecture()?.to_string();
-        if arch != "llama" && arch != "qwen3" {
-            return Err(gguf_err(
-                &self.path,
-                format!("architecture `{arch}` is not supported (llama, qwen3)"),
-            ));
-        }
         let k = |s: &str| format!("{arch}.{s}");
         let hidden = self.meta_f64(&k("embedding_length"))? as usize;
         let heads = self.meta_f64(&k("attention.head_count"))? as usize;
@@ -414,7 +413,7 @@ impl Gguf {
             Some(Value::Array(v)) => v.len(),
             _ => self.meta_f64(&k("vocab_size"))? as usize,
         };
-        let spec = DecoderSpec {
+        Ok(DecoderSpec {
             vocab_size: vocab,
             hidden_size: hidden,
             intermediate_size: self.meta_f64(&k("feed_forward_length"))? as usize,
@@ -432,10 +431,8 @@ impl Gguf {
             tie_word_embeddings: !self.tensors.contains_key("output.weight"),
             attention_bias: self.tensors.contains_key("blk.0.attn_q.bias"),
             mlp_bias: false,
-            qk_norm: arch == "qwen3",
-        };
-        spec.validate()?;
-        Ok(spec)
+            qk_norm: false,
+        })
     }
 
     /// Dequantises tensor `name` to f32, returning its PyTorch-order shape.
@@ -470,41 +467,65 @@ impl Gguf {
         Ok((shape, dequantize(info.kind, raw, n)))
     }
 
-    /// Every tensor, dequantised, under HF Llama names, with q/k rows un-permuted.
-    pub fn weights(&self, spec: &DecoderSpec) -> Result<Weights> {
+    /// Every tensor, dequantised, passed through `map` (the backbone's names and fix-ups: it
+    /// returns the HF name with the shape and values to keep, or `None` to skip the tensor).
+    pub fn weights(
+        &self,
+        mut map: impl FnMut(&str, Vec<usize>, Vec<f32>) -> Result<Option<Mapped>>,
+    ) -> Result<Weights> {
         let mut w = Weights::default();
         let mut names: Vec<&String> = self.tensors.keys().collect();
         names.sort();
         for name in names {
-            let (shape, mut data) = self.tensor(name)?;
-            let Some(hf) = hf_name(name) else {
-                tracing::debug!("{}: ignoring tensor `{name}`", self.path.display());
-                continue;
-            };
-            if self.architecture()? == "llama" {
-                let heads = if hf.ends_with("self_attn.q_proj.weight") {
-                    Some(spec.num_heads)
-                } else if hf.ends_with("self_attn.k_proj.weight") {
-                    Some(spec.num_kv_heads)
-                } else {
-                    None
-                };
-                if let Some(h) = heads {
-                    if shape.len() != 2 || h == 0 || !shape[0].is_multiple_of(2 * h) {
-                        return Err(gguf_err(
-                            &self.path,
-                            format!(
-                                "tensor `{name}` has shape {shape:?}; expected rows divisible by 2 × {h} heads"
-                            ),
-                        ));
-                    }
-                    data = unpermute(&data, h, &shape);
-                }
+            let (shape, data) = self.tensor(name)?;
+            match map(name, shape, data)? {
+                Some((hf, shape, data)) => w.insert(hf, shape, data),
+                None => tracing::debug!("{}: ignoring tensor `{name}`", self.path.display()),
             }
-            w.insert(hf, shape, data);
         }
         Ok(w)
     }
+
+    /// The file, for errors.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// An error about this file.
+    pub fn error(&self, message: impl Into<String>) -> EngineError {
+        gguf_err(&self.path, message)
+    }
+}
+
+/// A tensor as a backbone keeps it: HF name, shape, values.
+pub type Mapped = (String, Vec<usize>, Vec<f32>);
+
+/// Undoes llama.cpp's q/k row permutation on GGUF tensor `name`, whose HF name is `hf`
+/// (`...self_attn.q_proj.weight` with `q_heads` heads, `...k_proj.weight` with `kv_heads`);
+/// other tensors pass unchanged. For architectures whose converter permutes those rows
+/// (llama.cpp does for `llama`).
+pub fn unpermute_qk(
+    gguf: &Gguf,
+    name: &str,
+    hf: &str,
+    shape: &[usize],
+    data: Vec<f32>,
+    q_heads: usize,
+    kv_heads: usize,
+) -> Result<Vec<f32>> {
+    let heads = if hf.ends_with("self_attn.q_proj.weight") {
+        q_heads
+    } else if hf.ends_with("self_attn.k_proj.weight") {
+        kv_heads
+    } else {
+        return Ok(data);
+    };
+    if shape.len() != 2 || heads == 0 || !shape[0].is_multiple_of(2 * heads) {
+        return Err(gguf.error(format!(
+            "tensor `{name}` has shape {shape:?}; expected rows divisible by 2 × {heads} heads"
+        )));
+    }
+    Ok(unpermute(&data, heads, shape))
 }
 
 /// Undoes llama.cpp's q/k row permutation (`reshape(h, 2, d/2, in).swap(1, 2)`), giving back
@@ -527,8 +548,9 @@ fn unpermute(data: &[f32], heads: usize, shape: &[usize]) -> Vec<f32> {
     out
 }
 
-/// GGUF tensor name → HF Llama name.
-fn hf_name(name: &str) -> Option<String> {
+/// llama.cpp's tensor names (shared by the Llama family) → HF Llama names; `None` for a
+/// tensor without one.
+pub fn llama_cpp_name(name: &str) -> Option<String> {
     let fixed = match name {
         "token_embd.weight" => Some("model.embed_tokens.weight"),
         "output_norm.weight" => Some("model.norm.weight"),
@@ -642,18 +664,18 @@ mod tests {
     #[test]
     fn names_map_to_hf() {
         assert_eq!(
-            hf_name("blk.3.attn_k.weight").as_deref(),
+            llama_cpp_name("blk.3.attn_k.weight").as_deref(),
             Some("model.layers.3.self_attn.k_proj.weight")
         );
         assert_eq!(
-            hf_name("blk.0.ffn_norm.weight").as_deref(),
+            llama_cpp_name("blk.0.ffn_norm.weight").as_deref(),
             Some("model.layers.0.post_attention_layernorm.weight")
         );
         assert_eq!(
-            hf_name("token_embd.weight").as_deref(),
+            llama_cpp_name("token_embd.weight").as_deref(),
             Some("model.embed_tokens.weight")
         );
-        assert_eq!(hf_name("rope_freqs.weight"), None);
+        assert_eq!(llama_cpp_name("rope_freqs.weight"), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! completion log-probabilities and hidden states at chosen positions against HF
 //! transformers' logits and hidden states, and sampled generation. On flex and tch-cpu.
 
+use my_backbone as _;
 use siren_core::engine::{
     Batch, GenerationConfig, LoraSpec, completion_logprobs, generate, states_at,
 };
@@ -12,7 +13,8 @@ use siren_plugins as _;
 mod common;
 use common::*;
 
-const ARCHS: [&str; 2] = ["llama", "qwen3"];
+/// `mistral` is read by the example third-party backbone (`plugins/examples/my-backbone`).
+const ARCHS: [&str; 3] = ["llama", "qwen3", "mistral"];
 
 #[test]
 fn lora_adapters_match_peft_and_merge_exactly() {

@@ -1,11 +1,14 @@
 //! The decoder engine against HF transformers: tiny random Llama (Llama-3 RoPE scaling,
-//! separate lm_head) and Qwen3 (q/k norm, tied embeddings) checkpoints with reference outputs
+//! separate lm_head) and Qwen3 (q/k norm, tied embeddings) checkpoints, and a Mistral one read
+//! by the example third-party backbone (`plugins/examples/my-backbone`), with reference outputs
 //! made by `scripts/make-parity-fixtures.py`. Every check runs on flex and, when compiled in,
 //! on tch-cpu.
 
 use siren_core::burn::tensor::Device;
 use siren_core::engine::{Batch, Decoder, KvCache, Weights, greedy};
 use siren_core::loading::load_hf_dir;
+// The example third-party backbone (`mistral`), linked as a user's own binary links it.
+use my_backbone as _;
 use siren_plugins as _;
 
 mod common;
@@ -146,6 +149,13 @@ fn llama_matches_transformers() {
 #[test]
 fn qwen3_matches_transformers() {
     check_arch("qwen3");
+}
+
+/// A backbone from outside the workspace's plugins, with no engine edit: the folder's
+/// `model_type = "mistral"` finds it through the registry.
+#[test]
+fn mistral_example_backbone_matches_transformers() {
+    check_arch("mistral");
 }
 
 #[test]

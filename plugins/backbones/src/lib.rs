@@ -10,20 +10,26 @@ use serde_json::{Value, json};
 use siren_core::engine::DecoderSpec;
 use siren_core::{CoreError, Result};
 
-/// Typed access to HF `config.json` keys with errors naming the key.
-pub(crate) struct HfConfig<'a> {
+/// Typed access to HF `config.json` keys with errors naming the key, and the keys the Llama
+/// family shares ([`HfConfig::common_spec`]): the toolkit for backbone plugins, built-in or
+/// third-party (`plugins/examples/my-backbone` reads Mistral with it).
+pub struct HfConfig<'a> {
+    /// The parsed `config.json`.
     pub v: &'a Value,
+    /// The architecture's name, for errors (`llama config.json \`rope_theta\`: ...`).
     pub arch: &'static str,
 }
 
 impl HfConfig<'_> {
-    fn err(&self, key: &str, msg: impl std::fmt::Display) -> CoreError {
+    /// A config error naming the architecture's `config.json` and `key`.
+    pub fn err(&self, key: &str, msg: impl std::fmt::Display) -> CoreError {
         CoreError::config(
             format!("{} config.json `{key}`", self.arch),
             msg.to_string(),
         )
     }
 
+    /// A non-negative integer.
     pub fn usize(&self, key: &str) -> Result<usize> {
         self.v
             .get(key)
@@ -32,6 +38,7 @@ impl HfConfig<'_> {
             .ok_or_else(|| self.err(key, "missing or not a non-negative integer"))
     }
 
+    /// A non-negative integer, `default` when absent or null.
     pub fn usize_or(&self, key: &str, default: usize) -> Result<usize> {
         match self.v.get(key) {
             None | Some(Value::Null) => Ok(default),
@@ -39,6 +46,7 @@ impl HfConfig<'_> {
         }
     }
 
+    /// A number, `default` when absent or null.
     pub fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
         match self.v.get(key) {
             None | Some(Value::Null) => Ok(default),
@@ -48,6 +56,7 @@ impl HfConfig<'_> {
         }
     }
 
+    /// A boolean, `default` when absent or null.
     pub fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
         match self.v.get(key) {
             None | Some(Value::Null) => Ok(default),

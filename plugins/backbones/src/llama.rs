@@ -2,7 +2,8 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use siren_core::engine::{DecoderSpec, RopeScaling};
+use siren_core::engine::gguf::{Gguf, llama_cpp_name, unpermute_qk};
+use siren_core::engine::{DecoderSpec, RopeScaling, Weights};
 use siren_core::traits::Backbone;
 use siren_core::{CoreError, Plugin, Result};
 
@@ -76,7 +77,19 @@ impl Backbone for Llama {
         Ok(spec)
     }
 
-    fn default_chat_template(&self) -> Option<&'static str> {
-        None
+    /// llama.cpp's `llama` files: the common metadata, its tensor names, and q/k rows
+    /// un-permuted (llama.cpp's converter permutes them for this architecture only).
+    fn gguf(&self, g: &Gguf) -> Result<(DecoderSpec, Weights)> {
+        let spec = g.common_spec()?;
+        spec.validate()?;
+        let (q, kv) = (spec.num_heads, spec.num_kv_heads);
+        let weights = g.weights(|name, shape, data| {
+            let Some(hf) = llama_cpp_name(name) else {
+                return Ok(None);
+            };
+            let data = unpermute_qk(g, name, &hf, &shape, data, q, kv)?;
+            Ok(Some((hf, shape, data)))
+        })?;
+        Ok((spec, weights))
     }
 }

@@ -3,7 +3,8 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use siren_core::engine::DecoderSpec;
+use siren_core::engine::gguf::{Gguf, llama_cpp_name};
+use siren_core::engine::{DecoderSpec, Weights};
 use siren_core::traits::Backbone;
 use siren_core::{CoreError, Plugin, Result};
 
@@ -54,7 +55,16 @@ impl Backbone for Qwen3 {
         Ok(spec)
     }
 
-    fn default_chat_template(&self) -> Option<&'static str> {
-        None
+    /// llama.cpp's `qwen3` files: the common metadata with per-head q/k norm, and its tensor
+    /// names (no permuted rows).
+    fn gguf(&self, g: &Gguf) -> Result<(DecoderSpec, Weights)> {
+        let spec = DecoderSpec {
+            qk_norm: true,
+            ..g.common_spec()?
+        };
+        spec.validate()?;
+        let weights =
+            g.weights(|name, shape, data| Ok(llama_cpp_name(name).map(|hf| (hf, shape, data))))?;
+        Ok((spec, weights))
     }
 }

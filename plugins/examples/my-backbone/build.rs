@@ -1,0 +1,5 @@
+include!("../../../backends/torch_rpath.rs");
+
+fn main() {
+    torch_rpath();
+}
