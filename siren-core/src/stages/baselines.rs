@@ -13,6 +13,8 @@ use crate::run::RunDir;
 use crate::traits::RatingBaseline;
 use crate::{CoreError, Result};
 
+use super::stage::{Ctx, Stage, Status};
+
 /// Fits and scores the baselines.
 pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir) -> Result<Metrics> {
     if config.baselines.is_empty() {
@@ -80,4 +82,28 @@ fn write_predictions(
         &run.file("predictions.csv"),
         out.as_bytes(),
     )?)
+}
+
+/// The rating baselines as a stage of `siren run` (always runs: fitting them takes seconds).
+pub struct Baselines;
+
+impl Stage for Baselines {
+    fn name(&self) -> &'static str {
+        "baselines"
+    }
+
+    fn by_default(&self, _: &RunConfig) -> bool {
+        true
+    }
+
+    fn done(&self, _: &RunConfig, _: &RunDir) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    fn run(&self, ctx: &mut Ctx<'_>) -> Result<(Status, String)> {
+        let m = run(ctx.config, ctx.ds, ctx.run)?;
+        let d = format!("{} baselines on {} rows", ctx.config.baselines.len(), m.n);
+        ctx.metrics = Some(m);
+        Ok((Status::Ran, d))
+    }
 }

@@ -34,6 +34,8 @@ use crate::run::RunDir;
 use crate::traits::{Example, RatingBaseline};
 use crate::{CoreError, Result};
 
+use super::stage::{Ctx, Stage, Status};
+
 pub use crate::trained::{
     Weights, method_name, model_calibration, resolve_weights, weighted_model,
 };
@@ -547,4 +549,79 @@ fn answer_only(
     );
     rows.push(r);
     Ok(rows)
+}
+
+/// The evaluation as a stage of `siren run`: stage 1's weights (with reasoning rows when
+/// `[pipeline] cot`) and stage 2's, or the base model when the run has neither; each set of
+/// rows is reused from `<eval folder>/cache-<key>.json` when nothing that shapes it changed.
+pub struct Eval;
+
+impl Stage for Eval {
+    fn name(&self) -> &'static str {
+        "eval"
+    }
+
+    /// After stage 1 or stage 2.
+    fn by_default(&self, config: &RunConfig) -> bool {
+        config.trainer.is_some() || config.internalizer.is_some()
+    }
+
+    fn done(&self, _: &RunConfig, _: &RunDir) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    fn run(&self, ctx: &mut Ctx<'_>) -> Result<(Status, String)> {
+        let (config, run) = (ctx.config, ctx.run);
+        let mut jobs = Vec::new();
+        let cot = Modes {
+            cot: config.pipeline.cot,
+            ao: true,
+        };
+        if super::internalize::weights_file(&super::internalize::stage1_weights(config, run))
+            .is_ok()
+        {
+            jobs.push((Weights::Stage1, cot));
+        }
+        if super::internalize::weights_file(&super::internalize::policy_dir(config, run)?).is_ok() {
+            jobs.push((
+                Weights::Stage2,
+                Modes {
+                    cot: false,
+                    ao: true,
+                },
+            ));
+        }
+        if jobs.is_empty() {
+            jobs.push((Weights::Base, cot));
+        }
+        let (mut ran, mut reused) = (0, 0);
+        let mut names = Vec::new();
+        for (w, modes) in jobs {
+            let before = count_cache(run, config.eval.folder());
+            ctx.metrics = Some(self::run(config, ctx.ds, run, &w, modes, true)?);
+            if count_cache(run, config.eval.folder()) > before {
+                ran += 1;
+            } else {
+                reused += 1;
+            }
+            names.push(method_name(config, &w));
+        }
+        Ok((
+            if ran == 0 {
+                Status::Reused
+            } else {
+                Status::Ran
+            },
+            format!("{} ({ran} evaluated, {reused} reused)", names.join(", ")),
+        ))
+    }
+}
+
+/// The number of cached evaluations in `folder` of the run.
+fn count_cache(run: &RunDir, folder: &str) -> usize {
+    std::fs::read_dir(run.file(folder)).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("cache-"))
+            .count()
+    })
 }

@@ -28,6 +28,8 @@ use crate::train::{Policy, teacher};
 use crate::traits::{AlignmentLoss, Internalizer, LoraTargets, RunCtx, TrainReport};
 use crate::{CoreError, Result};
 
+use super::stage::{Ctx, Stage, Status};
+
 pub use crate::trained::{
     alignment_slot, internalizer_slot, lora_slot, stage1_weights, stage2_dir as stage_dir,
     stage2_policy_dir as policy_dir, stage2_train_dir as train_dir, weights_file, with_weights,
@@ -227,4 +229,35 @@ fn loss_ends(path: &Path) -> (Option<f64>, Option<f64>) {
         .filter_map(|v| v.get("loss").and_then(serde_json::Value::as_f64))
         .collect();
     (losses.first().copied(), losses.last().copied())
+}
+
+/// Stage 2 as a stage of `siren run`: reused when this config's keyed folder
+/// ([`train_dir`]) holds its adapters.
+pub struct Internalize;
+
+impl Stage for Internalize {
+    fn name(&self) -> &'static str {
+        "internalize"
+    }
+
+    /// With an `[internalizer]`.
+    fn by_default(&self, config: &RunConfig) -> bool {
+        config.internalizer.is_some()
+    }
+
+    fn done(&self, config: &RunConfig, run: &RunDir) -> Result<Option<String>> {
+        let dir = train_dir(config, run)?;
+        Ok(weights_file(&dir.join("policy"))
+            .is_ok()
+            .then(|| format!("stage 2 in {}", dir.display())))
+    }
+
+    fn run(&self, ctx: &mut Ctx<'_>) -> Result<(Status, String)> {
+        let dir = train_dir(ctx.config, ctx.run)?;
+        let r = run(ctx.config, ctx.ds, ctx.run, true)?;
+        Ok((
+            Status::Ran,
+            format!("{} steps into {}", r.steps, dir.display()),
+        ))
+    }
 }

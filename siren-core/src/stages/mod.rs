@@ -1,6 +1,6 @@
 //! The stages of a SIREN run, each a function of the run config and the dataset that writes
 //! its artifacts into the run folder. The CLI commands (`siren sketch`, ...) are thin wrappers,
-//! and the pipeline runner chains them.
+//! and the pipeline runner walks [`PIPELINE`], where each stage is a type ([`stage::Stage`]).
 
 pub mod baselines;
 pub mod eval;
@@ -10,6 +10,7 @@ pub mod predict;
 pub mod rank;
 pub mod relevance;
 pub mod sketch;
+pub mod stage;
 pub mod sweep;
 pub mod train;
 
@@ -29,6 +30,16 @@ use crate::traits::Example;
 use crate::{CoreError, Result};
 
 pub use crate::prompt::render_prompt;
+
+/// The stages of `siren run`, in order. A new stage is its own file (a [`stage::Stage`]) and
+/// one line here.
+pub static PIPELINE: [&dyn stage::Stage; 5] = [
+    &baselines::Baselines,
+    &sketch::SketchStage,
+    &train::Train,
+    &internalize::Internalize,
+    &eval::Eval,
+];
 pub use crate::trained::{load_run_model, trained_token_ids};
 
 /// Loads the configured dataset (with a spinner and a summary log line).

@@ -1,9 +1,12 @@
 //! The pipeline runner (`siren run`): the stages of `[pipeline] stages` in order — rating
 //! baselines, interest sketch, stage 1, stage 2, evaluation — then `report.md` with its charts.
 //!
-//! Reuse: the sketch stage is skipped when `sketch.key` matches its settings (and it reads
-//! cached item embeddings when it runs); stage 1 is skipped when `stage1/key.txt`
-//! matches the config ([`super::train::key`]); stage 2 when this config's keyed folder holds
+//! Each stage is a type ([`super::stage::Stage`]) listed once in [`PIPELINE`]; the runner asks
+//! each whether the run folder holds its outputs for this config and runs it otherwise.
+//!
+//! Reuse: the sketch stage is skipped when `sketch.key` matches its settings
+//! ([`super::sketch::key`]; it reads cached item embeddings when it runs); stage 1 is skipped
+//! when `stage1/key.txt` matches the config ([`super::train::key`]); stage 2 when this config's keyed folder holds
 //! its adapters ([`super::internalize::train_dir`]) and the CoT harvest is shared by every
 //! internalizer; evaluations are reused when the weights' bytes and every setting that shapes
 //! them are the same (`eval/cache-<key>.json`). So a config that changes only `[internalizer]`
@@ -16,14 +19,11 @@ use std::time::Instant;
 
 use crate::config::RunConfig;
 use crate::metrics::{MethodResult, Metrics};
-use crate::prompt::Strategy;
 use crate::run::RunDir;
 use crate::{CoreError, Result};
 
-use super::eval::{Modes, Weights};
-
-/// The stage names, in pipeline order.
-pub const STAGES: [&str; 5] = ["baselines", "sketch", "train", "internalize", "eval"];
+use super::PIPELINE;
+use super::stage::{Ctx, Stage, Status};
 
 /// What one stage did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -49,41 +49,30 @@ pub struct Outcome {
     pub report: PathBuf,
 }
 
-/// The stages this config runs (see [`crate::config::PipelineConfig`]).
-pub fn stages_of(config: &RunConfig) -> Result<Vec<String>> {
+/// The stages this config runs, in pipeline order: those `[pipeline] stages` names, else each
+/// stage of [`PIPELINE`] that runs by default for this config ([`Stage::by_default`]).
+pub fn stages_of(config: &RunConfig) -> Result<Vec<&'static dyn Stage>> {
     if let Some(list) = &config.pipeline.stages {
         for s in list {
-            if !STAGES.contains(&s.as_str()) {
+            if !PIPELINE.iter().any(|p| p.name() == s) {
+                let valid: Vec<&str> = PIPELINE.iter().map(|p| p.name()).collect();
                 return Err(CoreError::config(
                     "pipeline.stages",
-                    format!("unknown stage `{s}`; valid: {}", STAGES.join(", ")),
+                    format!("unknown stage `{s}`; valid: {}", valid.join(", ")),
                 ));
             }
         }
-        return Ok(STAGES
+        return Ok(PIPELINE
             .iter()
-            .filter(|s| list.iter().any(|l| l == *s))
-            .map(|s| s.to_string())
+            .copied()
+            .filter(|p| list.iter().any(|l| l == p.name()))
             .collect());
     }
-    let mut v = vec!["baselines".to_string()];
-    if matches!(
-        config.prompt.strategy,
-        Strategy::Sketch | Strategy::MoreHistory
-    ) && config.encoder.is_some()
-    {
-        v.push("sketch".into());
-    }
-    if config.trainer.is_some() {
-        v.push("train".into());
-    }
-    if config.internalizer.is_some() {
-        v.push("internalize".into());
-    }
-    if config.trainer.is_some() || config.internalizer.is_some() {
-        v.push("eval".into());
-    }
-    Ok(v)
+    Ok(PIPELINE
+        .iter()
+        .copied()
+        .filter(|p| p.by_default(config))
+        .collect())
 }
 
 /// Runs the pipeline and writes `report.md`.
@@ -92,131 +81,27 @@ pub fn run(config: &RunConfig) -> Result<Outcome> {
     let stages = stages_of(config)?;
     let run = RunDir::create(config, &config.device)?;
     let ds = super::load_dataset(config)?;
+    let mut ctx = Ctx {
+        config,
+        ds: &ds,
+        run: &run,
+        metrics: None,
+    };
     let mut logs: Vec<StageLog> = Vec::new();
-    let mut metrics = None;
     let total = stages.len();
     for (k, stage) in stages.iter().enumerate() {
-        tracing::info!("== stage {}/{total}: {stage}", k + 1);
+        let name = stage.name();
+        tracing::info!("== stage {}/{total}: {name}", k + 1);
         let t = Instant::now();
-        let (status, detail) = match stage.as_str() {
-            "baselines" => {
-                let m = super::baselines::run(config, &ds, &run)?;
-                let d = format!("{} baselines on {} rows", config.baselines.len(), m.n);
-                metrics = Some(m);
-                ("ran", d)
-            }
-            "sketch" => {
-                let key = format!("{:016x}", sketch_key(config));
-                let key_path = run.file("sketch.key");
-                let same = std::fs::read_to_string(&key_path).is_ok_and(|k| k.trim() == key);
-                if same && run.file("topics.json").is_file() && run.file("sketches.jsonl").is_file()
-                {
-                    (
-                        "reused",
-                        format!("topics.json and sketches.jsonl of key {key}"),
-                    )
-                } else {
-                    let out = super::sketch::run(config, &ds, &run)?;
-                    crate::files::write_atomic(&key_path, format!("{key}\n").as_bytes())?;
-                    ("ran", format!("{} topics", out.topics.len()))
-                }
-            }
-            "train" => {
-                let key = format!(
-                    "{:016x}",
-                    super::train::key(&super::train::stage1_config(config, &run))
-                );
-                let policy = super::train::policy_dir(&run);
-                let done = super::internalize::weights_file(&policy).is_ok();
-                match super::train::recorded_key(&run) {
-                    Some(k) if k == key && done => (
-                        "reused",
-                        format!("stage 1 of key {key} in {}", policy.display()),
-                    ),
-                    Some(k) if k != key => {
-                        return Err(CoreError::Data(format!(
-                            "{} holds a stage 1 trained with other settings (key {k}, this config {key}); \
-                             give the run another name or move the folder away",
-                            super::train::stage_dir(&run).display()
-                        )));
-                    }
-                    _ => {
-                        let r = super::train::run(config, &ds, &run, true)?;
-                        (
-                            "ran",
-                            format!("{} steps into {}", r.steps, policy.display()),
-                        )
-                    }
-                }
-            }
-            "internalize" => {
-                let dir = super::internalize::train_dir(config, &run)?;
-                if super::internalize::weights_file(&dir.join("policy")).is_ok() {
-                    ("reused", format!("stage 2 in {}", dir.display()))
-                } else {
-                    let r = super::internalize::run(config, &ds, &run, true)?;
-                    ("ran", format!("{} steps into {}", r.steps, dir.display()))
-                }
-            }
-            "eval" => {
-                let mut reused = 0;
-                let mut ran = 0;
-                let mut jobs = Vec::new();
-                if super::internalize::weights_file(&super::internalize::stage1_weights(
-                    config, &run,
-                ))
-                .is_ok()
-                {
-                    jobs.push((
-                        Weights::Stage1,
-                        Modes {
-                            cot: config.pipeline.cot,
-                            ao: true,
-                        },
-                    ));
-                }
-                if super::internalize::weights_file(&super::internalize::policy_dir(config, &run)?)
-                    .is_ok()
-                {
-                    jobs.push((
-                        Weights::Stage2,
-                        Modes {
-                            cot: false,
-                            ao: true,
-                        },
-                    ));
-                }
-                if jobs.is_empty() {
-                    jobs.push((
-                        Weights::Base,
-                        Modes {
-                            cot: config.pipeline.cot,
-                            ao: true,
-                        },
-                    ));
-                }
-                let mut names = Vec::new();
-                for (w, modes) in jobs {
-                    let before = count_cache(&run, config.eval.folder());
-                    metrics = Some(super::eval::run(config, &ds, &run, &w, modes, true)?);
-                    if count_cache(&run, config.eval.folder()) > before {
-                        ran += 1;
-                    } else {
-                        reused += 1;
-                    }
-                    names.push(super::eval::method_name(config, &w));
-                }
-                (
-                    if ran == 0 { "reused" } else { "ran" },
-                    format!("{} ({ran} evaluated, {reused} reused)", names.join(", ")),
-                )
-            }
-            _ => unreachable!("checked by stages_of"),
+        let (status, detail) = match stage.done(config, &run)? {
+            Some(detail) => (Status::Reused, detail),
+            None => stage.run(&mut ctx)?,
         };
         let seconds = t.elapsed().as_secs_f64();
-        tracing::info!("== {stage}: {status} ({seconds:.1}s): {detail}");
+        let status = status.as_str();
+        tracing::info!("== {name}: {status} ({seconds:.1}s): {detail}");
         logs.push(StageLog {
-            stage: stage.clone(),
+            stage: name.to_string(),
             status: status.to_string(),
             seconds,
             detail,
@@ -224,7 +109,7 @@ pub fn run(config: &RunConfig) -> Result<Outcome> {
     }
     let metrics = own_rows(
         config,
-        match metrics {
+        match ctx.metrics {
             Some(m) => m,
             None => Metrics::read(&run.file("metrics.json"))?,
         },
@@ -256,26 +141,6 @@ pub fn own_rows(config: &RunConfig, mut m: Metrics) -> Metrics {
             || own(&format!("{stage1}-ao"))
     });
     m
-}
-
-/// The key of the sketch stage: every section its topics, sketches and token report depend on.
-fn sketch_key(config: &RunConfig) -> u64 {
-    let json = serde_json::json!({
-        "dataset": config.dataset, "eval": config.eval.split, "topics": config.topics,
-        "encoder": config.encoder, "clusterer": config.clusterer, "namer": config.namer,
-        "sketch": config.sketch, "prompt": config.prompt, "model": config.model,
-        "seed": config.seed,
-    })
-    .to_string();
-    crate::hash::fnv1a([json.as_bytes()])
-}
-
-fn count_cache(run: &RunDir, folder: &str) -> usize {
-    std::fs::read_dir(run.file(folder)).map_or(0, |d| {
-        d.flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("cache-"))
-            .count()
-    })
 }
 
 fn num(r: &MethodResult, k: &str) -> Option<f64> {
@@ -423,6 +288,40 @@ mod tests {
             rmse: 1.2,
             extra: Default::default(),
         }
+    }
+
+    fn names(config: &RunConfig) -> Result<Vec<&'static str>> {
+        Ok(stages_of(config)?.iter().map(|s| s.name()).collect())
+    }
+
+    #[test]
+    fn stages_run_in_pipeline_order_by_default_or_as_listed() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let quick = RunConfig::load(&dir.join("quickstart.toml"), &[]).unwrap();
+        assert_eq!(
+            names(&quick).unwrap(),
+            ["baselines", "sketch", "train", "internalize", "eval"]
+        );
+        let shipped = RunConfig::load(&dir.join("shipped-movies.toml"), &[]).unwrap();
+        assert_eq!(names(&shipped).unwrap(), ["baselines", "sketch", "eval"]);
+        let listed = RunConfig::load(
+            &dir.join("quickstart.toml"),
+            &["pipeline.stages=[\"eval\",\"baselines\"]".to_string()],
+        )
+        .unwrap();
+        assert_eq!(names(&listed).unwrap(), ["baselines", "eval"]);
+        let bad = RunConfig::load(
+            &dir.join("quickstart.toml"),
+            &["pipeline.stages=[\"sketch\",\"rerank\"]".to_string()],
+        )
+        .unwrap();
+        let e = names(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("pipeline.stages")
+                && e.contains("`rerank`")
+                && e.contains("baselines, sketch, train, internalize, eval"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -15,6 +15,8 @@
 use std::time::Instant;
 
 use crate::Result;
+
+use super::stage::{Ctx, Stage, Status};
 use crate::config::RunConfig;
 use crate::data::{Dataset, SplitName};
 use crate::engine::TextTokenizer;
@@ -256,4 +258,50 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir) -> Result<SketchOutpu
         sketches,
         report: out,
     })
+}
+
+/// The key of the sketch stage: every section its topics, sketches and token report depend on.
+pub fn key(config: &RunConfig) -> u64 {
+    let json = serde_json::json!({
+        "dataset": config.dataset, "eval": config.eval.split, "topics": config.topics,
+        "encoder": config.encoder, "clusterer": config.clusterer, "namer": config.namer,
+        "sketch": config.sketch, "prompt": config.prompt, "model": config.model,
+        "seed": config.seed,
+    })
+    .to_string();
+    crate::hash::fnv1a([json.as_bytes()])
+}
+
+/// The sketch stage of `siren run`: reused when `sketch.key` holds this config's [`key`] and
+/// its outputs are there.
+pub struct SketchStage;
+
+impl Stage for SketchStage {
+    fn name(&self) -> &'static str {
+        "sketch"
+    }
+
+    /// When the prompt strategy shows sketches and an `[encoder]` is set.
+    fn by_default(&self, config: &RunConfig) -> bool {
+        matches!(
+            config.prompt.strategy,
+            Strategy::Sketch | Strategy::MoreHistory
+        ) && config.encoder.is_some()
+    }
+
+    fn done(&self, config: &RunConfig, run: &RunDir) -> Result<Option<String>> {
+        let key = format!("{:016x}", key(config));
+        let same = std::fs::read_to_string(run.file("sketch.key")).is_ok_and(|k| k.trim() == key);
+        Ok(
+            (same && run.file("topics.json").is_file() && run.file("sketches.jsonl").is_file())
+                .then(|| format!("topics.json and sketches.jsonl of key {key}")),
+        )
+    }
+
+    fn run(&self, ctx: &mut Ctx<'_>) -> Result<(Status, String)> {
+        let key = format!("{:016x}", key(ctx.config));
+        let out = run(ctx.config, ctx.ds, ctx.run)?;
+        crate::files::write_atomic(&ctx.run.file("sketch.key"), format!("{key}\n").as_bytes())?;
+        Ok((Status::Ran, format!("{} topics", out.topics.len())))
+    }
 }

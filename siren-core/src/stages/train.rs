@@ -18,6 +18,8 @@ use crate::train::{Policy, Tuning};
 use crate::traits::{LoraTargets, PolicyTrainer, Reward, RunCtx, TrainReport};
 use crate::{CoreError, Result};
 
+use super::stage::{Ctx, Stage, Status};
+
 pub use crate::trained::{stage1_dir as stage_dir, stage1_policy_dir as policy_dir};
 
 /// The key of a stage-1 training: the hash of every config section its weights depend on
@@ -260,4 +262,45 @@ fn train_into(
         }),
     )?;
     Ok(report)
+}
+
+/// Stage 1 as a stage of `siren run`: reused when `stage1/key.txt` records this config's
+/// [`key`] and the weights are there.
+pub struct Train;
+
+impl Stage for Train {
+    fn name(&self) -> &'static str {
+        "train"
+    }
+
+    /// With a `[trainer]`.
+    fn by_default(&self, config: &RunConfig) -> bool {
+        config.trainer.is_some()
+    }
+
+    fn done(&self, config: &RunConfig, run: &RunDir) -> Result<Option<String>> {
+        let key = format!("{:016x}", key(&stage1_config(config, run)));
+        let policy = policy_dir(run);
+        let trained = super::internalize::weights_file(&policy).is_ok();
+        match recorded_key(run) {
+            Some(k) if k == key && trained => Ok(Some(format!(
+                "stage 1 of key {key} in {}",
+                policy.display()
+            ))),
+            Some(k) if k != key => Err(CoreError::Data(format!(
+                "{} holds a stage 1 trained with other settings (key {k}, this config {key}); \
+                 give the run another name or move the folder away",
+                stage_dir(run).display()
+            ))),
+            _ => Ok(None),
+        }
+    }
+
+    fn run(&self, ctx: &mut Ctx<'_>) -> Result<(Status, String)> {
+        let r = run(ctx.config, ctx.ds, ctx.run, true)?;
+        Ok((
+            Status::Ran,
+            format!("{} steps into {}", r.steps, policy_dir(ctx.run).display()),
+        ))
+    }
 }
