@@ -104,6 +104,32 @@ impl RunDir {
         self.path.join(name)
     }
 
+    /// The layout of a run folder, in one place: stage 1 (`stage1/`: checkpoints, metrics,
+    /// `key.txt`, the trained weights in `policy/`).
+    pub fn stage1(&self) -> PathBuf {
+        self.file("stage1")
+    }
+
+    /// Stage 1's warm start (`stage1-warmup/`, laid out as `stage1/`).
+    pub fn stage1_warmup(&self) -> PathBuf {
+        self.file("stage1-warmup")
+    }
+
+    /// Stage 2 (`stage2/`: the shared CoT harvest and one folder per internalization).
+    pub fn stage2(&self) -> PathBuf {
+        self.file("stage2")
+    }
+
+    /// The trained weights inside a training folder (`<dir>/policy/`).
+    pub fn policy_of(dir: &Path) -> PathBuf {
+        dir.join("policy")
+    }
+
+    /// The sketch stage's key file (`sketch.key`).
+    pub fn sketch_key(&self) -> PathBuf {
+        self.file("sketch.key")
+    }
+
     /// Writes `value` as pretty JSON to `name`.
     pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
         let path = self.file(name);

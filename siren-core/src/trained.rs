@@ -13,17 +13,17 @@ use crate::{CoreError, Result};
 
 /// The folder of stage 1 inside a run.
 pub fn stage1_dir(run: &RunDir) -> PathBuf {
-    run.file("stage1")
+    run.stage1()
 }
 
 /// The trained weights of stage 1 inside a run.
 pub fn stage1_policy_dir(run: &RunDir) -> PathBuf {
-    stage1_dir(run).join("policy")
+    RunDir::policy_of(&run.stage1())
 }
 
 /// The folder of stage 2 inside a run.
 pub fn stage2_dir(run: &RunDir) -> PathBuf {
-    run.file("stage2")
+    run.stage2()
 }
 
 /// The training folder of this config's internalization: `stage2/<internalizer>-<hash>/`,
@@ -51,7 +51,7 @@ pub fn stage2_train_dir(config: &RunConfig, run: &RunDir) -> Result<PathBuf> {
 
 /// The trained adapters of this config's stage 2 inside a run.
 pub fn stage2_policy_dir(config: &RunConfig, run: &RunDir) -> Result<PathBuf> {
-    Ok(stage2_train_dir(config, run)?.join("policy"))
+    Ok(RunDir::policy_of(&stage2_train_dir(config, run)?))
 }
 
 /// The `[internalizer]` slot, `hidden-align` when absent.

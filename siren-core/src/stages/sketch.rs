@@ -291,7 +291,7 @@ impl Stage for SketchStage {
 
     fn done(&self, config: &RunConfig, run: &RunDir) -> Result<Option<String>> {
         let key = format!("{:016x}", key(config));
-        let same = std::fs::read_to_string(run.file("sketch.key")).is_ok_and(|k| k.trim() == key);
+        let same = std::fs::read_to_string(run.sketch_key()).is_ok_and(|k| k.trim() == key);
         Ok(
             (same && run.file("topics.json").is_file() && run.file("sketches.jsonl").is_file())
                 .then(|| format!("topics.json and sketches.jsonl of key {key}")),
@@ -301,7 +301,7 @@ impl Stage for SketchStage {
     fn run(&self, ctx: &mut Ctx<'_>) -> Result<(Status, String)> {
         let key = format!("{:016x}", key(ctx.config));
         let out = run(ctx.config, ctx.ds, ctx.run)?;
-        crate::files::write_atomic(&ctx.run.file("sketch.key"), format!("{key}\n").as_bytes())?;
+        crate::files::write_atomic(&ctx.run.sketch_key(), format!("{key}\n").as_bytes())?;
         Ok((Status::Ran, format!("{} topics", out.topics.len())))
     }
 }

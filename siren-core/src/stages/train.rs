@@ -23,7 +23,8 @@ use super::stage::{Ctx, Stage, Status};
 pub use crate::trained::{stage1_dir as stage_dir, stage1_policy_dir as policy_dir};
 
 /// The key of a stage-1 training: the hash of every config section its weights depend on
-/// (model, data, prompts and sketches, trainer, reward, LoRA targets, `[training]`, seed).
+/// (model, data, prompts and sketches, trainer, reward, LoRA targets, `[training]`, seed; the
+/// evaluated split where per-user sketches are built before it).
 /// `siren train` writes it to `stage1/key.txt`; the pipeline runner reuses stage 1 when it
 /// matches.
 pub fn key(config: &RunConfig) -> u64 {
@@ -34,6 +35,11 @@ pub fn key(config: &RunConfig) -> u64 {
         "reward": config.reward, "lora": config.lora, "training": config.training,
         "warmup": config.warmup, "seed": config.seed,
     });
+    // Per-user sketches come from the history before the evaluated split, so training prompts
+    // depend on it there (prompts with sketches before their target do not: their keys stay).
+    if config.prompt.sketch_scope == crate::prompt::SketchScope::PerUser {
+        json["eval_split"] = serde_json::json!(config.eval.split);
+    }
     // Relevance examples read `[rank]` for their lists; configs without them keep their keys.
     if config.relevance.is_some() {
         json["relevance"] = serde_json::json!({
@@ -56,7 +62,7 @@ fn recorded_key_in(dir: &std::path::Path) -> Option<String> {
 
 /// The folder of stage 1's warm start inside a run.
 pub fn warmup_dir(run: &RunDir) -> PathBuf {
-    run.file("stage1-warmup")
+    run.stage1_warmup()
 }
 
 /// The config of the warm start (`[warmup]`'s trainer and training keys over `[training]`),
@@ -302,5 +308,30 @@ impl Stage for Train {
             Status::Ran,
             format!("{} steps into {}", r.steps, policy_dir(ctx.run).display()),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::SplitName;
+    use crate::prompt::SketchScope;
+
+    #[test]
+    fn the_key_holds_the_evaluated_split_only_where_training_prompts_read_it() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/quickstart.toml");
+        let valid = RunConfig::load(&path, &[]).unwrap();
+        let mut test = valid.clone();
+        test.eval.split = SplitName::Test;
+        // Sketches built before each prompt's target: the split does not reach training.
+        assert_eq!(valid.prompt.sketch_scope, SketchScope::BeforeTarget);
+        assert_eq!(key(&valid), key(&test));
+        // One sketch per user from the history before the evaluated split: it does.
+        let (mut pv, mut pt) = (valid.clone(), test.clone());
+        pv.prompt.sketch_scope = SketchScope::PerUser;
+        pt.prompt.sketch_scope = SketchScope::PerUser;
+        assert_ne!(key(&pv), key(&pt));
+        assert_ne!(key(&pv), key(&valid));
     }
 }
