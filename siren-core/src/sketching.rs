@@ -274,6 +274,43 @@ pub fn nearest_center(centers: &Embeddings, row: &[f32]) -> usize {
     best.0
 }
 
+/// The topic of every fitted item (the others stay 0), after checking that the clusterer
+/// returned what it was asked for: one assignment per fitted item, `k` topics of `dim`-d
+/// centers, topics below `k`.
+fn fitted_assignment(
+    kind: &str,
+    topics: &crate::traits::Topics,
+    fit: &[usize],
+    k: usize,
+    dim: usize,
+    n_items: usize,
+) -> Result<Vec<usize>> {
+    if topics.assignment.len() != fit.len() || topics.nearest.len() != k {
+        return Err(CoreError::Data(format!(
+            "clusterer `{kind}` returned {} assignments and {} topics for {} items and k = {k}",
+            topics.assignment.len(),
+            topics.nearest.len(),
+            fit.len()
+        )));
+    }
+    if topics.centers.n != k || topics.centers.dim != dim {
+        return Err(CoreError::Data(format!(
+            "clusterer `{kind}` returned {}×{} centers for k = {k} and {dim}-d embeddings",
+            topics.centers.n, topics.centers.dim
+        )));
+    }
+    let mut assignment = vec![0usize; n_items];
+    for (j, &a) in topics.assignment.iter().enumerate() {
+        if a >= k {
+            return Err(CoreError::Data(format!(
+                "clusterer `{kind}` assigned topic {a} ≥ k = {k}"
+            )));
+        }
+        assignment[fit[j]] = a;
+    }
+    Ok(assignment)
+}
+
 /// Steps 1–4 of the stage: encode, cluster, name, sketch (writes `topics.json` and
 /// `sketches.jsonl`). Later stages that only need the sketches call this, not [`run`].
 ///
@@ -336,31 +373,8 @@ pub fn topics_and_sketches(config: &RunConfig, ds: &Dataset, run: &RunDir) -> Re
     let topics = clusterer.fit(&emb, k, m, config.seed)?;
     let cluster_s = t.elapsed().as_secs_f64();
     seconds.insert("cluster".into(), serde_json::json!(cluster_s));
-    if topics.assignment.len() != fit.len() || topics.nearest.len() != k {
-        return Err(CoreError::Data(format!(
-            "clusterer `{}` returned {} assignments and {} topics for {} items and k = {k}",
-            clu_cfg.kind,
-            topics.assignment.len(),
-            topics.nearest.len(),
-            fit.len()
-        )));
-    }
-    if topics.centers.n != k || topics.centers.dim != emb.dim {
-        return Err(CoreError::Data(format!(
-            "clusterer `{}` returned {}×{} centers for k = {k} and {}-d embeddings",
-            clu_cfg.kind, topics.centers.n, topics.centers.dim, emb.dim
-        )));
-    }
-    let mut assignment = vec![0usize; ds.items.len()];
-    for (j, &a) in topics.assignment.iter().enumerate() {
-        if a >= k {
-            return Err(CoreError::Data(format!(
-                "clusterer `{}` assigned topic {a} ≥ k = {k}",
-                clu_cfg.kind
-            )));
-        }
-        assignment[fit[j]] = a;
-    }
+    let mut assignment =
+        fitted_assignment(&clu_cfg.kind, &topics, &fit, k, emb.dim, ds.items.len())?;
     if let Some(o) = &other_emb {
         for (j, &i) in others.iter().enumerate() {
             assignment[i] = nearest_center(&topics.centers, &o.data[j * o.dim..(j + 1) * o.dim]);

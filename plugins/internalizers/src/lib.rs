@@ -49,15 +49,15 @@ pub struct Objective {
     pub ce: f64,
 }
 
-/// Trains `policy` on `teacher` with `obj`, under the name `name` (checkpoints, metrics).
-pub fn internalize(
+/// The student inputs (prompt, empty reasoning, `<answer>`) and the label class of every
+/// teacher example, after checking the teacher fits the policy (layers, width, rating tokens)
+/// and every rating is a whole 1..5.
+fn students_and_labels(
     name: &str,
-    obj: Objective,
-    policy: &mut Policy,
+    policy: &Policy,
     teacher: &Teacher,
-    align: &dyn AlignmentLoss,
     ctx: &RunCtx,
-) -> Result<TrainReport> {
+) -> Result<(RatingTokens, Vec<Vec<u32>>, Vec<usize>)> {
     let n = teacher.examples.len();
     let spec = &policy.model.spec;
     if teacher.layers != policy.model.layers.len() || teacher.hidden != spec.hidden_size {
@@ -92,16 +92,34 @@ pub fn internalize(
         }
         labels.push(r as usize - 1);
     }
-    let hash = {
-        let p = serde_json::to_vec(&obj).map_err(|e| CoreError::Numeric(e.to_string()))?;
-        let t = serde_json::to_vec(&ctx.training).map_err(|e| CoreError::Numeric(e.to_string()))?;
-        let mut parts: Vec<&[u8]> = vec![name.as_bytes(), &p, &t];
-        for c in &teacher.examples {
-            parts.push(c.example.prompt.as_bytes());
-            parts.push(c.thinking.as_bytes());
-        }
-        siren_core::hash::fnv1a(parts)
-    };
+    Ok((rt, students, labels))
+}
+
+/// The hash of everything that shapes the training: the method, its objective, `[training]`,
+/// and every teacher example's prompt and reasoning.
+fn settings_hash(name: &str, obj: &Objective, ctx: &RunCtx, teacher: &Teacher) -> Result<u64> {
+    let p = serde_json::to_vec(obj).map_err(|e| CoreError::Numeric(e.to_string()))?;
+    let t = serde_json::to_vec(&ctx.training).map_err(|e| CoreError::Numeric(e.to_string()))?;
+    let mut parts: Vec<&[u8]> = vec![name.as_bytes(), &p, &t];
+    for c in &teacher.examples {
+        parts.push(c.example.prompt.as_bytes());
+        parts.push(c.thinking.as_bytes());
+    }
+    Ok(siren_core::hash::fnv1a(parts))
+}
+
+/// Trains `policy` on `teacher` with `obj`, under the name `name` (checkpoints, metrics).
+pub fn internalize(
+    name: &str,
+    obj: Objective,
+    policy: &mut Policy,
+    teacher: &Teacher,
+    align: &dyn AlignmentLoss,
+    ctx: &RunCtx,
+) -> Result<TrainReport> {
+    let n = teacher.examples.len();
+    let (rt, students, labels) = students_and_labels(name, policy, teacher, ctx)?;
+    let hash = settings_hash(name, &obj, ctx, teacher)?;
     let micro = ctx.training.micro_batch;
     let (layers, width) = (teacher.layers, teacher.hidden);
     let pad = policy.pad_id();

@@ -202,6 +202,191 @@ pub fn token_loss(
     TokenTerms { loss, ratio, k3 }
 }
 
+/// The rewards of one step's samples, with how many are well-formed and parsed and the
+/// summed absolute error of the parsed ones.
+struct Rewards {
+    rewards: Vec<f32>,
+    fmt: usize,
+    parsed: usize,
+    abs_err: f64,
+}
+
+/// Scores every sample with `reward` (an error names the example whose reward is not finite)
+/// and appends the first completion of up to 4 prompts to `samples.jsonl` in `run_dir`.
+fn score_samples(
+    policy: &Policy,
+    samples: &[crate::Sample],
+    examples: &[Example],
+    reward: &dyn Reward,
+    (g, step): (usize, usize),
+    run_dir: &std::path::Path,
+) -> Result<Rewards> {
+    let mut rewards = Vec::with_capacity(samples.len());
+    let (mut fmt, mut parsed, mut abs_err) = (0usize, 0usize, 0f64);
+    let texts: Vec<String> = samples
+        .iter()
+        .map(|s| policy.decode_completion(&s.ids))
+        .collect::<Result<_>>()?;
+    for (s, text) in samples.iter().zip(&texts) {
+        let truth = examples[s.prompt].rating;
+        let parts = reward.score(text, truth);
+        if !parts.total().is_finite() {
+            return Err(CoreError::Numeric(format!(
+                "reward returned {} for example `{}`",
+                parts.total(),
+                examples[s.prompt].id
+            )));
+        }
+        rewards.push(parts.total());
+        fmt += usize::from(siren_core::answer::format_ok(text));
+        if let Some(r) = parts.predicted {
+            parsed += 1;
+            abs_err += f64::from((r.clamp(1.0, 5.0) - truth).abs());
+        }
+    }
+    // A few completions per step, for reading what the policy writes.
+    let mut lines = String::new();
+    for (j, s) in samples.iter().enumerate().step_by(g).take(4) {
+        lines.push_str(
+            &serde_json::json!({
+                "step": step + 1,
+                "id": examples[s.prompt].id,
+                "rating": examples[s.prompt].rating,
+                "reward": rewards[j],
+                "text": texts[j],
+            })
+            .to_string(),
+        );
+        lines.push('\n');
+    }
+    let sp = run_dir.join("samples.jsonl");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&sp)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, lines.as_bytes()))
+        .map_err(|e| CoreError::io(&sp, e))?;
+    Ok(Rewards {
+        rewards,
+        fmt,
+        parsed,
+        abs_err,
+    })
+}
+
+impl Rewards {
+    /// The step's metrics of the rewards, with its `loss` and `flat` groups of equal rewards.
+    fn metrics(&self, loss: f64, flat: usize) -> BTreeMap<String, f64> {
+        let n = self.rewards.len();
+        let mean_r = self.rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / n as f64;
+        let std_r = (self
+            .rewards
+            .iter()
+            .map(|&r| (f64::from(r) - mean_r).powi(2))
+            .sum::<f64>()
+            / n as f64)
+            .sqrt();
+        let mut m = BTreeMap::new();
+        m.insert("loss".to_string(), loss);
+        m.insert("reward_mean".to_string(), mean_r);
+        m.insert("reward_std".to_string(), std_r);
+        m.insert("format_rate".to_string(), self.fmt as f64 / n as f64);
+        m.insert("parse_rate".to_string(), self.parsed as f64 / n as f64);
+        if self.parsed > 0 {
+            m.insert("mae".to_string(), self.abs_err / self.parsed as f64);
+        }
+        m.insert("zero_std_groups".to_string(), flat as f64);
+        m
+    }
+}
+
+/// One micro-batch of whole groups as the shared-prefix engine takes it: the distinct prompts,
+/// each completion's prompt among them, the completions.
+struct Inputs {
+    prompts: Vec<Vec<u32>>,
+    owner: Vec<usize>,
+    completions: Vec<Vec<u32>>,
+}
+
+impl Inputs {
+    /// The samples `c` of `samples`, whose prompts are ids in `prompts`.
+    fn of(c: &[usize], samples: &[crate::Sample], prompts: &[Vec<u32>]) -> Self {
+        let rows: Vec<usize> = c.iter().map(|&j| samples[j].prompt).collect();
+        let (uniq, owner) = crate::distinct(&rows);
+        Self {
+            prompts: uniq.iter().map(|&i| prompts[i].clone()).collect(),
+            owner,
+            completions: c.iter().map(|&j| samples[j].ids.clone()).collect(),
+        }
+    }
+
+    fn shared(&self) -> SharedPrefix<'_> {
+        SharedPrefix {
+            prompts: &self.prompts,
+            owner: &self.owner,
+            completions: &self.completions,
+        }
+    }
+}
+
+/// The reference model's token log-probs of every micro-batch (`chunks`), on the host.
+fn reference_logprobs(
+    policy: &Policy,
+    chunks: &[Vec<usize>],
+    inputs: &dyn Fn(&[usize]) -> Inputs,
+    (pad, temperature): (u32, f32),
+) -> Result<Vec<Vec<f32>>> {
+    let device = policy.inference_device();
+    let ref_model = policy.reference_model();
+    let mut refs = Vec::with_capacity(chunks.len());
+    for c in chunks {
+        let x = inputs(c);
+        refs.push(crate::host(
+            shared_prefix_logprobs(&ref_model, x.shared(), pad, temperature, &device)?.logprobs,
+        )?);
+    }
+    Ok(refs)
+}
+
+/// Of the real tokens (`mask` 1), how many there are and how many have a ratio outside the
+/// clip range.
+fn clipped_tokens(
+    ratio: Tensor<2>,
+    mask: Tensor<2>,
+    (lo, hi): (f64, f64),
+) -> Result<(usize, usize)> {
+    let r = crate::host(ratio.detach())?;
+    let mk = crate::host(mask)?;
+    let (mut tokens, mut clipped) = (0, 0);
+    for (x, w) in r.iter().zip(&mk) {
+        if *w > 0.0 {
+            tokens += 1;
+            clipped += usize::from(*x < lo as f32 || *x > hi as f32);
+        }
+    }
+    Ok((tokens, clipped))
+}
+
+impl LossAgg {
+    /// The step loss of one micro-batch's masked token losses `tok` (`[m, width]`): per
+    /// completion then over the step's `n` completions, or over its `total_tokens` tokens.
+    fn step_loss(
+        self,
+        tok: Tensor<2>,
+        mask: Tensor<2>,
+        n: usize,
+        total_tokens: usize,
+    ) -> Tensor<1> {
+        match self {
+            Self::SeqMeanTokenMean => {
+                let per_seq = tok.sum_dim(1).div(mask.sum_dim(1).clamp_min(1.0));
+                per_seq.sum().div_scalar(n as f64)
+            }
+            Self::TokenMean => tok.sum().div_scalar(total_tokens.max(1) as f64),
+        }
+    }
+}
+
 impl PolicyTrainer for Grpo {
     fn train(
         &self,
@@ -248,60 +433,16 @@ impl PolicyTrainer for Grpo {
                 let gen_tokens: usize = samples.iter().map(|s| s.ids.len()).sum();
 
                 // 2. Rewards and advantages.
-                let mut rewards = Vec::with_capacity(samples.len());
-                let (mut fmt, mut parsed, mut abs_err) = (0usize, 0usize, 0f64);
-                let texts: Vec<String> = samples
-                    .iter()
-                    .map(|s| policy.decode_completion(&s.ids))
-                    .collect::<Result<_>>()?;
-                for (s, text) in samples.iter().zip(&texts) {
-                    let truth = examples[s.prompt].rating;
-                    let parts = reward.score(text, truth);
-                    if !parts.total().is_finite() {
-                        return Err(CoreError::Numeric(format!(
-                            "reward returned {} for example `{}`",
-                            parts.total(),
-                            examples[s.prompt].id
-                        )));
-                    }
-                    rewards.push(parts.total());
-                    fmt += usize::from(siren_core::answer::format_ok(text));
-                    if let Some(r) = parts.predicted {
-                        parsed += 1;
-                        abs_err += f64::from((r.clamp(1.0, 5.0) - truth).abs());
-                    }
-                }
-                // A few completions per step, for reading what the policy writes.
-                let mut lines = String::new();
-                for (j, s) in samples.iter().enumerate().step_by(g).take(4) {
-                    lines.push_str(
-                        &serde_json::json!({
-                            "step": input.step + 1,
-                            "id": examples[s.prompt].id,
-                            "rating": examples[s.prompt].rating,
-                            "reward": rewards[j],
-                            "text": texts[j],
-                        })
-                        .to_string(),
-                    );
-                    lines.push('\n');
-                }
-                let sp = ctx.run_dir.join("samples.jsonl");
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&sp)
-                    .and_then(|mut f| std::io::Write::write_all(&mut f, lines.as_bytes()))
-                    .map_err(|e| CoreError::io(&sp, e))?;
-                let (adv, flat) = group_advantages(&rewards, g, 1e-6);
+                let scored = score_samples(
+                    policy,
+                    &samples,
+                    examples,
+                    reward,
+                    (g, input.step),
+                    &ctx.run_dir,
+                )?;
+                let (adv, flat) = group_advantages(&scored.rewards, g, 1e-6);
                 let n = samples.len();
-                let mean_r = rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / n as f64;
-                let std_r = (rewards
-                    .iter()
-                    .map(|&r| (f64::from(r) - mean_r).powi(2))
-                    .sum::<f64>()
-                    / n as f64)
-                    .sqrt();
 
                 // 3. Log-probs of the reference, per micro-batch of whole groups. Those of the
                 // sampling weights are the first inner update's own (detached): the weights
@@ -312,46 +453,13 @@ impl PolicyTrainer for Grpo {
                     .chunks(per_micro)
                     .map(<[usize]>::to_vec)
                     .collect();
-                struct Inputs {
-                    prompts: Vec<Vec<u32>>,
-                    owner: Vec<usize>,
-                    completions: Vec<Vec<u32>>,
-                }
-                let inputs = |c: &[usize]| -> Inputs {
-                    let rows: Vec<usize> = c.iter().map(|&j| samples[j].prompt).collect();
-                    let (uniq, owner) = crate::distinct(&rows);
-                    Inputs {
-                        prompts: uniq.iter().map(|&i| prompts[i].clone()).collect(),
-                        owner,
-                        completions: c.iter().map(|&j| samples[j].ids.clone()).collect(),
-                    }
-                };
-                fn shared(x: &Inputs) -> SharedPrefix<'_> {
-                    SharedPrefix {
-                        prompts: &x.prompts,
-                        owner: &x.owner,
-                        completions: &x.completions,
-                    }
-                }
+                let inputs = |c: &[usize]| Inputs::of(c, &samples, &prompts);
                 let temperature = p.temperature;
-                let mut refs = Vec::with_capacity(chunks.len());
-                if p.kl_coef > 0.0 {
-                    let device = policy.inference_device();
-                    let ref_model = policy.reference_model();
-                    for c in &chunks {
-                        let x = inputs(c);
-                        refs.push(crate::host(
-                            shared_prefix_logprobs(
-                                &ref_model,
-                                shared(&x),
-                                pad,
-                                temperature,
-                                &device,
-                            )?
-                            .logprobs,
-                        )?);
-                    }
-                }
+                let refs = if p.kl_coef > 0.0 {
+                    reference_logprobs(policy, &chunks, &inputs, (pad, temperature))?
+                } else {
+                    Vec::new()
+                };
                 let mut old: Vec<Vec<f32>> = vec![Vec::new(); chunks.len()];
 
                 // 4. Inner optimizer updates.
@@ -368,7 +476,7 @@ impl PolicyTrainer for Grpo {
                         &mut |policy, k| {
                             let c = &chunks[k];
                             let x = inputs(c);
-                            let sc = policy.scores_shared(shared(&x), temperature)?;
+                            let sc = policy.scores_shared(x.shared(), temperature)?;
                             let [m, width] = sc.logprobs.dims();
                             let dev = &policy.device;
                             let t = |v: Vec<f32>, shape: [usize; 2]| {
@@ -406,39 +514,16 @@ impl PolicyTrainer for Grpo {
                             }
                             let tok = tok.mul(sc.mask.clone());
                             if last {
-                                let r = crate::host(ratio.detach())?;
-                                let mk = crate::host(sc.mask.clone())?;
-                                for (x, w) in r.iter().zip(&mk) {
-                                    if *w > 0.0 {
-                                        tok_count += 1;
-                                        clipped += usize::from(*x < lo as f32 || *x > hi as f32);
-                                    }
-                                }
+                                let (t, c) = clipped_tokens(ratio, sc.mask.clone(), (lo, hi))?;
+                                tok_count += t;
+                                clipped += c;
                             }
-                            Ok(match p.loss_agg {
-                                LossAgg::SeqMeanTokenMean => {
-                                    let per_seq =
-                                        tok.sum_dim(1).div(sc.mask.sum_dim(1).clamp_min(1.0));
-                                    per_seq.sum().div_scalar(n as f64)
-                                }
-                                LossAgg::TokenMean => {
-                                    tok.sum().div_scalar(total_tokens.max(1) as f64)
-                                }
-                            })
+                            Ok(p.loss_agg.step_loss(tok, sc.mask, n, total_tokens))
                         },
                     )?;
                 }
                 let tok_count = tok_count.max(1) as f64;
-                let mut m = BTreeMap::new();
-                m.insert("loss".to_string(), loss);
-                m.insert("reward_mean".to_string(), mean_r);
-                m.insert("reward_std".to_string(), std_r);
-                m.insert("format_rate".to_string(), fmt as f64 / n as f64);
-                m.insert("parse_rate".to_string(), parsed as f64 / n as f64);
-                if parsed > 0 {
-                    m.insert("mae".to_string(), abs_err / parsed as f64);
-                }
-                m.insert("zero_std_groups".to_string(), flat as f64);
+                let mut m = scored.metrics(loss, flat);
                 m.insert("response_tokens".to_string(), gen_tokens as f64 / n as f64);
                 m.insert(
                     "gen_tokens_per_s".to_string(),

@@ -130,6 +130,32 @@ fn write_jsonl(
     Ok(crate::files::write_atomic(path, s.as_bytes())?)
 }
 
+/// Every configured baseline, fitted on `fit` and scored on `rows`.
+fn baseline_rows(
+    config: &RunConfig,
+    ds: &Dataset,
+    fit: &[crate::data::Interaction],
+    rows: &[crate::data::Interaction],
+    truth: &[f32],
+) -> Result<Vec<MethodResult>> {
+    let mut results = Vec::new();
+    for b in &config.baselines {
+        let model = build::<dyn RatingBaseline>(&b.kind, &b.params)?.fit(ds, fit, config.seed)?;
+        let pred: Vec<f32> = rows.iter().map(|x| model.predict(x.user, x.item)).collect();
+        results.push(MethodResult::evaluate(&b.kind, &pred, truth)?);
+    }
+    Ok(results)
+}
+
+/// The LLM rows of a cached evaluation.
+fn read_cached(p: &Path) -> Result<Vec<MethodResult>> {
+    let text = std::fs::read_to_string(p).map_err(|e| CoreError::io(p, e))?;
+    serde_json::from_str(&text).map_err(|source| CoreError::Json {
+        path: p.to_path_buf(),
+        source,
+    })
+}
+
 /// Runs the evaluation and records the rows in `metrics.json`. With `cache`, LLM rows are
 /// stored under `eval/cache-<key>.json` and reused when the weights and every setting that
 /// shapes them are the same (the pipeline runner's reuse).
@@ -152,12 +178,7 @@ pub fn run(
     let truth: Vec<f32> = rows.iter().map(|x| x.rating).collect();
     let fit = ds.fit_set(split);
     let mean = fit.iter().map(|x| x.rating).sum::<f32>() / fit.len().max(1) as f32;
-    let mut results = Vec::new();
-    for b in &config.baselines {
-        let model = build::<dyn RatingBaseline>(&b.kind, &b.params)?.fit(ds, &fit, config.seed)?;
-        let pred: Vec<f32> = rows.iter().map(|x| model.predict(x.user, x.item)).collect();
-        results.push(MethodResult::evaluate(&b.kind, &pred, &truth)?);
-    }
+    let mut results = baseline_rows(config, ds, &fit, &rows, &truth)?;
 
     let eval_dir = run.file(config.eval.folder());
     std::fs::create_dir_all(&eval_dir).map_err(|e| CoreError::io(&eval_dir, e))?;
@@ -169,12 +190,7 @@ pub fn run(
         None
     };
     if let Some(p) = cache_path.as_ref().filter(|p| p.is_file()) {
-        let text = std::fs::read_to_string(p).map_err(|e| CoreError::io(p, e))?;
-        let rows: Vec<MethodResult> =
-            serde_json::from_str(&text).map_err(|source| CoreError::Json {
-                path: p.clone(),
-                source,
-            })?;
+        let rows = read_cached(p)?;
         tracing::info!(
             "reusing the `{}` rows evaluated with the same weights and settings ({})",
             method_name(config, &which),
@@ -382,6 +398,55 @@ fn cot_distribution_rows(
     Ok((rows, scores.into_iter().map(|s| s.probs).collect()))
 }
 
+/// Writes each answer-only prediction (`id`, `rating`, `probs`, `greedy`, `rating_mass`) as one
+/// JSON line.
+fn write_ao_jsonl(
+    path: &Path,
+    examples: &[Example],
+    scores: &[crate::rating::AnswerScores],
+) -> Result<()> {
+    let mut lines = String::new();
+    for (e, s) in examples.iter().zip(scores) {
+        lines.push_str(
+            &serde_json::json!({"id": e.id, "rating": e.rating, "probs": s.probs,
+                "greedy": s.greedy, "rating_mass": s.mass})
+            .to_string(),
+        );
+        lines.push('\n');
+    }
+    Ok(crate::files::write_atomic(path, lines.as_bytes())?)
+}
+
+/// Cross-fitted calibration for a label shift: each half of the rows calibrated by the other
+/// half's fit; the fits (and the fit on all rows) written to `path`.
+fn cross_fit_calibration(
+    probs: &[Vec<f32>],
+    truth: &[f32],
+    values: &[f32],
+    seed: u64,
+    path: &Path,
+) -> Result<Vec<Vec<f32>>> {
+    let labels: Vec<usize> = truth
+        .iter()
+        .map(|&r| {
+            values
+                .iter()
+                .position(|&v| (v - r).abs() < 0.5)
+                .unwrap_or(values.len() - 1)
+        })
+        .collect();
+    let (cal, fits) = crate::calibration::cross_fit(probs, &labels, seed);
+    crate::files::write_atomic(
+        path,
+        &serde_json::to_vec_pretty(&serde_json::json!({
+            "cross_fit": fits,
+            "all_rows": crate::calibration::Calibration::fit(probs, &labels),
+        }))
+        .map_err(|e| CoreError::Numeric(e.to_string()))?,
+    )?;
+    Ok(cal)
+}
+
 /// The answer-only rows: one forward per prompt, every rating decoder, and the strict row
 /// (the paper's protocol: one greedy token over the whole vocabulary). The prompts' common
 /// prefix (the system prompt and the start of the user message) is computed once, and
@@ -426,16 +491,7 @@ fn answer_only(
     let secs = t.elapsed().as_secs_f64();
     let n = examples.len();
     let mut rows = Vec::new();
-    let mut lines = String::new();
-    for (e, s) in examples.iter().zip(&scores) {
-        lines.push_str(
-            &serde_json::json!({"id": e.id, "rating": e.rating, "probs": s.probs,
-                "greedy": s.greedy, "rating_mass": s.mass})
-            .to_string(),
-        );
-        lines.push('\n');
-    }
-    crate::files::write_atomic(&dir.join(format!("{method}-ao.jsonl")), lines.as_bytes())?;
+    write_ao_jsonl(&dir.join(format!("{method}-ao.jsonl")), examples, &scores)?;
     let common = |r: &mut MethodResult, dec: &str| {
         for (k, v) in [
             ("decoder", serde_json::json!(dec)),
@@ -493,24 +549,8 @@ fn answer_only(
     // Cross-fitted calibration for a label shift: each half scored by the other half's fit.
     if let Some(seed) = calibrate {
         let probs: Vec<Vec<f32>> = scores.iter().map(|s| s.probs.clone()).collect();
-        let labels: Vec<usize> = truth
-            .iter()
-            .map(|&r| {
-                rt.values
-                    .iter()
-                    .position(|&v| (v - r).abs() < 0.5)
-                    .unwrap_or(rt.values.len() - 1)
-            })
-            .collect();
-        let (cal, fits) = crate::calibration::cross_fit(&probs, &labels, seed);
-        crate::files::write_atomic(
-            &dir.join(format!("{method}-calibration.json")),
-            &serde_json::to_vec_pretty(&serde_json::json!({
-                "cross_fit": fits,
-                "all_rows": crate::calibration::Calibration::fit(&probs, &labels),
-            }))
-            .map_err(|e| CoreError::Numeric(e.to_string()))?,
-        )?;
+        let path = dir.join(format!("{method}-calibration.json"));
+        let cal = cross_fit_calibration(&probs, truth, &rt.values, seed, &path)?;
         rows.extend(calibrated(
             &cal,
             "cal",

@@ -25,7 +25,7 @@ use crate::data::Dataset;
 use crate::registry::build;
 use crate::run::RunDir;
 use crate::train::{Policy, teacher};
-use crate::traits::{AlignmentLoss, Internalizer, LoraTargets, RunCtx, TrainReport};
+use crate::traits::{AlignmentLoss, Example, Internalizer, LoraTargets, RunCtx, TrainReport};
 use crate::{CoreError, Result};
 
 use super::stage::{Ctx, Stage, Status};
@@ -34,6 +34,30 @@ pub use crate::trained::{
     alignment_slot, internalizer_slot, lora_slot, stage1_weights, stage2_dir as stage_dir,
     stage2_policy_dir as policy_dir, stage2_train_dir as train_dir, weights_file, with_weights,
 };
+
+/// The key of a CoT harvest: its settings, the stage-1 weights' bytes and every example's
+/// prompt and rating.
+fn harvest_hash(settings: &serde_json::Value, stage1_bytes: &[u8], examples: &[Example]) -> u64 {
+    let settings = settings.to_string();
+    let ratings: Vec<[u8; 4]> = examples.iter().map(|e| e.rating.to_le_bytes()).collect();
+    let mut parts: Vec<&[u8]> = vec![settings.as_bytes(), stage1_bytes];
+    for (e, r) in examples.iter().zip(&ratings) {
+        parts.push(e.prompt.as_bytes());
+        parts.push(r);
+    }
+    crate::hash::fnv1a(parts)
+}
+
+fn log_teacher(teacher: &crate::train::Teacher, think_mean: f64, cos_before: &[f64]) {
+    tracing::info!(
+        "CoT teacher: {:.1} think tokens on average ({} kept of {}); teacher–student cosine \
+         before stage 2, mean over layers {:.4}",
+        think_mean,
+        teacher.examples.len(),
+        teacher.decoded,
+        mean(cos_before)
+    );
+}
 
 /// Runs stage 2; `resume` continues its training from the newest checkpoint.
 pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Result<TrainReport> {
@@ -68,21 +92,12 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
     let n = ic.harvest.max_examples.or(config.training.max_examples);
     let rows = super::sample_rows(&ds.train, n, config.seed);
     let examples = super::examples(config, ds, &rows, &sketches, &tok)?;
-    let hash = {
-        let settings = serde_json::json!({
-            "model": model_path, "answer_tokens": training.answer_tokens,
-            "max_new_tokens": ic.harvest.max_new_tokens,
-            "max_prompt_tokens": training.max_prompt_tokens,
-        })
-        .to_string();
-        let ratings: Vec<[u8; 4]> = examples.iter().map(|e| e.rating.to_le_bytes()).collect();
-        let mut parts: Vec<&[u8]> = vec![settings.as_bytes(), &stage1_bytes];
-        for (e, r) in examples.iter().zip(&ratings) {
-            parts.push(e.prompt.as_bytes());
-            parts.push(r);
-        }
-        crate::hash::fnv1a(parts)
-    };
+    let settings = serde_json::json!({
+        "model": model_path, "answer_tokens": training.answer_tokens,
+        "max_new_tokens": ic.harvest.max_new_tokens,
+        "max_prompt_tokens": training.max_prompt_tokens,
+    });
+    let hash = harvest_hash(&settings, &stage1_bytes, &examples);
     let stage = stage_dir(run);
     let hdir = stage.join(format!("harvest-{hash:016x}"));
     let t_h = Instant::now();
@@ -110,14 +125,7 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
     let cos_shape = (training.max_prompt_tokens, ic.harvest.batch_size);
     let cos_before =
         teacher::layer_cosines(&model.valid(), &tok, &teacher, &probe, cos_shape, &device)?;
-    tracing::info!(
-        "CoT teacher: {:.1} think tokens on average ({} kept of {}); teacher–student cosine \
-         before stage 2, mean over layers {:.4}",
-        think_mean,
-        teacher.examples.len(),
-        teacher.decoded,
-        mean(&cos_before)
-    );
+    log_teacher(&teacher, think_mean, &cos_before);
 
     let trained_tokens = super::trained_token_ids(config, &tok);
     let mut policy = Policy::new(

@@ -595,24 +595,12 @@ pub fn evaluate(
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
     let mut view_rng = rand::rngs::StdRng::seed_from_u64(config.seed ^ 0x1a5e_47ed);
     let mut rows = String::new();
-    tracing::info!(
-        "reranking: {} users of {}, {n} candidates from `{}`, reordered by {}{}",
-        targets.len(),
-        split.as_str(),
-        retriever.name,
-        method
-            .as_deref()
-            .map_or("no model ([rank] rerank = false)".into(), |m| format!(
-                "`{m}`"
-            )),
-        if rank.score_misses {
-            String::new()
-        } else {
-            format!(
-                " (only the {} lists with a hit are scored)",
-                hits.iter().filter(|h| h.is_some()).count()
-            )
-        }
+    log_start(
+        &rank,
+        (targets.len(), split),
+        &retriever.name,
+        method.as_deref(),
+        &hits,
     );
     let bar = crate::progress::bar(targets.len() as u64, "rerank");
     for ((x, top), &hit) in targets.iter().zip(&tops).zip(&hits) {
@@ -636,49 +624,22 @@ pub fn evaluate(
             }
         }
         if let Some((prompter, scorer, _)) = model.as_mut().filter(|_| !skip) {
-            // The scored items: the retrieved list, plus the held-out item when it was missed
-            // (for the secondary view).
-            let mut items = list.clone();
-            if hit.is_none() {
-                items.push(x.item);
-            }
-            let query = Query {
-                subject: Subject::Known(x.user),
-                candidates: items.iter().map(|&i| Candidate::Known(i)).collect(),
-            };
-            let t = Instant::now();
-            let q = prompter.prompts(&query)?;
-            let (scores, _) = scorer.score(&[Job::from(&q)])?;
-            latency += t.elapsed().as_secs_f64();
-            let relevance = if by_relevance {
-                let t = Instant::now();
-                let q = prompter.prompts_for(&query, Task::Relevance)?;
-                let (r, _) = scorer.score(&[Job::uncalibrated(&q)])?;
-                relevance_latency += t.elapsed().as_secs_f64();
-                prompts_scored += items.len();
-                r.into_iter().next()
-            } else {
-                None
-            };
+            let list_of = (x, list.as_slice(), hit);
+            let scored = score_list(prompter, scorer, list_of, by_relevance, ds, &mut row)?;
+            latency += scored.seconds;
+            relevance_latency += scored.relevance_seconds;
             queries += 1;
-            prompts_scored += items.len();
-            let scores = &scores[0];
-            let values = scorer.values();
-            let m = list.len();
-            retrieved[0].push(place(&by_expected(&scores[..m], values), hit));
-            retrieved[1].push(place(&by_top_rating(&scores[..m]), hit));
-            if let Some(r) = &relevance {
-                retrieved[4].push(place(&by_expected(&r[..m], values), hit));
-                row["relevance"] = r
-                    .iter()
-                    .map(|s| RatingDecoder::Expected.decode(&s.probs, values))
-                    .collect();
+            prompts_scored += scored.prompts;
+            retrieved[0].push(scored.expected);
+            retrieved[1].push(scored.top);
+            if let Some(p) = scored.relevance {
+                retrieved[4].push(p);
             }
             if rank.score_misses {
                 let view = inserted_view(
-                    (scores, relevance.as_deref()),
-                    values,
-                    (&items, x.item, hit),
+                    (&scored.scores, scored.relevance_scores.as_deref()),
+                    scorer.values(),
+                    (&scored.items, x.item, hit),
                     &retriever.scores(x.user),
                     &mut view_rng,
                 )?;
@@ -686,14 +647,6 @@ pub fn evaluate(
                     ranks.push(place);
                 }
             }
-            row["candidates"] = items
-                .iter()
-                .map(|&i| ds.items[i as usize].id.clone())
-                .collect();
-            row["expected"] = scores
-                .iter()
-                .map(|s| RatingDecoder::Expected.decode(&s.probs, values))
-                .collect();
         } else {
             row["candidates"] = list
                 .iter()
@@ -747,6 +700,115 @@ pub fn evaluate(
     crate::files::write_atomic(&run.file("rank.md"), md.as_bytes())?;
     println!("{md}");
     Ok(report)
+}
+
+/// The log line that starts a reranking evaluation.
+fn log_start(
+    rank: &RankConfig,
+    (users, split): (usize, SplitName),
+    retriever: &str,
+    method: Option<&str>,
+    hits: &Ranks,
+) {
+    tracing::info!(
+        "reranking: {users} users of {}, {} candidates from `{retriever}`, reordered by {}{}",
+        split.as_str(),
+        rank.candidates,
+        method.map_or("no model ([rank] rerank = false)".into(), |m| format!(
+            "`{m}`"
+        )),
+        if rank.score_misses {
+            String::new()
+        } else {
+            format!(
+                " (only the {} lists with a hit are scored)",
+                hits.iter().filter(|h| h.is_some()).count()
+            )
+        }
+    );
+}
+
+/// One user's list scored by the model.
+struct Scored {
+    /// The scored items: the retrieved list, then the held-out item when it was missed.
+    items: Vec<u32>,
+    /// The model's rating distributions for `items`.
+    scores: Vec<AnswerScores>,
+    /// Its relevance answers for `items`, when ranking by relevance.
+    relevance_scores: Option<Vec<AnswerScores>>,
+    /// Where the held-out item sits by expected rating, by P(top rating), by relevance.
+    expected: Option<usize>,
+    top: Option<usize>,
+    relevance: Option<Option<usize>>,
+    /// Seconds for the ratings and for the relevance answers; prompts scored.
+    seconds: f64,
+    relevance_seconds: f64,
+    prompts: usize,
+}
+
+/// Scores user `x`'s retrieved `list` (plus the held-out item when `hit` is `None`, for the
+/// secondary view) with the model, and fills the model's fields of the user's `row`.
+fn score_list(
+    prompter: &mut crate::serving::Prompter,
+    scorer: &mut crate::serving::Scorer,
+    (x, list, hit): (&Interaction, &[u32], Option<usize>),
+    by_relevance: bool,
+    ds: &Dataset,
+    row: &mut serde_json::Value,
+) -> Result<Scored> {
+    let mut items = list.to_vec();
+    if hit.is_none() {
+        items.push(x.item);
+    }
+    let query = Query {
+        subject: Subject::Known(x.user),
+        candidates: items.iter().map(|&i| Candidate::Known(i)).collect(),
+    };
+    let t = Instant::now();
+    let q = prompter.prompts(&query)?;
+    let (scores, _) = scorer.score(&[Job::from(&q)])?;
+    let seconds = t.elapsed().as_secs_f64();
+    let (mut relevance_seconds, mut prompts) = (0.0, items.len());
+    let relevance_scores = if by_relevance {
+        let t = Instant::now();
+        let q = prompter.prompts_for(&query, Task::Relevance)?;
+        let (r, _) = scorer.score(&[Job::uncalibrated(&q)])?;
+        relevance_seconds = t.elapsed().as_secs_f64();
+        prompts += items.len();
+        r.into_iter().next()
+    } else {
+        None
+    };
+    let scores = scores.into_iter().next().unwrap_or_default();
+    let values = scorer.values();
+    let m = list.len();
+    let mut relevance = None;
+    if let Some(r) = &relevance_scores {
+        relevance = Some(place(&by_expected(&r[..m], values), hit));
+        row["relevance"] = r
+            .iter()
+            .map(|s| RatingDecoder::Expected.decode(&s.probs, values))
+            .collect();
+    }
+    row["candidates"] = items
+        .iter()
+        .map(|&i| ds.items[i as usize].id.clone())
+        .collect();
+    row["expected"] = scores
+        .iter()
+        .map(|s| RatingDecoder::Expected.decode(&s.probs, values))
+        .collect();
+    Ok(Scored {
+        expected: place(&by_expected(&scores[..m], values), hit),
+        top: place(&by_top_rating(&scores[..m]), hit),
+        relevance,
+        items,
+        scores,
+        relevance_scores,
+        seconds,
+        relevance_seconds,
+        prompts,
+    })
 }
 
 /// Each model order minus the retriever's and the random order, per user, for every cut-off:

@@ -151,6 +151,61 @@ fn read_decoded(path: &Path) -> Result<Vec<Decoded>> {
     Ok(out)
 }
 
+/// Each item as one JSON line.
+fn jsonl<T: Serialize>(items: &[T]) -> Result<String> {
+    let mut text = String::new();
+    for d in items {
+        text.push_str(&serde_json::to_string(d).map_err(|e| CoreError::Numeric(e.to_string()))?);
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// What an unfinished harvest already decoded (the lines of `log_path` that still match
+/// `examples`, written back without the others) and the example indices left to decode.
+fn resume_decoded(log_path: &Path, examples: &[Example]) -> Result<(Vec<Decoded>, Vec<usize>)> {
+    let mut done = read_decoded(log_path)?;
+    done.retain(|d| d.index < examples.len() && examples[d.index].id == d.id);
+    crate::files::write_atomic(log_path, jsonl(&done)?.as_bytes())?;
+    let seen: std::collections::BTreeSet<usize> = done.iter().map(|d| d.index).collect();
+    let todo: Vec<usize> = (0..examples.len()).filter(|i| !seen.contains(i)).collect();
+    Ok((done, todo))
+}
+
+/// The decoded CoT whose answer equals the label, with its reasoning block; an error when none
+/// does (stage 1 has nothing to teach).
+fn kept_examples(
+    done: &[Decoded],
+    examples: &[Example],
+    log_path: &Path,
+) -> Result<Vec<CotExample>> {
+    let kept: Vec<CotExample> = done
+        .iter()
+        .filter(|d| d.kept)
+        .filter_map(|d| {
+            Some(CotExample {
+                example: examples[d.index].clone(),
+                thinking: thinking_block(&d.completion)?.trim().to_string(),
+            })
+        })
+        .collect();
+    let parsed = done.iter().filter(|d| d.pred.is_some()).count();
+    tracing::info!(
+        "CoT teacher: {} of {} answers equal the label ({parsed} parsed)",
+        kept.len(),
+        done.len()
+    );
+    if kept.is_empty() {
+        return Err(CoreError::Data(format!(
+            "no CoT answer of the stage-1 model equals its label ({} prompts, {parsed} parsed; \
+             see {}): stage 1 has nothing to teach",
+            done.len(),
+            log_path.display()
+        )));
+    }
+    Ok(kept)
+}
+
 /// Greedy CoT of `model` (the merged stage-1 weights, inference device) over `examples`,
 /// and the teacher states of the examples it gets right, into `dir` (see the module docs).
 /// Resumes a harvest left unfinished in `dir`; a complete one is read back as is.
@@ -171,20 +226,12 @@ pub fn harvest(
     }
     std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
     let log_path = dir.join("cot.jsonl");
-    let mut done = read_decoded(&log_path)?;
-    done.retain(|d| d.index < examples.len() && examples[d.index].id == d.id);
-    let mut text = String::new();
-    for d in &done {
-        text.push_str(&serde_json::to_string(d).map_err(|e| CoreError::Numeric(e.to_string()))?);
-        text.push('\n');
-    }
-    crate::files::write_atomic(&log_path, text.as_bytes())?;
-    let seen: std::collections::BTreeSet<usize> = done.iter().map(|d| d.index).collect();
-    let todo: Vec<usize> = (0..examples.len()).filter(|i| !seen.contains(i)).collect();
-    if !seen.is_empty() {
+    let (mut done, todo) = resume_decoded(&log_path, examples)?;
+    let seen = examples.len() - todo.len();
+    if seen > 0 {
         tracing::info!(
             "CoT teacher: resuming, {} of {} prompts already decoded",
-            seen.len(),
+            seen,
             examples.len()
         );
     }
@@ -201,7 +248,7 @@ pub fn harvest(
         .open(&log_path)
         .map_err(|e| CoreError::io(&log_path, e))?;
     let bar = crate::progress::bar(examples.len() as u64, "CoT teacher");
-    bar.set_position(seen.len() as u64);
+    bar.set_position(seen as u64);
     for chunk in todo.chunks(cfg.batch_size) {
         let prompts: Vec<Vec<u32>> = chunk
             .iter()
@@ -240,30 +287,7 @@ pub fn harvest(
     }
     bar.finish_and_clear();
     done.sort_by_key(|d| d.index);
-    let kept: Vec<CotExample> = done
-        .iter()
-        .filter(|d| d.kept)
-        .filter_map(|d| {
-            Some(CotExample {
-                example: examples[d.index].clone(),
-                thinking: thinking_block(&d.completion)?.trim().to_string(),
-            })
-        })
-        .collect();
-    let parsed = done.iter().filter(|d| d.pred.is_some()).count();
-    tracing::info!(
-        "CoT teacher: {} of {} answers equal the label ({parsed} parsed)",
-        kept.len(),
-        done.len()
-    );
-    if kept.is_empty() {
-        return Err(CoreError::Data(format!(
-            "no CoT answer of the stage-1 model equals its label ({} prompts, {parsed} parsed; \
-             see {}): stage 1 has nothing to teach",
-            done.len(),
-            log_path.display()
-        )));
-    }
+    let kept = kept_examples(&done, examples, &log_path)?;
 
     // 2. Teacher states, shard by shard (a shard already on disk is kept).
     let rt = RatingTokens::new(tok, 5)?;
@@ -306,12 +330,7 @@ pub fn harvest(
         crate::files::write_atomic(&path, &crate::engine::serialize_f32(&t)?)?;
     }
     bar.finish_and_clear();
-    let mut text = String::new();
-    for c in &kept {
-        text.push_str(&serde_json::to_string(c).map_err(|e| CoreError::Numeric(e.to_string()))?);
-        text.push('\n');
-    }
-    crate::files::write_atomic(&dir.join("kept.jsonl"), text.as_bytes())?;
+    crate::files::write_atomic(&dir.join("kept.jsonl"), jsonl(&kept)?.as_bytes())?;
     let index = Index {
         layers,
         hidden,
