@@ -11,8 +11,6 @@ pub mod serve;
 
 pub use commands::generate::{Options as GenerateOptions, run as generate};
 
-use std::path::PathBuf;
-
 use clap::{Parser, Subcommand};
 // Every built-in plugin, linked into every binary built on this crate.
 use siren_plugins as _;
@@ -31,276 +29,61 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// List every slot, plugin name and one-line summary.
-    Plugins {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Plugins(commands::plugins::Args),
     /// Probe every compiled-in compute device and say which work here.
     Devices,
     /// Measure the engine on one device against transformers' reference outputs for a model
     /// folder that `scripts/device-check.sh` prepares: parity, answer-only latency, CoT
     /// tokens/s, one GRPO step, one hidden-align step (one JSON object).
-    DeviceCheck {
-        /// The prepared folder: config.json, model.safetensors, inputs.safetensors, plan.json.
-        #[arg(long)]
-        model: PathBuf,
-        /// Compute device: tch-cpu, tch-cuda:N, flex, wgpu, auto.
-        #[arg(long, default_value = "auto")]
-        device: String,
-        /// Phases, comma-separated: parity, speed, grpo, align.
-        #[arg(long, value_delimiter = ',', default_value = "parity,speed,grpo,align")]
-        only: Vec<String>,
-        /// Write the JSON to this file instead of standard output.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    DeviceCheck(commands::device_check::Args),
     /// Generate text from a decoder (GGUF file or HF folder); greedy unless --temperature > 0.
-    Generate {
-        /// A `.gguf` file or a HF model folder (config.json, tokenizer.json, *.safetensors).
-        #[arg(long)]
-        model: PathBuf,
-        /// Backbone kind for HF folders (default: the config's `model_type`).
-        #[arg(long)]
-        backbone: Option<String>,
-        /// Compute device: auto, flex, wgpu, tch-cpu, tch-cuda:N.
-        #[arg(long, default_value = "auto")]
-        device: String,
-        /// The prompt.
-        #[arg(long)]
-        prompt: String,
-        /// Wrap the prompt in the model's chat template as a user message.
-        #[arg(long)]
-        chat: bool,
-        /// System message (with --chat).
-        #[arg(long)]
-        system: Option<String>,
-        /// Maximum new tokens.
-        #[arg(long, default_value_t = 64)]
-        max_new_tokens: usize,
-        /// Sampling temperature (0 = greedy).
-        #[arg(long, default_value_t = 0.0)]
-        temperature: f32,
-        /// Sample from the k most likely tokens only (0 = all).
-        #[arg(long, default_value_t = 0)]
-        top_k: usize,
-        /// Nucleus sampling mass (1 = off).
-        #[arg(long, default_value_t = 1.0)]
-        top_p: f32,
-        /// Sampler seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Stop when the output contains this string (repeatable).
-        #[arg(long = "stop")]
-        stop: Vec<String>,
-        /// A PEFT LoRA adapter folder to apply (adapter_config.json + adapter_model.safetensors).
-        #[arg(long)]
-        adapter: Option<PathBuf>,
-        /// Float type of the weights and activations: f32, bf16 or f16 (where the device
-        /// computes in it).
-        #[arg(long, default_value = "f32")]
-        dtype: String,
-    },
+    Generate(commands::generate::Args),
     /// Build interest sketches: encode items, cluster into topics, name them, sketch every user
     /// (writes runs/<name>/topics.json, sketches.jsonl, prompts.sample.txt, metrics.json).
-    Sketch {
-        /// The run config (TOML).
-        config: PathBuf,
-        /// Override a config key: `--set clusterer.kind=hnsw` (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-    },
+    Sketch(commands::sketch::Args),
     /// Stage 1: train the [model] with the trainer named in [trainer] (ao-sft, grpo) on
     /// training prompts; checkpoints, metrics.jsonl and training.svg go to
     /// runs/<name>/stage1/, the trained adapter to runs/<name>/stage1/policy/.
-    Train {
-        /// The run config (TOML).
-        config: PathBuf,
-        /// Override a config key: `--set training.lr=1e-5` (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-        /// Continue from the newest checkpoint of this run.
-        #[arg(long)]
-        resume: bool,
-    },
+    Train(commands::train::Args),
     /// Run the pipeline: the stages of [pipeline] (default: baselines, sketch, train,
     /// internalize, eval, as configured), reusing every finished stage whose settings did not
     /// change, then write runs/<name>/report.md with the metrics table and charts.
-    Run {
-        /// The run config (TOML).
-        config: PathBuf,
-        /// Override a config key: `--set internalizer.kind=ce` (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-    },
+    Run(commands::run::Args),
     /// Run the pipeline once per point of a grid and write one table and chart
     /// (runs/<name>-sweep-<keys>/report.md).
-    Sweep {
-        /// The run config (TOML).
-        config: PathBuf,
-        /// A swept key and its values: `--grid alignment.kind=cosine,mae,mse` (repeatable;
-        /// several make a cartesian product). Default: the config's [sweep] grid.
-        #[arg(long = "grid", value_name = "KEY=V1,V2")]
-        grid: Vec<String>,
-        /// Override a config key for every point (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-    },
+    Sweep(commands::sweep::Args),
     /// Paired bootstrap comparison of evaluated rows by user: B − A of MAE and RMSE with a
     /// 95% interval, for each pair A B given. A row is FILE.jsonl:DECODER, a file `siren eval`
     /// wrote (runs/<name>/eval/<method>-ao.jsonl or <method>-cot.jsonl) and argmax, expected,
     /// median or sampled.
-    Paired {
-        /// Rows in pairs: A B [C D ...].
-        #[arg(required = true, value_name = "FILE.jsonl:DECODER")]
-        rows: Vec<String>,
-        /// Bootstrap resamples.
-        #[arg(long, default_value_t = 2000)]
-        resamples: usize,
-        /// Seed of the resampling.
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-    },
+    Paired(commands::paired::Args),
     /// Run the pipeline once per backbone and write one side-by-side table and chart
     /// (runs/<name>-compare/report.md).
-    Compare {
-        /// The run config (TOML).
-        config: PathBuf,
-        /// Backbones, comma-separated: PATH (HF folder or GGUF file) or PATH@KIND.
-        #[arg(long, value_delimiter = ',', required = true)]
-        backbones: Vec<String>,
-        /// Override a config key for every backbone (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-    },
+    Compare(commands::sweep::CompareArgs),
     /// Predict ratings for (user, item) pairs with the run's trained weights, one forward pass
     /// each (answer-only); input JSONL `{"user": ID, "item": ID}`, output JSONL with the rating
     /// and its distribution (default runs/<name>/predictions.jsonl).
-    Predict {
-        /// The run config (TOML).
-        config: PathBuf,
-        /// JSONL file of pairs.
-        #[arg(long)]
-        input: PathBuf,
-        /// Where to write the predictions.
-        #[arg(long)]
-        output: Option<PathBuf>,
-        /// Use the weights of stage 1 or 2 (default: the newest the run has).
-        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
-        stage: Option<u8>,
-        /// The model's calibration (`[model] calibration`) on the distributions: `model`
-        /// (default, when the model has one) or `none` (sets `[eval] calibration`).
-        #[arg(long, value_enum)]
-        calibration: Option<CalibrationArg>,
-        /// Override a config key (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-    },
+    Predict(commands::predict::Args),
     /// Serve the model over HTTP: POST /v1/predict, POST /v1/rank, GET /healthz, GET /readyz,
     /// GET /metrics
     /// (dynamic batching, per-user prefix cache, bounded queue; settings in [serve]).
-    Serve {
-        /// The run config (TOML).
-        config: PathBuf,
-        /// Listen here (default [serve] addr, 127.0.0.1:8080; port 0 picks a free one).
-        #[arg(long)]
-        addr: Option<String>,
-        /// Use the weights of stage 1 or 2 (default: the newest the run has).
-        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
-        stage: Option<u8>,
-        /// Serve this PEFT adapter folder over the base model.
-        #[arg(long)]
-        adapter: Option<PathBuf>,
-        /// The model's calibration (`[model] calibration`) on the distributions: `model`
-        /// (default, when the model has one) or `none` (sets `[eval] calibration`).
-        #[arg(long, value_enum)]
-        calibration: Option<CalibrationArg>,
-        /// Override a config key: `--set serve.max_batch=16` (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-    },
+    Serve(serve::Args),
     /// Rank candidates with the run's weights: `--input users.jsonl` (one `{"user" | "history",
     /// "candidates", "k"}` per line; without candidates the retriever proposes them) to JSONL,
     /// or `--evaluate`: the candidate-reranking evaluation (Recall@K, nDCG@K next to the
     /// retriever's and a random order; writes runs/<name>/rank.md).
-    Rank {
-        /// The run config (TOML).
-        config: PathBuf,
-        /// JSONL file of ranking requests.
-        #[arg(
-            long,
-            conflicts_with = "evaluate",
-            required_unless_present = "evaluate"
-        )]
-        input: Option<PathBuf>,
-        /// Where to write the rankings (default runs/<name>/rankings.jsonl).
-        #[arg(long)]
-        output: Option<PathBuf>,
-        /// Run the reranking evaluation on [eval] split ([rank] settings).
-        #[arg(long)]
-        evaluate: bool,
-        /// Use the weights of stage 1 or 2 (default: the newest the run has).
-        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
-        stage: Option<u8>,
-        /// The model's calibration (`[model] calibration`) on the distributions: `model`
-        /// (default, when the model has one) or `none` (sets `[eval] calibration`).
-        #[arg(long, value_enum)]
-        calibration: Option<CalibrationArg>,
-        /// Override a config key: `--set rank.sample=300` (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-    },
+    Rank(commands::rank::Args),
     /// Stage 2: harvest the stage-1 model's CoT on training prompts (kept where the answer
     /// equals the label, with the teacher's hidden states at <answer>), then train fresh
     /// adapters with the internalizer in [internalizer] (default hidden-align) so that
     /// answer-only decoding matches; everything goes to runs/<name>/stage2/, the adapters to
     /// runs/<name>/stage2/<internalizer>-<hash>/policy/.
-    Internalize {
-        /// The run config (TOML).
-        config: PathBuf,
-        /// Override a config key: `--set alignment.kind=mse` (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-        /// Continue the training from the newest checkpoint (a harvest always resumes).
-        #[arg(long)]
-        resume: bool,
-    },
+    Internalize(commands::internalize::Args),
     /// Evaluate the decoder with reasoning (CoT, greedy) and answer-only decoding next to the
     /// baselines, on [eval] split (or a sample of [eval] sample rows); rows go to metrics.json.
-    Eval {
-        /// The run config (TOML).
-        config: PathBuf,
-        /// Override a config key: `--set eval.sample=200` (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-        /// The model's calibration (`[model] calibration`) on the distributions: `model`
-        /// (default, when the model has one) or `none` (sets `[eval] calibration`).
-        #[arg(long, value_enum)]
-        calibration: Option<CalibrationArg>,
-        /// Evaluate the base model even when the run has trained weights.
-        #[arg(long)]
-        base: bool,
-        /// Evaluate with this PEFT adapter folder.
-        #[arg(long)]
-        adapter: Option<PathBuf>,
-        /// Evaluate the weights of stage 1 or 2 of the run (default: the newest it has).
-        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
-        stage: Option<u8>,
-        /// Skip the reasoning (CoT) rows.
-        #[arg(long)]
-        no_cot: bool,
-        /// Skip the answer-only rows.
-        #[arg(long)]
-        no_ao: bool,
-    },
+    Eval(commands::eval::Args),
     /// Fit the configured rating baselines and evaluate them (writes runs/<name>/metrics.json).
-    Baselines {
-        /// The run config (TOML).
-        config: PathBuf,
-        /// Override a config key: `--set baselines.3.params.factors=64` (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-    },
+    Baselines(commands::baselines::Args),
 }
 
 /// `--calibration`: whether the model's calibration is applied.
@@ -375,20 +158,20 @@ where
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     siren_core::registry::check_all()?;
     match cli.command {
-        Command::Plugins { json } => commands::plugins::run(json),
+        Command::Plugins(commands::plugins::Args { json }) => commands::plugins::run(json),
         Command::Devices => commands::devices::run(),
-        Command::DeviceCheck {
+        Command::DeviceCheck(commands::device_check::Args {
             model,
             device,
             only,
             out,
-        } => commands::device_check::run(&commands::device_check::Options {
+        }) => commands::device_check::run(&commands::device_check::Options {
             model,
             device,
             only,
             out,
         }),
-        Command::Generate {
+        Command::Generate(commands::generate::Args {
             model,
             backbone,
             device,
@@ -403,7 +186,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             stop,
             adapter,
             dtype,
-        } => commands::generate::run(&commands::generate::Options {
+        }) => commands::generate::run(&commands::generate::Options {
             model: &model,
             backbone: backbone.as_deref(),
             device: &device,
@@ -420,42 +203,44 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             dtype: &dtype,
         })
         .map(|_| ()),
-        Command::Sketch { config, set } => commands::sketch::run(&config, &set).map(|_| ()),
-        Command::Train {
+        Command::Sketch(commands::sketch::Args { config, set }) => {
+            commands::sketch::run(&config, &set).map(|_| ())
+        }
+        Command::Train(commands::train::Args {
             config,
             set,
             resume,
-        } => commands::train::run(&config, &set, resume).map(|_| ()),
-        Command::Internalize {
+        }) => commands::train::run(&config, &set, resume).map(|_| ()),
+        Command::Internalize(commands::internalize::Args {
             config,
             set,
             resume,
-        } => commands::internalize::run(&config, &set, resume).map(|_| ()),
-        Command::Predict {
+        }) => commands::internalize::run(&config, &set, resume).map(|_| ()),
+        Command::Predict(commands::predict::Args {
             config,
             input,
             output,
             stage,
             calibration,
             set,
-        } => {
+        }) => {
             let set = with_calibration(set, calibration);
             commands::predict::run(&config, &set, &input, output, stage).map(|_| ())
         }
-        Command::Serve {
+        Command::Serve(serve::Args {
             config,
             addr,
             stage,
             adapter,
             calibration,
             set,
-        } => serve::run(&serve::Options {
+        }) => serve::run(&serve::Options {
             config,
             overrides: with_calibration(set, calibration),
             weights: serve::weights(stage, adapter.as_deref()),
             addr,
         }),
-        Command::Rank {
+        Command::Rank(commands::rank::Args {
             config,
             input,
             output,
@@ -463,7 +248,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             stage,
             calibration,
             set,
-        } => commands::rank::run(
+        }) => commands::rank::run(
             &config,
             &with_calibration(set, calibration),
             input.as_deref(),
@@ -471,21 +256,23 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             evaluate,
             serve::weights(stage, None),
         ),
-        Command::Run { config, set } => commands::run::run(&config, &set).map(|_| ()),
-        Command::Sweep { config, grid, set } => {
+        Command::Run(commands::run::Args { config, set }) => {
+            commands::run::run(&config, &set).map(|_| ())
+        }
+        Command::Sweep(commands::sweep::Args { config, grid, set }) => {
             commands::sweep::sweep(&config, &set, &grid).map(|_| ())
         }
-        Command::Paired {
+        Command::Paired(commands::paired::Args {
             rows,
             resamples,
             seed,
-        } => commands::paired::run(&rows, resamples, seed).map(|_| ()),
-        Command::Compare {
+        }) => commands::paired::run(&rows, resamples, seed).map(|_| ()),
+        Command::Compare(commands::sweep::CompareArgs {
             config,
             backbones,
             set,
-        } => commands::sweep::compare(&config, &set, &backbones).map(|_| ()),
-        Command::Eval {
+        }) => commands::sweep::compare(&config, &set, &backbones).map(|_| ()),
+        Command::Eval(commands::eval::Args {
             config,
             set,
             calibration,
@@ -494,7 +281,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             stage,
             no_cot,
             no_ao,
-        } => commands::eval::run(
+        }) => commands::eval::run(
             &config,
             &with_calibration(set, calibration),
             base,
@@ -506,6 +293,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             },
         )
         .map(|_| ()),
-        Command::Baselines { config, set } => commands::baselines::run(&config, &set).map(|_| ()),
+        Command::Baselines(commands::baselines::Args { config, set }) => {
+            commands::baselines::run(&config, &set).map(|_| ())
+        }
     }
 }

@@ -7,6 +7,16 @@ use siren_core::config::RunConfig;
 use siren_core::metrics::Metrics;
 use siren_core::run::RunDir;
 
+/// The arguments of `siren baselines`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The run config (TOML).
+    pub config: std::path::PathBuf,
+    /// Override a config key: `--set baselines.3.params.factors=64` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
 pub fn run(config_path: &Path, overrides: &[String]) -> anyhow::Result<Metrics> {
     let config = RunConfig::load(config_path, overrides)?;
     config.validate()?;

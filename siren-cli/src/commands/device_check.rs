@@ -39,6 +39,23 @@ use siren_core::loading::load_hf_dir;
 use siren_core::registry;
 use siren_core::traits::AlignmentLoss;
 
+/// The arguments of `siren device-check`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The prepared folder: config.json, model.safetensors, inputs.safetensors, plan.json.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Compute device: tch-cpu, tch-cuda:N, flex, wgpu, auto.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Phases, comma-separated: parity, speed, grpo, align.
+    #[arg(long, value_delimiter = ',', default_value = "parity,speed,grpo,align")]
+    pub only: Vec<String>,
+    /// Write the JSON to this file instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
 /// Options of `siren device-check`.
 #[derive(Debug, Clone)]
 pub struct Options {

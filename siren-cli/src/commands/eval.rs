@@ -9,6 +9,35 @@ use siren_core::run::RunDir;
 use siren_core::stages;
 use siren_core::stages::eval::{Modes, Weights};
 
+/// The arguments of `siren eval`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The run config (TOML).
+    pub config: PathBuf,
+    /// Override a config key: `--set eval.sample=200` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// The model's calibration (`[model] calibration`) on the distributions: `model`
+    /// (default, when the model has one) or `none` (sets `[eval] calibration`).
+    #[arg(long, value_enum)]
+    pub calibration: Option<crate::CalibrationArg>,
+    /// Evaluate the base model even when the run has trained weights.
+    #[arg(long)]
+    pub base: bool,
+    /// Evaluate with this PEFT adapter folder.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// Evaluate the weights of stage 1 or 2 of the run (default: the newest it has).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub stage: Option<u8>,
+    /// Skip the reasoning (CoT) rows.
+    #[arg(long)]
+    pub no_cot: bool,
+    /// Skip the answer-only rows.
+    #[arg(long)]
+    pub no_ao: bool,
+}
+
 pub fn run(
     config_path: &Path,
     overrides: &[String],

@@ -8,6 +8,54 @@ use anyhow::Context;
 use siren_core::burn::tensor::FloatDType;
 use siren_core::engine::{self, Message};
 
+/// The arguments of `siren generate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A `.gguf` file or a HF model folder (config.json, tokenizer.json, *.safetensors).
+    #[arg(long)]
+    pub model: std::path::PathBuf,
+    /// Backbone kind for HF folders (default: the config's `model_type`).
+    #[arg(long)]
+    pub backbone: Option<String>,
+    /// Compute device: auto, flex, wgpu, tch-cpu, tch-cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// The prompt.
+    #[arg(long)]
+    pub prompt: String,
+    /// Wrap the prompt in the model's chat template as a user message.
+    #[arg(long)]
+    pub chat: bool,
+    /// System message (with --chat).
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Maximum new tokens.
+    #[arg(long, default_value_t = 64)]
+    pub max_new_tokens: usize,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Sample from the k most likely tokens only (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// Nucleus sampling mass (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// Sampler seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Stop when the output contains this string (repeatable).
+    #[arg(long = "stop")]
+    pub stop: Vec<String>,
+    /// A PEFT LoRA adapter folder to apply (adapter_config.json + adapter_model.safetensors).
+    #[arg(long)]
+    pub adapter: Option<std::path::PathBuf>,
+    /// Float type of the weights and activations: f32, bf16 or f16 (where the device
+    /// computes in it).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+}
+
 /// Options of `siren generate`.
 #[derive(Debug, Clone)]
 pub struct Options<'a> {

@@ -6,6 +6,19 @@ use std::path::Path;
 use siren_core::stages;
 use siren_core::traits::TrainReport;
 
+/// The arguments of `siren internalize`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The run config (TOML).
+    pub config: std::path::PathBuf,
+    /// Override a config key: `--set alignment.kind=mse` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Continue the training from the newest checkpoint (a harvest always resumes).
+    #[arg(long)]
+    pub resume: bool,
+}
+
 pub fn run(config_path: &Path, overrides: &[String], resume: bool) -> anyhow::Result<TrainReport> {
     let (config, run, ds) = super::open_run(config_path, overrides)?;
     let report = stages::internalize::run(&config, &ds, &run, resume)?;

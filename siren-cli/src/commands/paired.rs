@@ -3,6 +3,20 @@
 
 use siren_core::paired::{Paired, compare, read_row};
 
+/// The arguments of `siren paired`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Rows in pairs: A B [C D ...].
+    #[arg(required = true, value_name = "FILE.jsonl:DECODER")]
+    pub rows: Vec<String>,
+    /// Bootstrap resamples.
+    #[arg(long, default_value_t = 2000)]
+    pub resamples: usize,
+    /// Seed of the resampling.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
 pub fn run(specs: &[String], resamples: usize, seed: u64) -> anyhow::Result<Vec<Paired>> {
     if specs.len() < 2 || !specs.len().is_multiple_of(2) {
         anyhow::bail!(

@@ -2,6 +2,14 @@
 
 use siren_core::registry;
 
+/// The arguments of `siren plugins`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
 pub fn run(json: bool) -> anyhow::Result<()> {
     let slots = registry::all_slots()?;
     if json {

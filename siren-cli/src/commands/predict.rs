@@ -8,6 +8,29 @@ use siren_core::run::RunDir;
 use siren_core::stages;
 use siren_core::stages::eval::Weights;
 
+/// The arguments of `siren predict`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The run config (TOML).
+    pub config: PathBuf,
+    /// JSONL file of pairs.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Where to write the predictions.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Use the weights of stage 1 or 2 (default: the newest the run has).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub stage: Option<u8>,
+    /// The model's calibration (`[model] calibration`) on the distributions: `model`
+    /// (default, when the model has one) or `none` (sets `[eval] calibration`).
+    #[arg(long, value_enum)]
+    pub calibration: Option<crate::CalibrationArg>,
+    /// Override a config key (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
 pub fn run(
     config_path: &Path,
     overrides: &[String],

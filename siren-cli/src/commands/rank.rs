@@ -6,6 +6,36 @@ use std::path::{Path, PathBuf};
 use siren_core::stages;
 use siren_core::stages::eval::Weights;
 
+/// The arguments of `siren rank`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The run config (TOML).
+    pub config: PathBuf,
+    /// JSONL file of ranking requests.
+    #[arg(
+        long,
+        conflicts_with = "evaluate",
+        required_unless_present = "evaluate"
+    )]
+    pub input: Option<PathBuf>,
+    /// Where to write the rankings (default runs/<name>/rankings.jsonl).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Run the reranking evaluation on [eval] split ([rank] settings).
+    #[arg(long)]
+    pub evaluate: bool,
+    /// Use the weights of stage 1 or 2 (default: the newest the run has).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub stage: Option<u8>,
+    /// The model's calibration (`[model] calibration`) on the distributions: `model`
+    /// (default, when the model has one) or `none` (sets `[eval] calibration`).
+    #[arg(long, value_enum)]
+    pub calibration: Option<crate::CalibrationArg>,
+    /// Override a config key: `--set rank.sample=300` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
 pub fn run(
     config_path: &Path,
     overrides: &[String],

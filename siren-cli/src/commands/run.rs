@@ -6,6 +6,16 @@ use std::path::Path;
 use siren_core::config::RunConfig;
 use siren_core::stages::pipeline::{self, Outcome};
 
+/// The arguments of `siren run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The run config (TOML).
+    pub config: std::path::PathBuf,
+    /// Override a config key: `--set internalizer.kind=ce` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
 pub fn run(config_path: &Path, overrides: &[String]) -> anyhow::Result<Outcome> {
     let config = RunConfig::load(config_path, overrides)?;
     let out = pipeline::run(&config)?;

@@ -5,6 +5,16 @@ use std::path::Path;
 
 use siren_core::stages;
 
+/// The arguments of `siren sketch`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The run config (TOML).
+    pub config: std::path::PathBuf,
+    /// Override a config key: `--set clusterer.kind=hnsw` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
 pub fn run(config_path: &Path, overrides: &[String]) -> anyhow::Result<serde_json::Value> {
     let (config, run, ds) = super::open_run(config_path, overrides)?;
     let out = stages::sketch::run(&config, &ds, &run)?;

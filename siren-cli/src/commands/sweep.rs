@@ -7,6 +7,33 @@ use std::path::{Path, PathBuf};
 use siren_core::config::RunConfig;
 use siren_core::stages::sweep::{self, Point};
 
+/// The arguments of `siren sweep`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The run config (TOML).
+    pub config: PathBuf,
+    /// A swept key and its values: `--grid alignment.kind=cosine,mae,mse` (repeatable;
+    /// several make a cartesian product). Default: the config's [sweep] grid.
+    #[arg(long = "grid", value_name = "KEY=V1,V2")]
+    pub grid: Vec<String>,
+    /// Override a config key for every point (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// The arguments of `siren compare`.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The run config (TOML).
+    pub config: PathBuf,
+    /// Backbones, comma-separated: PATH (HF folder or GGUF file) or PATH@KIND.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub backbones: Vec<String>,
+    /// Override a config key for every backbone (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
 pub fn sweep(
     config_path: &Path,
     overrides: &[String],

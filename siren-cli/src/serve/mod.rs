@@ -51,6 +51,29 @@ use siren_core::stages::eval::Weights;
 use metrics::Metrics;
 use worker::{Health, Queue, Refused, Work};
 
+/// The arguments of `siren serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The run config (TOML).
+    pub config: std::path::PathBuf,
+    /// Listen here (default [serve] addr, 127.0.0.1:8080; port 0 picks a free one).
+    #[arg(long)]
+    pub addr: Option<String>,
+    /// Use the weights of stage 1 or 2 (default: the newest the run has).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub stage: Option<u8>,
+    /// Serve this PEFT adapter folder over the base model.
+    #[arg(long)]
+    pub adapter: Option<std::path::PathBuf>,
+    /// The model's calibration (`[model] calibration`) on the distributions: `model`
+    /// (default, when the model has one) or `none` (sets `[eval] calibration`).
+    #[arg(long, value_enum)]
+    pub calibration: Option<crate::CalibrationArg>,
+    /// Override a config key: `--set serve.max_batch=16` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
 /// Most requests building their prompts at once (tokenizing, and encoding a new user's items).
 const PROMPT_BUILDERS: usize = 4;
 
