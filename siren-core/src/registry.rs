@@ -217,25 +217,35 @@ fn slot_info<T: ?Sized + Collected>() -> Result<SlotInfo> {
     })
 }
 
-/// Every slot with its plugins, in pipeline order. Fails on the first duplicate name.
-pub fn all_slots() -> Result<Vec<SlotInfo>> {
-    use crate::traits::*;
-    Ok(vec![
-        slot_info::<dyn ComputeDevice>()?,
-        slot_info::<dyn DatasetLoader>()?,
-        slot_info::<dyn RatingBaseline>()?,
-        slot_info::<dyn Retriever>()?,
-        slot_info::<dyn TextEncoder>()?,
-        slot_info::<dyn TopicClusterer>()?,
-        slot_info::<dyn TopicNamer>()?,
-        slot_info::<dyn SketchBuilder>()?,
-        slot_info::<dyn Backbone>()?,
-        slot_info::<dyn LoraTargets>()?,
-        slot_info::<dyn Reward>()?,
-        slot_info::<dyn PolicyTrainer>()?,
-        slot_info::<dyn Internalizer>()?,
-        slot_info::<dyn AlignmentLoss>()?,
-    ])
+/// Declares every slot from one table and defines [`all_slots`] from the same list.
+macro_rules! slot_table {
+    ($($tr:ident, $name:literal, $summary:literal;)*) => {
+        $($crate::__declare_slot!($crate::traits::$tr, $name, $summary);)*
+
+        /// Every slot with its plugins, in pipeline order. Fails on the first duplicate name.
+        pub fn all_slots() -> Result<Vec<SlotInfo>> {
+            Ok(vec![$(slot_info::<dyn $crate::traits::$tr>()?,)*])
+        }
+    };
+}
+
+// The slot table: each slot's trait, name and one-line summary, in pipeline order. A new
+// slot is its trait (in `traits/`), a line here and its `register_*!` macro below.
+slot_table! {
+    ComputeDevice, "device", "compute device for tensors (tch-cpu, tch-cuda:N, wgpu, flex, auto)";
+    DatasetLoader, "dataset", "loads ratings and item texts into the in-memory data model with its splits";
+    RatingBaseline, "rating-baseline", "classic rating predictors fitted on the history split";
+    Retriever, "retriever", "proposes candidate items from implicit feedback, for reranking";
+    TextEncoder, "text-encoder", "embeds item texts into L2-normalised vectors";
+    TopicClusterer, "topic-clusterer", "groups item embeddings into K topics";
+    TopicNamer, "topic-namer", "names each topic from its most central items";
+    SketchBuilder, "sketch-builder", "turns a user's rated topics into liked / disliked topic lists";
+    Backbone, "backbone", "decoder LLM architecture adapter (HF config.json; GGUF metadata and tensor names)";
+    LoraTargets, "lora-targets", "chooses which linear sites receive LoRA adapters";
+    Reward, "reward", "scores a completion against the true rating (GRPO)";
+    PolicyTrainer, "policy-trainer", "stage 1: trains the policy to reason and rate (SFT, GRPO)";
+    Internalizer, "internalizer", "stage 2: internalizes explicit reasoning into answer-only prediction";
+    AlignmentLoss, "alignment-loss", "distance between student and teacher hidden states";
 }
 
 /// Builds every slot's table once; the first duplicate registration is an error. Call at
