@@ -167,6 +167,108 @@ fn closed_loop(
     (v, bad.load(Ordering::Relaxed), wall)
 }
 
+/// An open loop: `total` `/v1/predict` requests of `bodies` started at `rate` per second from
+/// 128 client threads; the count of each status (or error) and the wall time.
+fn open_loop(
+    addr: std::net::SocketAddr,
+    bodies: Vec<String>,
+    rate: f64,
+    total: usize,
+) -> (std::collections::BTreeMap<String, usize>, f64) {
+    let statuses = Arc::new(Mutex::new(
+        std::collections::BTreeMap::<String, usize>::new(),
+    ));
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let bodies = Arc::new(bodies);
+    let threads: Vec<_> = (0..128)
+        .map(|_| {
+            let (statuses, next, bodies) = (statuses.clone(), next.clone(), bodies.clone());
+            std::thread::spawn(move || {
+                let mut c = Client::new(addr, Duration::from_secs(120));
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        break;
+                    }
+                    let at = start + Duration::from_secs_f64(i as f64 / rate);
+                    if let Some(d) = at.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(d);
+                    }
+                    let key = match c.post("/v1/predict", &bodies[i % bodies.len()]) {
+                        Ok(r) => r.status.to_string(),
+                        Err(e) => format!("error: {e}"),
+                    };
+                    *statuses.lock().unwrap().entry(key).or_default() += 1;
+                }
+            })
+        })
+        .collect();
+    for th in threads {
+        let _ = th.join();
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let statuses = statuses.lock().unwrap().clone();
+    (statuses, wall)
+}
+
+/// The closed-loop runs: each route at each concurrency level on its own bodies; the rows, the
+/// markdown table and the best `/v1/predict` throughput (requests per second).
+fn closed_loops(
+    a: &Args,
+    predict: &[String],
+    rank: &[String],
+) -> (Vec<serde_json::Value>, String, f64) {
+    let mut rows = Vec::new();
+    let mut md = String::from(
+        "| route | clients | requests | p50 ms | p95 ms | p99 ms | req/s | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut capacity: f64 = 0.0;
+    for (route, bodies, per) in [
+        ("/v1/predict", predict, a.predict),
+        ("/v1/rank", rank, a.rank),
+    ] {
+        for (li, &conc) in a.levels.iter().enumerate() {
+            let part = &bodies[(li * per).min(bodies.len())..((li + 1) * per).min(bodies.len())];
+            if part.is_empty() {
+                continue;
+            }
+            eprintln!("{route}: {} requests from {conc} clients", part.len());
+            let (lat, bad, wall) = closed_loop(a.addr, route, part, conc);
+            let rps = lat.len() as f64 / wall;
+            if route == "/v1/predict" {
+                capacity = capacity.max(rps);
+            }
+            let p = |q| 1e3 * percentile(&lat, q);
+            let _ = writeln!(
+                md,
+                "| `{route}`{} | {conc} | {} | {:.0} | {:.0} | {:.0} | {:.2} | {bad} |",
+                if route == "/v1/rank" {
+                    format!(" ({} candidates)", a.candidates)
+                } else {
+                    String::new()
+                },
+                part.len(),
+                p(50.0),
+                p(95.0),
+                p(99.0),
+                rps
+            );
+            rows.push(json!({"route": route, "clients": conc, "requests": part.len(),
+                "p50_ms": p(50.0), "p95_ms": p(95.0), "p99_ms": p(99.0), "rps": rps, "errors": bad}));
+        }
+    }
+    (rows, md, capacity)
+}
+
+/// The value of Prometheus metric `name` in a `/metrics` body (NaN when absent).
+fn metric_value(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
 fn main() -> anyhow::Result<()> {
     let a = args()?;
     std::fs::create_dir_all(&a.out)?;
@@ -214,56 +316,13 @@ fn main() -> anyhow::Result<()> {
         bail!("the server at {} is not healthy: {}", a.addr, h.body);
     }
     let rss0 = rss_mib(a.pid);
-    let mut rows = Vec::new();
-    let mut md = String::from(
-        "| route | clients | requests | p50 ms | p95 ms | p99 ms | req/s | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
-    );
-    let mut capacity: f64 = 0.0;
-    for (route, bodies, per) in [
-        ("/v1/predict", &predict, a.predict),
-        ("/v1/rank", &rank, a.rank),
-    ] {
-        for (li, &conc) in a.levels.iter().enumerate() {
-            let part = &bodies[(li * per).min(bodies.len())..((li + 1) * per).min(bodies.len())];
-            if part.is_empty() {
-                continue;
-            }
-            eprintln!("{route}: {} requests from {conc} clients", part.len());
-            let (lat, bad, wall) = closed_loop(a.addr, route, part, conc);
-            let rps = lat.len() as f64 / wall;
-            if route == "/v1/predict" {
-                capacity = capacity.max(rps);
-            }
-            let p = |q| 1e3 * percentile(&lat, q);
-            let _ = writeln!(
-                md,
-                "| `{route}`{} | {conc} | {} | {:.0} | {:.0} | {:.0} | {:.2} | {bad} |",
-                if route == "/v1/rank" {
-                    format!(" ({} candidates)", a.candidates)
-                } else {
-                    String::new()
-                },
-                part.len(),
-                p(50.0),
-                p(95.0),
-                p(99.0),
-                rps
-            );
-            rows.push(json!({"route": route, "clients": conc, "requests": part.len(),
-                "p50_ms": p(50.0), "p95_ms": p(95.0), "p99_ms": p(99.0), "rps": rps, "errors": bad}));
-        }
-    }
+    let (rows, mut md, capacity) = closed_loops(&a, &predict, &rank);
     eprint!("{md}");
 
     // Fault run: an open loop at 3× capacity.
     let rate = 3.0 * capacity.max(0.1);
     let total = (rate * a.fault_seconds).ceil() as usize;
     eprintln!("fault run: {total} requests at {rate:.1}/s (3× capacity {capacity:.2}/s)");
-    let statuses = Arc::new(Mutex::new(
-        std::collections::BTreeMap::<String, usize>::new(),
-    ));
-    let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
     let peak = Arc::new(Mutex::new(rss0));
     let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sampler = {
@@ -278,35 +337,7 @@ fn main() -> anyhow::Result<()> {
             }
         })
     };
-    let bodies = Arc::new(fault_bodies);
-    let threads: Vec<_> = (0..128)
-        .map(|_| {
-            let (statuses, next, bodies) = (statuses.clone(), next.clone(), bodies.clone());
-            let addr = a.addr;
-            std::thread::spawn(move || {
-                let mut c = Client::new(addr, Duration::from_secs(120));
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= total {
-                        break;
-                    }
-                    let at = start + Duration::from_secs_f64(i as f64 / rate);
-                    if let Some(d) = at.checked_duration_since(Instant::now()) {
-                        std::thread::sleep(d);
-                    }
-                    let key = match c.post("/v1/predict", &bodies[i % bodies.len()]) {
-                        Ok(r) => r.status.to_string(),
-                        Err(e) => format!("error: {e}"),
-                    };
-                    *statuses.lock().unwrap().entry(key).or_default() += 1;
-                }
-            })
-        })
-        .collect();
-    for th in threads {
-        let _ = th.join();
-    }
-    let fault_wall = start.elapsed().as_secs_f64();
+    let (statuses, fault_wall) = open_loop(a.addr, fault_bodies, rate, total);
     let rss_fault = *peak.lock().unwrap();
 
     // Clients killed mid-request.
@@ -334,14 +365,7 @@ fn main() -> anyhow::Result<()> {
     sampling.store(false, Ordering::Relaxed);
     let _ = sampler.join();
     let rss_end = rss_mib(a.pid);
-    let metric = |name: &str| -> f64 {
-        m.body
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(f64::NAN)
-    };
-    let statuses = statuses.lock().unwrap().clone();
+    let metric = |name: &str| metric_value(&m.body, name);
     let only_200_503 = statuses.keys().all(|k| k == "200" || k == "503");
     let _ = write!(
         md,
