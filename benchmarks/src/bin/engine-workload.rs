@@ -204,6 +204,601 @@ fn timed<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(T, f64)> {
     Ok((v, t.elapsed().as_secs_f64()))
 }
 
+/// What every part of the benchmark shares.
+struct Bench<'a> {
+    args: &'a Args,
+    config: RunConfig,
+    ds: siren_core::data::Dataset,
+    device: Device,
+    base: Decoder,
+    tok: siren_core::engine::TextTokenizer,
+    flops: Flops,
+    pad: u32,
+    sketches: stages::sketch::PromptSketches,
+    peak: f64,
+}
+
+/// The seconds and FLOPs of one GRPO step on both paths (`[per-sequence, shared prefix]`).
+struct GrpoTimes {
+    sampling: [f64; 2],
+    sampling_grown: f64,
+    reference: [f64; 2],
+    update: [f64; 2],
+    gen_flops: [f64; 2],
+    lp_flops: [f64; 2],
+    same: bool,
+    /// Prompts, group size, response tokens, mean prompt tokens.
+    shape: (usize, usize, usize, f64),
+}
+
+/// Prints the GRPO table and returns its JSON.
+fn grpo_table(t: &GrpoTimes) -> serde_json::Value {
+    let [s_plain, s_shared] = t.sampling;
+    let s_grown = t.sampling_grown;
+    let [ref_plain, ref_shared] = t.reference;
+    let [upd_plain, upd_shared] = t.update;
+    let [gen_flops_plain, gen_flops_shared] = t.gen_flops;
+    let [lp_plain, lp_shared] = t.lp_flops;
+    let same = t.same;
+    let (prompts, g, response, mean_p) = t.shape;
+    let total_plain = s_plain + ref_plain + upd_plain;
+    let total_shared = s_shared + ref_shared + upd_shared;
+    let gf = |f: f64, s: f64| f / s / 1e9;
+    println!(
+        "| phase | per-sequence s | shared-prefix s | ratio | per-seq GFLOP/s | shared GFLOP/s |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| sampling | {s_plain:.1} | {s_shared:.1} | {:.2}× | {:.0} | {:.0} |",
+        s_plain / s_shared,
+        gf(gen_flops_plain, s_plain),
+        gf(gen_flops_shared, s_shared)
+    );
+    println!(
+        "| reference log-probs | {ref_plain:.1} | {ref_shared:.1} | {:.2}× | {:.0} | {:.0} |",
+        ref_plain / ref_shared,
+        gf(lp_plain, ref_plain),
+        gf(lp_shared, ref_shared)
+    );
+    println!(
+        "| policy log-probs + backward + AdamW | {upd_plain:.1} | {upd_shared:.1} | {:.2}× | {:.0} | {:.0} |",
+        upd_plain / upd_shared,
+        gf(2.0 * lp_plain, upd_plain),
+        gf(2.0 * lp_shared, upd_shared)
+    );
+    println!(
+        "| **step** | **{total_plain:.1}** | **{total_shared:.1}** | **{:.2}×** | | |",
+        total_plain / total_shared
+    );
+    let total_grown = s_grown + ref_shared + upd_shared;
+    println!(
+        "| sampling, shared prefix with the cache grown by concatenation (before) | | {s_grown:.1} | {:.2}× slower | | {:.0} |",
+        s_grown / s_shared,
+        gf(gen_flops_shared, s_grown)
+    );
+    println!(
+        "| step with that sampling (before) | | {total_grown:.1} | {:.2}× slower | | |",
+        total_grown / total_shared
+    );
+    println!("samples identical on every path: {same}");
+    serde_json::json!({
+        "sampling_grown_cache_s": s_grown, "step_grown_cache_s": total_grown,
+        "prompts": prompts, "group": g, "response": response, "prompt_tokens": mean_p,
+        "sampling_s": [s_plain, s_shared], "reference_s": [ref_plain, ref_shared],
+        "update_s": [upd_plain, upd_shared], "step_s": [total_plain, total_shared],
+        "gflops": [gf(gen_flops_plain + 3.0 * lp_plain, total_plain), gf(gen_flops_shared + 3.0 * lp_shared, total_shared)],
+        "samples_identical": same,
+    })
+}
+
+/// Token log-probs of `(prompts, owner, completions)` on the shared-prefix path at T = 1.
+fn shared_lp(
+    model: &Decoder,
+    (prompts, owner, completions): (&[Vec<u32>], &[usize], &[Vec<u32>]),
+    pad: u32,
+    device: &Device,
+) -> anyhow::Result<siren_core::engine::CompletionScores> {
+    let shared = SharedPrefix {
+        prompts,
+        owner,
+        completions,
+    };
+    Ok(shared_prefix_logprobs(model, shared, pad, 1.0, device)?)
+}
+
+/// The policy's log-probs, backward and an AdamW update per micro-batch of `micro` sequences,
+/// each prompt computed with its completion (the per-sequence path).
+fn per_sequence_updates(
+    mut m: Decoder,
+    (repeated, comps): (&[Vec<u32>], &[Vec<u32>]),
+    micro: usize,
+    pad: u32,
+    optim: &mut siren_core::burn::optim::ModuleOptimizer,
+    device: &Device,
+) -> anyhow::Result<()> {
+    for c in (0..comps.len()).collect::<Vec<_>>().chunks(micro) {
+        let pr: Vec<Vec<u32>> = c.iter().map(|&j| repeated[j].clone()).collect();
+        let co: Vec<Vec<u32>> = c.iter().map(|&j| comps[j].clone()).collect();
+        let sc = completion_logprobs_at(&m, &pr, &co, pad, 1.0, device)?;
+        let grads = GradientsParams::from_grads(sc.logprobs.sum().backward(), &m);
+        m = optim.step(1e-5, m, grads);
+    }
+    Ok(())
+}
+
+/// One GRPO step, per sequence against shared prefix (see the module docs).
+fn grpo(b: &Bench<'_>) -> anyhow::Result<serde_json::Value> {
+    let Bench {
+        args,
+        config,
+        ds,
+        device,
+        tok,
+        flops,
+        sketches,
+        ..
+    } = b;
+    let pad = b.pad;
+
+    let rows = stages::sample_rows(&ds.train, Some(args.prompts), config.seed);
+    let ex = stages::examples(&config, &ds, &rows, &sketches, &tok)?;
+    let prompts: Vec<Vec<u32>> = ex
+        .iter()
+        .map(|e| tok.encode(&e.prompt, false))
+        .collect::<Result<_, _>>()?;
+    let g = args.group;
+    let owner: Vec<usize> = (0..prompts.len())
+        .flat_map(|i| std::iter::repeat_n(i, g))
+        .collect();
+    let repeated: Vec<Vec<u32>> = owner.iter().map(|&o| prompts[o].clone()).collect();
+    let cfg = GenerationConfig {
+        max_new_tokens: args.response,
+        temperature: 1.0,
+        seed: 7,
+        pad_id: pad,
+        ..GenerationConfig::default()
+    };
+    let train_dev = device.clone().autodiff();
+    let (tmodel, _) = stages::load_run_model(&config, &train_dev, "the benchmark")?;
+    let policy = lora(tmodel)?;
+    let infer = policy.valid();
+    let n = owner.len() as f64;
+    let p_tokens: f64 = prompts.iter().map(|p| p.len() as f64).sum();
+    let mean_p = p_tokens / prompts.len() as f64;
+    println!(
+        "\n## GRPO step: {} prompts × G={g}, {} response tokens, prompts of {mean_p:.0} tokens",
+        prompts.len(),
+        args.response
+    );
+    // Sampling: per sequence; shared prefix with the cache grown by concatenation (the
+    // earlier path); shared prefix with the preallocated cache (today's).
+    let per_seq = args.per_sequence;
+    let skip = |run: bool, f: &dyn Fn() -> anyhow::Result<Vec<Vec<u32>>>| {
+        if run {
+            timed(f)
+        } else {
+            Ok((Vec::new(), f64::NAN))
+        }
+    };
+    let (plain_samples, s_plain) =
+        skip(per_seq, &|| Ok(generate(&infer, &repeated, &cfg, &device)?))?;
+    let grown = GenerationConfig {
+        preallocate: false,
+        ..cfg.clone()
+    };
+    let (grown_samples, s_grown) =
+        timed(|| Ok(generate_shared(&infer, &prompts, &owner, &grown, &device)?))?;
+    let (shared_samples, s_shared) =
+        timed(|| Ok(generate_shared(&infer, &prompts, &owner, &cfg, &device)?))?;
+    let same = (!per_seq || plain_samples == shared_samples) && grown_samples == shared_samples;
+    let r = args.response as f64;
+    let gen_flops_plain = flops.forward(n * mean_p, n * mean_p * mean_p / 2.0, n)
+        + flops.forward(n * r, n * r * (mean_p + r / 2.0), n * r);
+    let gen_flops_shared = flops.forward(p_tokens, p_tokens * mean_p / 2.0, prompts.len() as f64)
+        + flops.forward(n * r, n * r * (mean_p + r / 2.0), n * r);
+    // Log-probs: the same samples on both paths.
+    let comps = shared_samples;
+    let micro = args.micro;
+    let ref_model = infer.clone();
+    let (_, ref_plain) = skip(per_seq, &|| {
+        for c in (0..comps.len()).collect::<Vec<_>>().chunks(micro) {
+            let pr: Vec<Vec<u32>> = c.iter().map(|&j| repeated[j].clone()).collect();
+            let co: Vec<Vec<u32>> = c.iter().map(|&j| comps[j].clone()).collect();
+            completion_logprobs_at(&ref_model, &pr, &co, pad, 1.0, &device)?;
+        }
+        Ok(Vec::new())
+    })?;
+    let per_micro = (micro / g).max(1);
+    let groups: Vec<Vec<usize>> = (0..prompts.len())
+        .collect::<Vec<_>>()
+        .chunks(per_micro)
+        .map(<[usize]>::to_vec)
+        .collect();
+    let shared_of = |grp: &[usize]| {
+        let pr: Vec<Vec<u32>> = grp.iter().map(|&i| prompts[i].clone()).collect();
+        let ow: Vec<usize> = (0..grp.len())
+            .flat_map(|k| std::iter::repeat_n(k, g))
+            .collect();
+        let co: Vec<Vec<u32>> = grp
+            .iter()
+            .flat_map(|&i| (0..g).map(move |k| i * g + k))
+            .map(|j| comps[j].clone())
+            .collect();
+        (pr, ow, co)
+    };
+    let (_, ref_shared) = timed(|| {
+        for grp in &groups {
+            let (pr, ow, co) = shared_of(grp);
+            shared_lp(&ref_model, (&pr, &ow, &co), pad, device)?;
+        }
+        Ok(())
+    })?;
+    let mut optim = AdamWConfig::new().init();
+    let mut upd_plain = f64::NAN;
+    if per_seq {
+        upd_plain = timed(|| {
+            let m = policy.clone();
+            per_sequence_updates(m, (&repeated, &comps), micro, pad, &mut optim, &train_dev)
+        })?
+        .1;
+    }
+    let (_, upd_shared) = timed(|| {
+        let mut m = policy.clone();
+        for grp in &groups {
+            let (pr, ow, co) = shared_of(grp);
+            let sc = shared_lp(&m, (&pr, &ow, &co), pad, &train_dev)?;
+            let grads = GradientsParams::from_grads(sc.logprobs.sum().backward(), &m);
+            m = optim.step(1e-5, m, grads);
+        }
+        Ok(())
+    })?;
+    let lp_plain = flops.forward(
+        n * (mean_p + r),
+        n * (mean_p + r).powi(2) / 2.0,
+        n * (r + 1.0),
+    );
+    let lp_shared = flops.forward(
+        p_tokens + n * r,
+        p_tokens * mean_p / 2.0 + n * r * (mean_p + r / 2.0),
+        n * r,
+    );
+    Ok(grpo_table(&GrpoTimes {
+        sampling: [s_plain, s_shared],
+        sampling_grown: s_grown,
+        reference: [ref_plain, ref_shared],
+        update: [upd_plain, upd_shared],
+        gen_flops: [gen_flops_plain, gen_flops_shared],
+        lp_flops: [lp_plain, lp_shared],
+        same,
+        shape: (prompts.len(), g, args.response, mean_p),
+    }))
+}
+
+/// Seconds of causal attention alone (forward and backward) at the ao-sft shapes, times the
+/// number of layers.
+fn attention_alone(
+    micro: usize,
+    len: usize,
+    s: &siren_core::engine::DecoderSpec,
+    train_dev: &Device,
+) -> f64 {
+    let (bb, nh, hd) = (micro, s.num_heads, s.head_dim);
+    let q = Tensor::<4>::random(
+        [bb, nh, len, hd],
+        siren_core::burn::tensor::Distribution::Default,
+        train_dev,
+    )
+    .require_grad();
+    let k = Tensor::<4>::random(
+        [bb, nh, len, hd],
+        siren_core::burn::tensor::Distribution::Default,
+        train_dev,
+    )
+    .require_grad();
+    let v = Tensor::<4>::random(
+        [bb, nh, len, hd],
+        siren_core::burn::tensor::Distribution::Default,
+        train_dev,
+    )
+    .require_grad();
+    let mask = Tensor::<2, siren_core::burn::tensor::Bool>::tril_mask([len, len], 0, train_dev)
+        .reshape([1, 1, len, len])
+        .expand([bb, nh, len, len]);
+    let t = Instant::now();
+    let sc = q
+        .matmul(k.swap_dims(2, 3))
+        .mul_scalar(0.125)
+        .mask_fill(mask, -1e9);
+    let o = siren_core::burn::tensor::activation::softmax(sc, 3).matmul(v);
+    let _ = o.sum().backward();
+    t.elapsed().as_secs_f64() * s.num_layers as f64
+}
+
+/// Seconds of the output projection and log-softmax alone (forward and backward) on the
+/// answer columns of a micro-batch.
+fn head_alone(micro: usize, base: &Decoder, train_dev: &Device) -> f64 {
+    let x = Tensor::<2>::random(
+        [micro * 3, base.spec.hidden_size],
+        siren_core::burn::tensor::Distribution::Default,
+        train_dev,
+    )
+    .require_grad();
+    let w = base.embed_tokens.weight.val();
+    let w = Tensor::<2>::from_data(w.into_data(), train_dev);
+    let t = Instant::now();
+    let l = x.matmul(w.transpose());
+    let _ = siren_core::burn::tensor::activation::log_softmax(l, 1)
+        .sum()
+        .backward();
+    t.elapsed().as_secs_f64()
+}
+
+/// One answer-only SFT step, per sequence against shared prefix, with the attention and
+/// output-projection shares.
+fn ao_sft(b: &Bench<'_>) -> anyhow::Result<serde_json::Value> {
+    let Bench {
+        args,
+        config,
+        ds,
+        device,
+        base,
+        tok,
+        flops,
+        sketches,
+        ..
+    } = b;
+    let (pad, peak) = (b.pad, b.peak);
+
+    let rows = stages::sample_rows(&ds.train, Some(args.micro * 4), config.seed + 1);
+    let ex = stages::examples(&config, &ds, &rows, &sketches, &tok)?;
+    let len = args.sft_tokens;
+    let mut prompts = Vec::new();
+    let mut comps = Vec::new();
+    for e in ex.iter().take(args.micro) {
+        let mut p = tok.encode(&format!("{}{AO_SUFFIX}", e.prompt), false)?;
+        // Cut to the last `len` tokens, or repeat the head to reach `len`.
+        while p.len() < len {
+            let extra: Vec<u32> = p[..(len - p.len()).min(p.len())].to_vec();
+            p.splice(0..0, extra);
+        }
+        p.drain(..p.len() - len);
+        prompts.push(p);
+        comps.push(tok.encode(&format!("{}</answer>", e.rating as u32), false)?);
+    }
+    let b = prompts.len() as f64;
+    let train_dev = if args.checkpointing {
+        device.clone().autodiff().gradient_checkpointing()
+    } else {
+        device.clone().autodiff()
+    };
+    let (tmodel, _) = stages::load_run_model(&config, &train_dev, "the benchmark")?;
+    let mut m = lora(tmodel)?;
+    let mut optim = AdamWConfig::new().init();
+    let owner: Vec<usize> = (0..prompts.len()).collect();
+    let c = comps.iter().map(Vec::len).max().unwrap_or(1) as f64;
+    let f_fwd = flops.forward(b * (len as f64 + c), b * (len as f64).powi(2) / 2.0, b * c);
+    let mut rows_out = Vec::new();
+    for (name, shared) in [("per-sequence", false), ("shared prefix", true)] {
+        reset_rss_peak();
+        let mut best = (f64::INFINITY, 0.0, 0.0, 0.0);
+        for _ in 0..3 {
+            let t = Instant::now();
+            let sc = if shared {
+                shared_prefix_logprobs(
+                    &m,
+                    SharedPrefix {
+                        prompts: &prompts,
+                        owner: &owner,
+                        completions: &comps,
+                    },
+                    pad,
+                    1.0,
+                    &train_dev,
+                )?
+            } else {
+                completion_logprobs_at(&m, &prompts, &comps, pad, 1.0, &train_dev)?
+            };
+            let loss = sc.logprobs.sum().neg();
+            let _ = loss.clone().into_scalar::<f32>();
+            let fwd = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let grads = GradientsParams::from_grads(loss.backward(), &m);
+            let bwd = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            m = optim.step(1e-5, m, grads);
+            let _ = m.layers[0]
+                .self_attn
+                .q_proj
+                .adapter
+                .as_ref()
+                .map(|a| a.lora_b.val().sum().into_scalar::<f32>());
+            let opt = t.elapsed().as_secs_f64();
+            if fwd + bwd + opt < best.0 {
+                best = (fwd + bwd + opt, fwd, bwd, opt);
+            }
+        }
+        let rss = rss_peak_mb();
+        let gflops = 2.0 * f_fwd / best.0 / 1e9;
+        rows_out.push((name, best, gflops, rss));
+    }
+    // Attention and the output projection alone, at the same shapes (fwd + bwd).
+    let s = &base.spec;
+    let attn_s = attention_alone(args.micro, len, s, &train_dev);
+    let head_s = head_alone(args.micro, base, &train_dev);
+    println!(
+        "\n## ao-sft step: micro-batch {} × {len} tokens, LoRA r=8 on every linear site",
+        args.micro
+    );
+    println!(
+        "| path | forward s | backward s | AdamW s | step s | GFLOP/s | % of matmul peak | peak RSS MB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (name, (tot, f, bw, o), gflops, rss) in &rows_out {
+        println!(
+            "| {name} | {f:.2} | {bw:.2} | {o:.3} | {tot:.2} | {gflops:.0} | {:.0}% | {rss:.0} |",
+            100.0 * gflops / peak
+        );
+    }
+    println!(
+        "attention alone (fwd+bwd, {} layers): {attn_s:.2} s; output projection + log-softmax on the answer columns: {head_s:.3} s",
+        s.num_layers
+    );
+    Ok(serde_json::json!({
+        "micro": args.micro, "tokens": len,
+        "rows": rows_out.iter().map(|(n, (t, f, b, o), g, r)| serde_json::json!({"path": n, "step_s": t, "forward_s": f, "backward_s": b, "optimizer_s": o, "gflops": g, "peak_rss_mb": r})).collect::<Vec<_>>(),
+        "attention_s": attn_s, "head_s": head_s,
+    }))
+}
+
+/// `--candidates` candidates of one user: each pair alone against the user prefix once.
+fn rank(b: &Bench<'_>) -> anyhow::Result<serde_json::Value> {
+    let Bench {
+        args,
+        config,
+        ds,
+        device,
+        base,
+        tok,
+        sketches,
+        ..
+    } = b;
+    let pad = b.pad;
+    let rt = RatingTokens::new(tok, 5)?;
+
+    // One valid user, `--candidates` items of the catalog as candidates.
+    let user = ds.valid[0].user;
+    let pb = siren_core::prompt::PromptBuilder::new(config.prompt.clone())?;
+    let full = stages::predict::full_timelines(&ds);
+    let count = |s: &str| tok.encode(s, false).map(|v| v.len()).unwrap_or(0);
+    // Candidates the user has not rated (the ranking case).
+    let seen: std::collections::HashSet<u32> = full[user as usize].iter().map(|x| x.item).collect();
+    let step = (ds.items.len() / (args.candidates + seen.len())).max(1);
+    let items: Vec<u32> = (0..ds.items.len())
+        .step_by(step)
+        .map(|i| i as u32)
+        .filter(|i| !seen.contains(i))
+        .take(args.candidates)
+        .collect();
+    let mut prompts = Vec::new();
+    for &item in &items {
+        let p = stages::predict::pair_prompt(&ds, &full, &sketches, &pb, (user, item), &count)?;
+        let text = stages::render_prompt(&tok, &p)?;
+        prompts.push(tok.encode(&format!("{text}{AO_SUFFIX}"), false)?);
+    }
+    let bsz = config.eval.batch_size;
+    let (alone, t_alone) = timed(|| {
+        let mut out = Vec::new();
+        for c in prompts.chunks(bsz) {
+            out.extend(answer_scores(&base, None, c, &rt, pad, &device)?);
+        }
+        Ok(out)
+    })?;
+    let group: Vec<usize> = (0..prompts.len()).collect();
+    let ((cached, stats), t_cached) = timed(|| {
+        Ok(score_grouped(
+            &base,
+            &prompts,
+            &[group],
+            &rt,
+            (pad, bsz),
+            &device,
+            &|_| {},
+        )?)
+    })?;
+    let d = alone
+        .iter()
+        .zip(&cached)
+        .flat_map(|(a, b)| a.probs.iter().zip(&b.probs).map(|(x, y)| (x - y).abs()))
+        .fold(0f32, f32::max);
+    let mean_len = prompts.iter().map(Vec::len).sum::<usize>() as f64 / prompts.len() as f64;
+    println!(
+        "\n## {} candidates for one user (prompts of {mean_len:.0} tokens, batch {bsz})",
+        prompts.len()
+    );
+    println!("| path | s | s/candidate | prompt tokens computed |");
+    println!("|---|---|---|---|");
+    println!(
+        "| each pair alone | {t_alone:.1} | {:.3} | {} |",
+        t_alone / prompts.len() as f64,
+        stats.total_tokens
+    );
+    println!(
+        "| user prefix once | {t_cached:.1} | {:.3} | {} |",
+        t_cached / prompts.len() as f64,
+        stats.computed_tokens
+    );
+    println!(
+        "speed-up {:.1}×; max difference of the distributions {d:.2e}",
+        t_alone / t_cached
+    );
+    Ok(serde_json::json!({
+        "candidates": prompts.len(), "alone_s": t_alone, "cached_s": t_cached,
+        "speedup": t_alone / t_cached, "max_diff": d,
+        "tokens": [stats.total_tokens, stats.computed_tokens],
+    }))
+}
+
+/// Answer-only seconds per user at each batch size: plain batches against the common prefix
+/// and length buckets.
+fn eval(b: &Bench<'_>) -> anyhow::Result<serde_json::Value> {
+    let Bench {
+        args,
+        config,
+        ds,
+        device,
+        base,
+        tok,
+        sketches,
+        ..
+    } = b;
+    let pad = b.pad;
+    let rt = RatingTokens::new(tok, 5)?;
+
+    let rows = stages::sample_rows(&ds.valid, Some(args.eval_users), config.seed);
+    let ex = stages::examples(&config, &ds, &rows, &sketches, &tok)?;
+    let prompts: Vec<Vec<u32>> = ex
+        .iter()
+        .map(|e| tok.encode(&format!("{}{AO_SUFFIX}", e.prompt), false))
+        .collect::<Result<_, _>>()?;
+    let n = prompts.len() as f64;
+    println!("\n## answer-only evaluation, {} valid users", prompts.len());
+    println!(
+        "| batch | plain s/user | prefix + buckets s/user | ratio | padding plain → bucketed |"
+    );
+    println!("|---|---|---|---|---|");
+    let mut out = Vec::new();
+    for &bsz in &args.batches {
+        let (_, plain) = timed(|| {
+            for c in prompts.chunks(bsz) {
+                answer_scores(&base, None, c, &rt, pad, &device)?;
+            }
+            Ok(())
+        })?;
+        let ((_, st), fast) = timed(|| {
+            Ok(score_grouped(
+                &base,
+                &prompts,
+                &[],
+                &rt,
+                (pad, bsz),
+                &device,
+                &|_| {},
+            )?)
+        })?;
+        println!(
+            "| {bsz} | {:.3} | {:.3} | {:.2}× | {:.1}% → {:.1}% |",
+            plain / n,
+            fast / n,
+            plain / fast,
+            100.0 * st.pad_fraction_unbucketed,
+            100.0 * st.pad_fraction
+        );
+        out.push(serde_json::json!({"batch": bsz, "plain_s_per_user": plain / n, "fast_s_per_user": fast / n,
+            "pad_plain": st.pad_fraction_unbucketed, "pad_bucketed": st.pad_fraction, "prefix": st.common_prefix}));
+    }
+    Ok(serde_json::json!(out))
+}
+
 fn main() -> anyhow::Result<()> {
     let args = parse()?;
     let config = RunConfig::load(&args.config, &args.sets)?;
@@ -223,483 +818,32 @@ fn main() -> anyhow::Result<()> {
         "device {label}: 1024³ f32 matmul {peak:.1} GFLOP/s (the peak GFLOP/s below refer to)"
     );
     report.insert("matmul_gflops".into(), serde_json::json!(peak));
+    let bench = Bench {
+        args: &args,
+        config,
+        ds,
+        device,
+        base,
+        tok,
+        flops,
+        pad,
+        sketches,
+        peak,
+    };
 
     if want("grpo") {
-        let rows = stages::sample_rows(&ds.train, Some(args.prompts), config.seed);
-        let ex = stages::examples(&config, &ds, &rows, &sketches, &tok)?;
-        let prompts: Vec<Vec<u32>> = ex
-            .iter()
-            .map(|e| tok.encode(&e.prompt, false))
-            .collect::<Result<_, _>>()?;
-        let g = args.group;
-        let owner: Vec<usize> = (0..prompts.len())
-            .flat_map(|i| std::iter::repeat_n(i, g))
-            .collect();
-        let repeated: Vec<Vec<u32>> = owner.iter().map(|&o| prompts[o].clone()).collect();
-        let cfg = GenerationConfig {
-            max_new_tokens: args.response,
-            temperature: 1.0,
-            seed: 7,
-            pad_id: pad,
-            ..GenerationConfig::default()
-        };
-        let train_dev = device.clone().autodiff();
-        let (tmodel, _) = stages::load_run_model(&config, &train_dev, "the benchmark")?;
-        let policy = lora(tmodel)?;
-        let infer = policy.valid();
-        let n = owner.len() as f64;
-        let p_tokens: f64 = prompts.iter().map(|p| p.len() as f64).sum();
-        let mean_p = p_tokens / prompts.len() as f64;
-        println!(
-            "\n## GRPO step: {} prompts × G={g}, {} response tokens, prompts of {mean_p:.0} tokens",
-            prompts.len(),
-            args.response
-        );
-        // Sampling: per sequence; shared prefix with the cache grown by concatenation (the
-        // earlier path); shared prefix with the preallocated cache (today's).
-        let per_seq = args.per_sequence;
-        let skip = |run: bool, f: &dyn Fn() -> anyhow::Result<Vec<Vec<u32>>>| {
-            if run {
-                timed(f)
-            } else {
-                Ok((Vec::new(), f64::NAN))
-            }
-        };
-        let (plain_samples, s_plain) =
-            skip(per_seq, &|| Ok(generate(&infer, &repeated, &cfg, &device)?))?;
-        let grown = GenerationConfig {
-            preallocate: false,
-            ..cfg.clone()
-        };
-        let (grown_samples, s_grown) =
-            timed(|| Ok(generate_shared(&infer, &prompts, &owner, &grown, &device)?))?;
-        let (shared_samples, s_shared) =
-            timed(|| Ok(generate_shared(&infer, &prompts, &owner, &cfg, &device)?))?;
-        let same = (!per_seq || plain_samples == shared_samples) && grown_samples == shared_samples;
-        let r = args.response as f64;
-        let gen_flops_plain = flops.forward(n * mean_p, n * mean_p * mean_p / 2.0, n)
-            + flops.forward(n * r, n * r * (mean_p + r / 2.0), n * r);
-        let gen_flops_shared =
-            flops.forward(p_tokens, p_tokens * mean_p / 2.0, prompts.len() as f64)
-                + flops.forward(n * r, n * r * (mean_p + r / 2.0), n * r);
-        // Log-probs: the same samples on both paths.
-        let comps = shared_samples;
-        let micro = args.micro;
-        let ref_model = infer.clone();
-        let (_, ref_plain) = skip(per_seq, &|| {
-            for c in (0..comps.len()).collect::<Vec<_>>().chunks(micro) {
-                let pr: Vec<Vec<u32>> = c.iter().map(|&j| repeated[j].clone()).collect();
-                let co: Vec<Vec<u32>> = c.iter().map(|&j| comps[j].clone()).collect();
-                completion_logprobs_at(&ref_model, &pr, &co, pad, 1.0, &device)?;
-            }
-            Ok(Vec::new())
-        })?;
-        let per_micro = (micro / g).max(1);
-        let groups: Vec<Vec<usize>> = (0..prompts.len())
-            .collect::<Vec<_>>()
-            .chunks(per_micro)
-            .map(<[usize]>::to_vec)
-            .collect();
-        let shared_of = |grp: &[usize]| {
-            let pr: Vec<Vec<u32>> = grp.iter().map(|&i| prompts[i].clone()).collect();
-            let ow: Vec<usize> = (0..grp.len())
-                .flat_map(|k| std::iter::repeat_n(k, g))
-                .collect();
-            let co: Vec<Vec<u32>> = grp
-                .iter()
-                .flat_map(|&i| (0..g).map(move |k| i * g + k))
-                .map(|j| comps[j].clone())
-                .collect();
-            (pr, ow, co)
-        };
-        let (_, ref_shared) = timed(|| {
-            for grp in &groups {
-                let (pr, ow, co) = shared_of(grp);
-                shared_prefix_logprobs(
-                    &ref_model,
-                    SharedPrefix {
-                        prompts: &pr,
-                        owner: &ow,
-                        completions: &co,
-                    },
-                    pad,
-                    1.0,
-                    &device,
-                )?;
-            }
-            Ok(())
-        })?;
-        let mut optim = AdamWConfig::new().init();
-        let mut upd_plain = f64::NAN;
-        if per_seq {
-            upd_plain = timed(|| {
-                let mut m = policy.clone();
-                for c in (0..comps.len()).collect::<Vec<_>>().chunks(micro) {
-                    let pr: Vec<Vec<u32>> = c.iter().map(|&j| repeated[j].clone()).collect();
-                    let co: Vec<Vec<u32>> = c.iter().map(|&j| comps[j].clone()).collect();
-                    let sc = completion_logprobs_at(&m, &pr, &co, pad, 1.0, &train_dev)?;
-                    let grads = GradientsParams::from_grads(sc.logprobs.sum().backward(), &m);
-                    m = optim.step(1e-5, m, grads);
-                }
-                Ok(())
-            })?
-            .1;
-        }
-        let (_, upd_shared) = timed(|| {
-            let mut m = policy.clone();
-            for grp in &groups {
-                let (pr, ow, co) = shared_of(grp);
-                let sc = shared_prefix_logprobs(
-                    &m,
-                    SharedPrefix {
-                        prompts: &pr,
-                        owner: &ow,
-                        completions: &co,
-                    },
-                    pad,
-                    1.0,
-                    &train_dev,
-                )?;
-                let grads = GradientsParams::from_grads(sc.logprobs.sum().backward(), &m);
-                m = optim.step(1e-5, m, grads);
-            }
-            Ok(())
-        })?;
-        let lp_plain = flops.forward(
-            n * (mean_p + r),
-            n * (mean_p + r).powi(2) / 2.0,
-            n * (r + 1.0),
-        );
-        let lp_shared = flops.forward(
-            p_tokens + n * r,
-            p_tokens * mean_p / 2.0 + n * r * (mean_p + r / 2.0),
-            n * r,
-        );
-        let total_plain = s_plain + ref_plain + upd_plain;
-        let total_shared = s_shared + ref_shared + upd_shared;
-        let gf = |f: f64, s: f64| f / s / 1e9;
-        println!(
-            "| phase | per-sequence s | shared-prefix s | ratio | per-seq GFLOP/s | shared GFLOP/s |"
-        );
-        println!("|---|---|---|---|---|---|");
-        println!(
-            "| sampling | {s_plain:.1} | {s_shared:.1} | {:.2}× | {:.0} | {:.0} |",
-            s_plain / s_shared,
-            gf(gen_flops_plain, s_plain),
-            gf(gen_flops_shared, s_shared)
-        );
-        println!(
-            "| reference log-probs | {ref_plain:.1} | {ref_shared:.1} | {:.2}× | {:.0} | {:.0} |",
-            ref_plain / ref_shared,
-            gf(lp_plain, ref_plain),
-            gf(lp_shared, ref_shared)
-        );
-        println!(
-            "| policy log-probs + backward + AdamW | {upd_plain:.1} | {upd_shared:.1} | {:.2}× | {:.0} | {:.0} |",
-            upd_plain / upd_shared,
-            gf(2.0 * lp_plain, upd_plain),
-            gf(2.0 * lp_shared, upd_shared)
-        );
-        println!(
-            "| **step** | **{total_plain:.1}** | **{total_shared:.1}** | **{:.2}×** | | |",
-            total_plain / total_shared
-        );
-        let total_grown = s_grown + ref_shared + upd_shared;
-        println!(
-            "| sampling, shared prefix with the cache grown by concatenation (before) | | {s_grown:.1} | {:.2}× slower | | {:.0} |",
-            s_grown / s_shared,
-            gf(gen_flops_shared, s_grown)
-        );
-        println!(
-            "| step with that sampling (before) | | {total_grown:.1} | {:.2}× slower | | |",
-            total_grown / total_shared
-        );
-        println!("samples identical on every path: {same}");
-        report.insert("grpo".into(), serde_json::json!({
-            "sampling_grown_cache_s": s_grown, "step_grown_cache_s": total_grown,
-            "prompts": prompts.len(), "group": g, "response": args.response, "prompt_tokens": mean_p,
-            "sampling_s": [s_plain, s_shared], "reference_s": [ref_plain, ref_shared],
-            "update_s": [upd_plain, upd_shared], "step_s": [total_plain, total_shared],
-            "gflops": [gf(gen_flops_plain + 3.0 * lp_plain, total_plain), gf(gen_flops_shared + 3.0 * lp_shared, total_shared)],
-            "samples_identical": same,
-        }));
+        report.insert("grpo".into(), grpo(&bench)?);
     }
 
     if want("ao-sft") {
-        let rows = stages::sample_rows(&ds.train, Some(args.micro * 4), config.seed + 1);
-        let ex = stages::examples(&config, &ds, &rows, &sketches, &tok)?;
-        let len = args.sft_tokens;
-        let mut prompts = Vec::new();
-        let mut comps = Vec::new();
-        for e in ex.iter().take(args.micro) {
-            let mut p = tok.encode(&format!("{}{AO_SUFFIX}", e.prompt), false)?;
-            // Cut to the last `len` tokens, or repeat the head to reach `len`.
-            while p.len() < len {
-                let extra: Vec<u32> = p[..(len - p.len()).min(p.len())].to_vec();
-                p.splice(0..0, extra);
-            }
-            p.drain(..p.len() - len);
-            prompts.push(p);
-            comps.push(tok.encode(&format!("{}</answer>", e.rating as u32), false)?);
-        }
-        let b = prompts.len() as f64;
-        let train_dev = if args.checkpointing {
-            device.clone().autodiff().gradient_checkpointing()
-        } else {
-            device.clone().autodiff()
-        };
-        let (tmodel, _) = stages::load_run_model(&config, &train_dev, "the benchmark")?;
-        let mut m = lora(tmodel)?;
-        let mut optim = AdamWConfig::new().init();
-        let owner: Vec<usize> = (0..prompts.len()).collect();
-        let c = comps.iter().map(Vec::len).max().unwrap_or(1) as f64;
-        let f_fwd = flops.forward(b * (len as f64 + c), b * (len as f64).powi(2) / 2.0, b * c);
-        let mut rows_out = Vec::new();
-        for (name, shared) in [("per-sequence", false), ("shared prefix", true)] {
-            reset_rss_peak();
-            let mut best = (f64::INFINITY, 0.0, 0.0, 0.0);
-            for _ in 0..3 {
-                let t = Instant::now();
-                let sc = if shared {
-                    shared_prefix_logprobs(
-                        &m,
-                        SharedPrefix {
-                            prompts: &prompts,
-                            owner: &owner,
-                            completions: &comps,
-                        },
-                        pad,
-                        1.0,
-                        &train_dev,
-                    )?
-                } else {
-                    completion_logprobs_at(&m, &prompts, &comps, pad, 1.0, &train_dev)?
-                };
-                let loss = sc.logprobs.sum().neg();
-                let _ = loss.clone().into_scalar::<f32>();
-                let fwd = t.elapsed().as_secs_f64();
-                let t = Instant::now();
-                let grads = GradientsParams::from_grads(loss.backward(), &m);
-                let bwd = t.elapsed().as_secs_f64();
-                let t = Instant::now();
-                m = optim.step(1e-5, m, grads);
-                let _ = m.layers[0]
-                    .self_attn
-                    .q_proj
-                    .adapter
-                    .as_ref()
-                    .map(|a| a.lora_b.val().sum().into_scalar::<f32>());
-                let opt = t.elapsed().as_secs_f64();
-                if fwd + bwd + opt < best.0 {
-                    best = (fwd + bwd + opt, fwd, bwd, opt);
-                }
-            }
-            let rss = rss_peak_mb();
-            let gflops = 2.0 * f_fwd / best.0 / 1e9;
-            rows_out.push((name, best, gflops, rss));
-        }
-        // Attention and the output projection alone, at the same shapes (fwd + bwd).
-        let s = &base.spec;
-        let attn_s = {
-            let (bb, nh, hd) = (args.micro, s.num_heads, s.head_dim);
-            let q = Tensor::<4>::random(
-                [bb, nh, len, hd],
-                siren_core::burn::tensor::Distribution::Default,
-                &train_dev,
-            )
-            .require_grad();
-            let k = Tensor::<4>::random(
-                [bb, nh, len, hd],
-                siren_core::burn::tensor::Distribution::Default,
-                &train_dev,
-            )
-            .require_grad();
-            let v = Tensor::<4>::random(
-                [bb, nh, len, hd],
-                siren_core::burn::tensor::Distribution::Default,
-                &train_dev,
-            )
-            .require_grad();
-            let mask =
-                Tensor::<2, siren_core::burn::tensor::Bool>::tril_mask([len, len], 0, &train_dev)
-                    .reshape([1, 1, len, len])
-                    .expand([bb, nh, len, len]);
-            let t = Instant::now();
-            let sc = q
-                .matmul(k.swap_dims(2, 3))
-                .mul_scalar(0.125)
-                .mask_fill(mask, -1e9);
-            let o = siren_core::burn::tensor::activation::softmax(sc, 3).matmul(v);
-            let _ = o.sum().backward();
-            t.elapsed().as_secs_f64() * s.num_layers as f64
-        };
-        let head_s = {
-            let x = Tensor::<2>::random(
-                [args.micro * 3, s.hidden_size],
-                siren_core::burn::tensor::Distribution::Default,
-                &train_dev,
-            )
-            .require_grad();
-            let w = base.embed_tokens.weight.val();
-            let w = Tensor::<2>::from_data(w.into_data(), &train_dev);
-            let t = Instant::now();
-            let l = x.matmul(w.transpose());
-            let _ = siren_core::burn::tensor::activation::log_softmax(l, 1)
-                .sum()
-                .backward();
-            t.elapsed().as_secs_f64()
-        };
-        println!(
-            "\n## ao-sft step: micro-batch {} × {len} tokens, LoRA r=8 on every linear site",
-            args.micro
-        );
-        println!(
-            "| path | forward s | backward s | AdamW s | step s | GFLOP/s | % of matmul peak | peak RSS MB |"
-        );
-        println!("|---|---|---|---|---|---|---|---|");
-        for (name, (tot, f, bw, o), gflops, rss) in &rows_out {
-            println!(
-                "| {name} | {f:.2} | {bw:.2} | {o:.3} | {tot:.2} | {gflops:.0} | {:.0}% | {rss:.0} |",
-                100.0 * gflops / peak
-            );
-        }
-        println!(
-            "attention alone (fwd+bwd, {} layers): {attn_s:.2} s; output projection + log-softmax on the answer columns: {head_s:.3} s",
-            s.num_layers
-        );
-        report.insert("ao_sft".into(), serde_json::json!({
-            "micro": args.micro, "tokens": len,
-            "rows": rows_out.iter().map(|(n, (t, f, b, o), g, r)| serde_json::json!({"path": n, "step_s": t, "forward_s": f, "backward_s": b, "optimizer_s": o, "gflops": g, "peak_rss_mb": r})).collect::<Vec<_>>(),
-            "attention_s": attn_s, "head_s": head_s,
-        }));
+        report.insert("ao_sft".into(), ao_sft(&bench)?);
     }
 
-    if want("rank") || want("eval") {
-        let rt = RatingTokens::new(&tok, 5)?;
-        if want("rank") {
-            // One valid user, `--candidates` items of the catalog as candidates.
-            let user = ds.valid[0].user;
-            let pb = siren_core::prompt::PromptBuilder::new(config.prompt.clone())?;
-            let full = stages::predict::full_timelines(&ds);
-            let count = |s: &str| tok.encode(s, false).map(|v| v.len()).unwrap_or(0);
-            // Candidates the user has not rated (the ranking case).
-            let seen: std::collections::HashSet<u32> =
-                full[user as usize].iter().map(|x| x.item).collect();
-            let step = (ds.items.len() / (args.candidates + seen.len())).max(1);
-            let items: Vec<u32> = (0..ds.items.len())
-                .step_by(step)
-                .map(|i| i as u32)
-                .filter(|i| !seen.contains(i))
-                .take(args.candidates)
-                .collect();
-            let mut prompts = Vec::new();
-            for &item in &items {
-                let p =
-                    stages::predict::pair_prompt(&ds, &full, &sketches, &pb, (user, item), &count)?;
-                let text = stages::render_prompt(&tok, &p)?;
-                prompts.push(tok.encode(&format!("{text}{AO_SUFFIX}"), false)?);
-            }
-            let bsz = config.eval.batch_size;
-            let (alone, t_alone) = timed(|| {
-                let mut out = Vec::new();
-                for c in prompts.chunks(bsz) {
-                    out.extend(answer_scores(&base, None, c, &rt, pad, &device)?);
-                }
-                Ok(out)
-            })?;
-            let group: Vec<usize> = (0..prompts.len()).collect();
-            let ((cached, stats), t_cached) = timed(|| {
-                Ok(score_grouped(
-                    &base,
-                    &prompts,
-                    &[group],
-                    &rt,
-                    (pad, bsz),
-                    &device,
-                    &|_| {},
-                )?)
-            })?;
-            let d = alone
-                .iter()
-                .zip(&cached)
-                .flat_map(|(a, b)| a.probs.iter().zip(&b.probs).map(|(x, y)| (x - y).abs()))
-                .fold(0f32, f32::max);
-            let mean_len =
-                prompts.iter().map(Vec::len).sum::<usize>() as f64 / prompts.len() as f64;
-            println!(
-                "\n## {} candidates for one user (prompts of {mean_len:.0} tokens, batch {bsz})",
-                prompts.len()
-            );
-            println!("| path | s | s/candidate | prompt tokens computed |");
-            println!("|---|---|---|---|");
-            println!(
-                "| each pair alone | {t_alone:.1} | {:.3} | {} |",
-                t_alone / prompts.len() as f64,
-                stats.total_tokens
-            );
-            println!(
-                "| user prefix once | {t_cached:.1} | {:.3} | {} |",
-                t_cached / prompts.len() as f64,
-                stats.computed_tokens
-            );
-            println!(
-                "speed-up {:.1}×; max difference of the distributions {d:.2e}",
-                t_alone / t_cached
-            );
-            report.insert(
-                "rank".into(),
-                serde_json::json!({
-                    "candidates": prompts.len(), "alone_s": t_alone, "cached_s": t_cached,
-                    "speedup": t_alone / t_cached, "max_diff": d,
-                    "tokens": [stats.total_tokens, stats.computed_tokens],
-                }),
-            );
-        }
-        if want("eval") {
-            let rows = stages::sample_rows(&ds.valid, Some(args.eval_users), config.seed);
-            let ex = stages::examples(&config, &ds, &rows, &sketches, &tok)?;
-            let prompts: Vec<Vec<u32>> = ex
-                .iter()
-                .map(|e| tok.encode(&format!("{}{AO_SUFFIX}", e.prompt), false))
-                .collect::<Result<_, _>>()?;
-            let n = prompts.len() as f64;
-            println!("\n## answer-only evaluation, {} valid users", prompts.len());
-            println!(
-                "| batch | plain s/user | prefix + buckets s/user | ratio | padding plain → bucketed |"
-            );
-            println!("|---|---|---|---|---|");
-            let mut out = Vec::new();
-            for &bsz in &args.batches {
-                let (_, plain) = timed(|| {
-                    for c in prompts.chunks(bsz) {
-                        answer_scores(&base, None, c, &rt, pad, &device)?;
-                    }
-                    Ok(())
-                })?;
-                let ((_, st), fast) = timed(|| {
-                    Ok(score_grouped(
-                        &base,
-                        &prompts,
-                        &[],
-                        &rt,
-                        (pad, bsz),
-                        &device,
-                        &|_| {},
-                    )?)
-                })?;
-                println!(
-                    "| {bsz} | {:.3} | {:.3} | {:.2}× | {:.1}% → {:.1}% |",
-                    plain / n,
-                    fast / n,
-                    plain / fast,
-                    100.0 * st.pad_fraction_unbucketed,
-                    100.0 * st.pad_fraction
-                );
-                out.push(serde_json::json!({"batch": bsz, "plain_s_per_user": plain / n, "fast_s_per_user": fast / n,
-                    "pad_plain": st.pad_fraction_unbucketed, "pad_bucketed": st.pad_fraction, "prefix": st.common_prefix}));
-            }
-            report.insert("eval".into(), serde_json::json!(out));
-        }
+    if want("rank") {
+        report.insert("rank".into(), rank(&bench)?);
+    }
+    if want("eval") {
+        report.insert("eval".into(), eval(&bench)?);
     }
     let json = serde_json::Value::Object(report);
     println!("\n{json}");
