@@ -341,7 +341,7 @@ fn grpo(b: &Bench<'_>) -> anyhow::Result<serde_json::Value> {
     let pad = b.pad;
 
     let rows = stages::sample_rows(&ds.train, Some(args.prompts), config.seed);
-    let ex = stages::examples(&config, &ds, &rows, &sketches, &tok)?;
+    let ex = stages::examples(config, ds, &rows, sketches, tok)?;
     let prompts: Vec<Vec<u32>> = ex
         .iter()
         .map(|e| tok.encode(&e.prompt, false))
@@ -359,7 +359,7 @@ fn grpo(b: &Bench<'_>) -> anyhow::Result<serde_json::Value> {
         ..GenerationConfig::default()
     };
     let train_dev = device.clone().autodiff();
-    let (tmodel, _) = stages::load_run_model(&config, &train_dev, "the benchmark")?;
+    let (tmodel, _) = stages::load_run_model(config, &train_dev, "the benchmark")?;
     let policy = lora(tmodel)?;
     let infer = policy.valid();
     let n = owner.len() as f64;
@@ -381,15 +381,15 @@ fn grpo(b: &Bench<'_>) -> anyhow::Result<serde_json::Value> {
         }
     };
     let (plain_samples, s_plain) =
-        skip(per_seq, &|| Ok(generate(&infer, &repeated, &cfg, &device)?))?;
+        skip(per_seq, &|| Ok(generate(&infer, &repeated, &cfg, device)?))?;
     let grown = GenerationConfig {
         preallocate: false,
         ..cfg.clone()
     };
     let (grown_samples, s_grown) =
-        timed(|| Ok(generate_shared(&infer, &prompts, &owner, &grown, &device)?))?;
+        timed(|| Ok(generate_shared(&infer, &prompts, &owner, &grown, device)?))?;
     let (shared_samples, s_shared) =
-        timed(|| Ok(generate_shared(&infer, &prompts, &owner, &cfg, &device)?))?;
+        timed(|| Ok(generate_shared(&infer, &prompts, &owner, &cfg, device)?))?;
     let same = (!per_seq || plain_samples == shared_samples) && grown_samples == shared_samples;
     let r = args.response as f64;
     let gen_flops_plain = flops.forward(n * mean_p, n * mean_p * mean_p / 2.0, n)
@@ -404,7 +404,7 @@ fn grpo(b: &Bench<'_>) -> anyhow::Result<serde_json::Value> {
         for c in (0..comps.len()).collect::<Vec<_>>().chunks(micro) {
             let pr: Vec<Vec<u32>> = c.iter().map(|&j| repeated[j].clone()).collect();
             let co: Vec<Vec<u32>> = c.iter().map(|&j| comps[j].clone()).collect();
-            completion_logprobs_at(&ref_model, &pr, &co, pad, 1.0, &device)?;
+            completion_logprobs_at(&ref_model, &pr, &co, pad, 1.0, device)?;
         }
         Ok(Vec::new())
     })?;
@@ -550,7 +550,7 @@ fn ao_sft(b: &Bench<'_>) -> anyhow::Result<serde_json::Value> {
     let (pad, peak) = (b.pad, b.peak);
 
     let rows = stages::sample_rows(&ds.train, Some(args.micro * 4), config.seed + 1);
-    let ex = stages::examples(&config, &ds, &rows, &sketches, &tok)?;
+    let ex = stages::examples(config, ds, &rows, sketches, tok)?;
     let len = args.sft_tokens;
     let mut prompts = Vec::new();
     let mut comps = Vec::new();
@@ -571,7 +571,7 @@ fn ao_sft(b: &Bench<'_>) -> anyhow::Result<serde_json::Value> {
     } else {
         device.clone().autodiff()
     };
-    let (tmodel, _) = stages::load_run_model(&config, &train_dev, "the benchmark")?;
+    let (tmodel, _) = stages::load_run_model(config, &train_dev, "the benchmark")?;
     let mut m = lora(tmodel)?;
     let mut optim = AdamWConfig::new().init();
     let owner: Vec<usize> = (0..prompts.len()).collect();
@@ -668,7 +668,7 @@ fn rank(b: &Bench<'_>) -> anyhow::Result<serde_json::Value> {
     // One valid user, `--candidates` items of the catalog as candidates.
     let user = ds.valid[0].user;
     let pb = siren_core::prompt::PromptBuilder::new(config.prompt.clone())?;
-    let full = stages::predict::full_timelines(&ds);
+    let full = stages::predict::full_timelines(ds);
     let count = |s: &str| tok.encode(s, false).map(|v| v.len()).unwrap_or(0);
     // Candidates the user has not rated (the ranking case).
     let seen: std::collections::HashSet<u32> = full[user as usize].iter().map(|x| x.item).collect();
@@ -681,27 +681,27 @@ fn rank(b: &Bench<'_>) -> anyhow::Result<serde_json::Value> {
         .collect();
     let mut prompts = Vec::new();
     for &item in &items {
-        let p = stages::predict::pair_prompt(&ds, &full, &sketches, &pb, (user, item), &count)?;
-        let text = stages::render_prompt(&tok, &p)?;
+        let p = stages::predict::pair_prompt(ds, &full, sketches, &pb, (user, item), &count)?;
+        let text = stages::render_prompt(tok, &p)?;
         prompts.push(tok.encode(&format!("{text}{AO_SUFFIX}"), false)?);
     }
     let bsz = config.eval.batch_size;
     let (alone, t_alone) = timed(|| {
         let mut out = Vec::new();
         for c in prompts.chunks(bsz) {
-            out.extend(answer_scores(&base, None, c, &rt, pad, &device)?);
+            out.extend(answer_scores(base, None, c, &rt, pad, device)?);
         }
         Ok(out)
     })?;
     let group: Vec<usize> = (0..prompts.len()).collect();
     let ((cached, stats), t_cached) = timed(|| {
         Ok(score_grouped(
-            &base,
+            base,
             &prompts,
             &[group],
             &rt,
             (pad, bsz),
-            &device,
+            device,
             &|_| {},
         )?)
     })?;
@@ -755,7 +755,7 @@ fn eval(b: &Bench<'_>) -> anyhow::Result<serde_json::Value> {
     let rt = RatingTokens::new(tok, 5)?;
 
     let rows = stages::sample_rows(&ds.valid, Some(args.eval_users), config.seed);
-    let ex = stages::examples(&config, &ds, &rows, &sketches, &tok)?;
+    let ex = stages::examples(config, ds, &rows, sketches, tok)?;
     let prompts: Vec<Vec<u32>> = ex
         .iter()
         .map(|e| tok.encode(&format!("{}{AO_SUFFIX}", e.prompt), false))
@@ -770,18 +770,18 @@ fn eval(b: &Bench<'_>) -> anyhow::Result<serde_json::Value> {
     for &bsz in &args.batches {
         let (_, plain) = timed(|| {
             for c in prompts.chunks(bsz) {
-                answer_scores(&base, None, c, &rt, pad, &device)?;
+                answer_scores(base, None, c, &rt, pad, device)?;
             }
             Ok(())
         })?;
         let ((_, st), fast) = timed(|| {
             Ok(score_grouped(
-                &base,
+                base,
                 &prompts,
                 &[],
                 &rt,
                 (pad, bsz),
-                &device,
+                device,
                 &|_| {},
             )?)
         })?;
