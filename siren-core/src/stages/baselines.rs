@@ -96,10 +96,6 @@ impl Stage for Baselines {
         true
     }
 
-    fn done(&self, _: &RunConfig, _: &RunDir) -> Result<Option<String>> {
-        Ok(None)
-    }
-
     fn run(&self, ctx: &mut Ctx<'_>) -> Result<(Status, String)> {
         let m = run(ctx.config, ctx.ds, ctx.run)?;
         let d = format!("{} baselines on {} rows", ctx.config.baselines.len(), m.n);

@@ -606,10 +606,6 @@ impl Stage for Eval {
         config.trainer.is_some() || config.internalizer.is_some()
     }
 
-    fn done(&self, _: &RunConfig, _: &RunDir) -> Result<Option<String>> {
-        Ok(None)
-    }
-
     fn run(&self, ctx: &mut Ctx<'_>) -> Result<(Status, String)> {
         let (config, run) = (ctx.config, ctx.run);
         let mut jobs = Vec::new();

@@ -779,7 +779,9 @@ fn score_list(
     } else {
         None
     };
-    let scores = scores.into_iter().next().unwrap_or_default();
+    let scores = scores.into_iter().next().ok_or_else(|| {
+        CoreError::Data("the scorer returned no scores for a ranking query".into())
+    })?;
     let values = scorer.values();
     let m = list.len();
     let mut relevance = None;

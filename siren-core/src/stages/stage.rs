@@ -52,8 +52,11 @@ pub trait Stage: Sync {
 
     /// What the run folder already holds of its outputs for this config: one line naming them
     /// (the stage is then reused), or `None` (it runs). An error when the folder holds outputs
-    /// of other settings that running would overwrite.
-    fn done(&self, config: &RunConfig, run: &RunDir) -> Result<Option<String>>;
+    /// of other settings that running would overwrite. By default a stage always runs.
+    fn done(&self, config: &RunConfig, run: &RunDir) -> Result<Option<String>> {
+        let _ = (config, run);
+        Ok(None)
+    }
 
     /// Runs it; one line on what it produced. A stage that reuses part of its work (the
     /// evaluation's cached rows) says so with [`Status::Reused`].
