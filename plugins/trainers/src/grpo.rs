@@ -29,11 +29,14 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use siren_core::burn::tensor::{Tensor, TensorData};
-use siren_core::engine::{SharedPrefix, shared_prefix_logprobs};
-use siren_core::train::{Policy, run_loop};
+use siren_core::burn::module::Module as _;
+use siren_core::burn::tensor::{Device, Tensor, TensorData};
+use siren_core::engine::{Decoder, SharedPrefix, TextTokenizer, shared_prefix_logprobs};
+use siren_core::train::{Optimizer, Policy, run_loop};
 use siren_core::traits::{Example, PolicyTrainer, Reward, RunCtx, TrainReport};
 use siren_core::{CoreError, Plugin, Result};
+
+use crate::{Sample, Sampling, Stops};
 
 /// How token losses become the step loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,8 +217,8 @@ struct Rewards {
 /// Scores every sample with `reward` (an error names the example whose reward is not finite)
 /// and appends the first completion of up to 4 prompts to `samples.jsonl` in `run_dir`.
 fn score_samples(
-    policy: &Policy,
-    samples: &[crate::Sample],
+    tokenizer: &TextTokenizer,
+    samples: &[Sample],
     examples: &[Example],
     reward: &dyn Reward,
     (g, step): (usize, usize),
@@ -225,7 +228,7 @@ fn score_samples(
     let (mut fmt, mut parsed, mut abs_err) = (0usize, 0usize, 0f64);
     let texts: Vec<String> = samples
         .iter()
-        .map(|s| policy.decode_completion(&s.ids))
+        .map(|s| Ok(tokenizer.decode_generated(&s.ids)?))
         .collect::<Result<_>>()?;
     for (s, text) in samples.iter().zip(&texts) {
         let truth = examples[s.prompt].rating;
@@ -310,7 +313,7 @@ struct Inputs {
 
 impl Inputs {
     /// The samples `c` of `samples`, whose prompts are ids in `prompts`.
-    fn of(c: &[usize], samples: &[crate::Sample], prompts: &[Vec<u32>]) -> Self {
+    fn of(c: &[usize], samples: &[Sample], prompts: &[Vec<u32>]) -> Self {
         let rows: Vec<usize> = c.iter().map(|&j| samples[j].prompt).collect();
         let (uniq, owner) = crate::distinct(&rows);
         Self {
@@ -331,18 +334,16 @@ impl Inputs {
 
 /// The reference model's token log-probs of every micro-batch (`chunks`), on the host.
 fn reference_logprobs(
-    policy: &Policy,
+    (reference, device): (&Decoder, &Device),
     chunks: &[Vec<usize>],
     inputs: &dyn Fn(&[usize]) -> Inputs,
     (pad, temperature): (u32, f32),
 ) -> Result<Vec<Vec<f32>>> {
-    let device = policy.inference_device();
-    let ref_model = policy.reference_model();
     let mut refs = Vec::with_capacity(chunks.len());
     for c in chunks {
         let x = inputs(c);
         refs.push(crate::host(
-            shared_prefix_logprobs(&ref_model, x.shared(), pad, temperature, &device)?.logprobs,
+            shared_prefix_logprobs(reference, x.shared(), pad, temperature, device)?.logprobs,
         )?);
     }
     Ok(refs)
@@ -387,6 +388,190 @@ impl LossAgg {
     }
 }
 
+/// What one GRPO step trains: a decoder on the autodiff device `device`, its optimizer, the
+/// reference the KL term holds it to (none: no KL term), and the padding id of its batches.
+pub struct Learner<'a> {
+    /// The policy's weights; replaced by the updated ones.
+    pub model: &'a mut Decoder,
+    /// Its optimizer.
+    pub optim: &'a mut Optimizer,
+    /// The reference policy (no autodiff), for the k3 KL term.
+    pub reference: Option<Decoder>,
+    /// The autodiff device the model lives on.
+    pub device: &'a Device,
+    /// Padding id.
+    pub pad: u32,
+}
+
+/// The settings of one GRPO step.
+#[derive(Clone)]
+pub struct StepSettings {
+    /// How completions are sampled (`group_size` of them per prompt).
+    pub sampling: Sampling,
+    /// Where they end.
+    pub stops: Stops,
+    /// Sequences per forward/backward pass (whole groups: at least one group).
+    pub micro_batch: usize,
+    /// The clip range of the ratio, `(1 − ε, 1 + ε_high)`.
+    pub clip: (f64, f64),
+    /// KL coefficient β (used when a reference is given).
+    pub kl_coef: f64,
+    /// Optimizer updates on the same samples.
+    pub inner_steps: usize,
+    /// Token-loss aggregation.
+    pub loss_agg: LossAgg,
+}
+
+/// What one GRPO step did.
+pub struct StepOutcome {
+    /// The sampled completions, `group_size` per prompt, consecutive.
+    pub samples: Vec<Sample>,
+    /// The loss of the last inner update.
+    pub loss: f64,
+    /// The k3 KL summed over the real tokens of the last inner update (0 without a reference).
+    pub kl_sum: f64,
+    /// Real tokens of the last inner update.
+    pub tokens: usize,
+    /// Of those, how many had a ratio outside the clip range.
+    pub clipped: usize,
+    /// Seconds sampling.
+    pub sampling_s: f64,
+    /// Seconds of the reference's log-probs.
+    pub reference_s: f64,
+    /// Seconds of the policy's log-probs, backward passes and optimizer updates (work still
+    /// queued on an asynchronous device at return is not counted).
+    pub update_s: f64,
+}
+
+/// One GRPO step (the module docs' steps 1–5) on the prompts `indices` of `prompts`: samples
+/// `group_size` completions per prompt with the current weights (seeded by `seed`), takes
+/// their advantages from `advantages` (one per sample, in order), computes the reference's
+/// token log-probs per micro-batch of whole groups, then makes `inner_steps` optimizer updates
+/// at learning rate `lr`, each accumulating the gradients of every micro-batch. `step` is the
+/// 0-based step index errors name. The `grpo` trainer, `device-check` and the engine benchmark
+/// all train through this function.
+pub fn step(
+    learner: Learner<'_>,
+    prompts: &[Vec<u32>],
+    indices: &[usize],
+    s: &StepSettings,
+    (lr, step, seed): (f64, usize, u64),
+    advantages: &mut dyn FnMut(&[Sample]) -> Result<Vec<f32>>,
+) -> Result<StepOutcome> {
+    let Learner {
+        model,
+        optim,
+        reference,
+        device,
+        pad,
+    } = learner;
+    let g = s.sampling.group_size;
+    let temperature = s.sampling.temperature;
+    let infer_dev = device.clone().without_autodiff();
+
+    // 1. Sample G completions per prompt with the current weights.
+    let t_gen = Instant::now();
+    let on = (&model.valid(), &infer_dev, pad);
+    let samples = crate::sample_on(on, prompts, indices, (&s.sampling, &s.stops), seed)?;
+    let sampling_s = t_gen.elapsed().as_secs_f64();
+    let gen_tokens: usize = samples.iter().map(|x| x.ids.len()).sum();
+    let n = samples.len();
+
+    // 2. Advantages.
+    let adv = advantages(&samples)?;
+    if adv.len() != n {
+        return Err(CoreError::Numeric(format!(
+            "grpo: {} advantages for {n} samples",
+            adv.len()
+        )));
+    }
+
+    // 3. Log-probs of the reference, per micro-batch of whole groups. Those of the sampling
+    // weights are the first inner update's own (detached): the weights have not moved yet.
+    let t_ref = Instant::now();
+    let per_micro = (s.micro_batch / g).max(1) * g;
+    let chunks: Vec<Vec<usize>> = (0..n)
+        .collect::<Vec<_>>()
+        .chunks(per_micro)
+        .map(<[usize]>::to_vec)
+        .collect();
+    let inputs = |c: &[usize]| Inputs::of(c, &samples, prompts);
+    let refs = match &reference {
+        Some(r) => reference_logprobs((r, &infer_dev), &chunks, &inputs, (pad, temperature))?,
+        None => Vec::new(),
+    };
+    let reference_s = t_ref.elapsed().as_secs_f64();
+
+    // 4. Inner optimizer updates.
+    let t_upd = Instant::now();
+    let mut old: Vec<Vec<f32>> = vec![Vec::new(); chunks.len()];
+    let (lo, hi) = s.clip;
+    let (mut loss, mut kl_sum, mut clipped, mut tokens) = (0.0, 0.0, 0usize, 0usize);
+    for inner in 0..s.inner_steps {
+        let last = inner + 1 == s.inner_steps;
+        loss = siren_core::train::accumulated_update(
+            model,
+            optim,
+            (lr, step),
+            chunks.len(),
+            &mut |model, k| {
+                let c = &chunks[k];
+                let x = inputs(c);
+                let sc = shared_prefix_logprobs(model, x.shared(), pad, temperature, device)?;
+                let [m, width] = sc.logprobs.dims();
+                let t = |v: Vec<f32>, shape: [usize; 2]| {
+                    Tensor::<2>::from_data(TensorData::new(v, shape), device)
+                };
+                let old_t = if inner == 0 {
+                    let lp = sc.logprobs.clone().detach();
+                    if s.inner_steps > 1 {
+                        old[k] = crate::host(lp.clone())?;
+                    }
+                    lp
+                } else {
+                    t(old[k].clone(), [m, width])
+                };
+                let a: Vec<f32> = c.iter().map(|&j| adv[j]).collect();
+                let reference = refs
+                    .get(k)
+                    .filter(|r| !r.is_empty())
+                    .map(|r| t(r.clone(), [m, width]));
+                let terms = token_loss(
+                    sc.logprobs.clone(),
+                    old_t,
+                    reference,
+                    t(a, [m, 1]),
+                    (lo, hi),
+                    s.kl_coef,
+                );
+                let (tok, ratio) = (terms.loss, terms.ratio);
+                // Metrics read detached copies: a result nothing backpropagates through must
+                // not stay in the autodiff graph.
+                if last && let Some(k3) = terms.k3 {
+                    kl_sum += f64::from(crate::host(k3.detach().mul(sc.mask.clone()).sum())?[0]);
+                }
+                let tok = tok.mul(sc.mask.clone());
+                if last {
+                    let (t, c) = clipped_tokens(ratio, sc.mask.clone(), (lo, hi))?;
+                    tokens += t;
+                    clipped += c;
+                }
+                Ok(s.loss_agg.step_loss(tok, sc.mask, n, gen_tokens))
+            },
+        )?;
+    }
+    Ok(StepOutcome {
+        samples,
+        loss,
+        kl_sum,
+        tokens,
+        clipped,
+        sampling_s,
+        reference_s,
+        update_s: t_upd.elapsed().as_secs_f64(),
+    })
+}
+
 impl PolicyTrainer for Grpo {
     fn train(
         &self,
@@ -403,19 +588,25 @@ impl PolicyTrainer for Grpo {
             ctx.training.max_prompt_tokens,
         )?;
         let hash = crate::settings_hash(p, ctx, examples)?;
-        let micro = ctx.training.micro_batch;
         let g = p.group_size;
-        let (lo, hi) = (
-            1.0 - p.clip_eps,
-            1.0 + p.clip_eps_high.unwrap_or(p.clip_eps),
-        );
-        let sampling = crate::Sampling {
-            group_size: g,
-            temperature: p.temperature,
-            top_k: p.top_k,
-            top_p: p.top_p,
-            max_response_tokens: p.max_response_tokens,
-            generation_batch: p.generation_batch,
+        let settings = StepSettings {
+            sampling: Sampling {
+                group_size: g,
+                temperature: p.temperature,
+                top_k: p.top_k,
+                top_p: p.top_p,
+                max_response_tokens: p.max_response_tokens,
+                generation_batch: p.generation_batch,
+            },
+            stops: Stops::answer(policy),
+            micro_batch: ctx.training.micro_batch,
+            clip: (
+                1.0 - p.clip_eps,
+                1.0 + p.clip_eps_high.unwrap_or(p.clip_eps),
+            ),
+            kl_coef: p.kl_coef,
+            inner_steps: p.inner_steps,
+            loss_agg: p.loss_agg,
         };
         run_loop(
             "grpo",
@@ -424,115 +615,52 @@ impl PolicyTrainer for Grpo {
             hash,
             ctx,
             &mut |policy, optim, input| {
-                // 1. Sample G completions per prompt with the current weights.
-                let t_gen = Instant::now();
-                let pad = policy.pad_id();
-                let samples =
-                    crate::sample_groups(policy, &prompts, &input.indices, &sampling, input.seed)?;
-                let gen_s = t_gen.elapsed().as_secs_f64();
-                let gen_tokens: usize = samples.iter().map(|s| s.ids.len()).sum();
-
-                // 2. Rewards and advantages.
-                let scored = score_samples(
-                    policy,
-                    &samples,
-                    examples,
-                    reward,
-                    (g, input.step),
-                    &ctx.run_dir,
-                )?;
-                let (adv, flat) = group_advantages(&scored.rewards, g, 1e-6);
-                let n = samples.len();
-
-                // 3. Log-probs of the reference, per micro-batch of whole groups. Those of the
-                // sampling weights are the first inner update's own (detached): the weights
-                // have not moved yet.
-                let per_micro = (micro / g).max(1) * g;
-                let chunks: Vec<Vec<usize>> = (0..n)
-                    .collect::<Vec<_>>()
-                    .chunks(per_micro)
-                    .map(<[usize]>::to_vec)
-                    .collect();
-                let inputs = |c: &[usize]| Inputs::of(c, &samples, &prompts);
-                let temperature = p.temperature;
-                let refs = if p.kl_coef > 0.0 {
-                    reference_logprobs(policy, &chunks, &inputs, (pad, temperature))?
-                } else {
-                    Vec::new()
+                let (tokenizer, device) = (policy.tokenizer.clone(), policy.device.clone());
+                let learner = Learner {
+                    reference: (p.kl_coef > 0.0).then(|| policy.reference_model()),
+                    pad: policy.pad_id(),
+                    device: &device,
+                    model: &mut policy.model,
+                    optim,
                 };
-                let mut old: Vec<Vec<f32>> = vec![Vec::new(); chunks.len()];
-
-                // 4. Inner optimizer updates.
-                let total_tokens: usize = gen_tokens;
-                let (mut loss, mut kl_sum, mut clipped, mut tok_count) = (0.0, 0.0, 0usize, 0usize);
-                for inner in 0..p.inner_steps {
-                    let last = inner + 1 == p.inner_steps;
-                    loss = crate::accumulated_step(
-                        policy,
-                        optim,
-                        input.lr,
-                        input.step,
-                        chunks.len(),
-                        &mut |policy, k| {
-                            let c = &chunks[k];
-                            let x = inputs(c);
-                            let sc = policy.scores_shared(x.shared(), temperature)?;
-                            let [m, width] = sc.logprobs.dims();
-                            let dev = &policy.device;
-                            let t = |v: Vec<f32>, shape: [usize; 2]| {
-                                Tensor::<2>::from_data(TensorData::new(v, shape), dev)
-                            };
-                            let old_t = if inner == 0 {
-                                let lp = sc.logprobs.clone().detach();
-                                if p.inner_steps > 1 {
-                                    old[k] = crate::host(lp.clone())?;
-                                }
-                                lp
-                            } else {
-                                t(old[k].clone(), [m, width])
-                            };
-                            let a: Vec<f32> = c.iter().map(|&j| adv[j]).collect();
-                            let reference = refs
-                                .get(k)
-                                .filter(|r| !r.is_empty())
-                                .map(|r| t(r.clone(), [m, width]));
-                            let terms = token_loss(
-                                sc.logprobs.clone(),
-                                old_t,
-                                reference,
-                                t(a, [m, 1]),
-                                (lo, hi),
-                                p.kl_coef,
-                            );
-                            let (tok, ratio) = (terms.loss, terms.ratio);
-                            // Metrics read detached copies: a result nothing backpropagates
-                            // through must not stay in the autodiff graph.
-                            if last && let Some(k3) = terms.k3 {
-                                kl_sum += f64::from(
-                                    crate::host(k3.detach().mul(sc.mask.clone()).sum())?[0],
-                                );
-                            }
-                            let tok = tok.mul(sc.mask.clone());
-                            if last {
-                                let (t, c) = clipped_tokens(ratio, sc.mask.clone(), (lo, hi))?;
-                                tok_count += t;
-                                clipped += c;
-                            }
-                            Ok(p.loss_agg.step_loss(tok, sc.mask, n, total_tokens))
-                        },
-                    )?;
-                }
-                let tok_count = tok_count.max(1) as f64;
-                let mut m = scored.metrics(loss, flat);
-                m.insert("response_tokens".to_string(), gen_tokens as f64 / n as f64);
+                // Rewards of the samples and their group-normalised advantages.
+                let mut scored = None;
+                let out = step(
+                    learner,
+                    &prompts,
+                    &input.indices,
+                    &settings,
+                    (input.lr, input.step, input.seed),
+                    &mut |samples| {
+                        let r = score_samples(
+                            &tokenizer,
+                            samples,
+                            examples,
+                            reward,
+                            (g, input.step),
+                            &ctx.run_dir,
+                        )?;
+                        let (adv, flat) = group_advantages(&r.rewards, g, 1e-6);
+                        scored = Some((r, flat));
+                        Ok(adv)
+                    },
+                )?;
+                let (scored, flat) = scored.ok_or_else(|| {
+                    CoreError::Numeric("grpo: a step ended without scoring its samples".into())
+                })?;
+                let n = out.samples.len() as f64;
+                let gen_tokens: usize = out.samples.iter().map(|x| x.ids.len()).sum();
+                let tok_count = out.tokens.max(1) as f64;
+                let mut m = scored.metrics(out.loss, flat);
+                m.insert("response_tokens".to_string(), gen_tokens as f64 / n);
                 m.insert(
                     "gen_tokens_per_s".to_string(),
-                    gen_tokens as f64 / gen_s.max(1e-9),
+                    gen_tokens as f64 / out.sampling_s.max(1e-9),
                 );
-                m.insert("gen_seconds".to_string(), gen_s);
-                m.insert("clip_frac".to_string(), clipped as f64 / tok_count);
+                m.insert("gen_seconds".to_string(), out.sampling_s);
+                m.insert("clip_frac".to_string(), out.clipped as f64 / tok_count);
                 if p.kl_coef > 0.0 {
-                    m.insert("kl".to_string(), kl_sum / tok_count);
+                    m.insert("kl".to_string(), out.kl_sum / tok_count);
                 }
                 Ok(m)
             },

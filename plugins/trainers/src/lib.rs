@@ -158,18 +158,47 @@ pub(crate) fn teacher_forced(
 
 /// How a trainer samples completions.
 #[derive(Debug, Clone)]
-pub(crate) struct Sampling {
+pub struct Sampling {
+    /// Completions per prompt.
     pub group_size: usize,
+    /// Sampling temperature.
     pub temperature: f32,
+    /// Top-k filter (0 = off).
     pub top_k: usize,
+    /// Nucleus mass (1 = off).
     pub top_p: f32,
+    /// Most tokens per completion.
     pub max_response_tokens: usize,
+    /// Sequences per generation call.
     pub generation_batch: usize,
 }
 
+/// Where sampled completions end: at any of `tokens`, or where `strings` says a stop string
+/// was written. None of either: every completion runs to `max_response_tokens`.
+#[derive(Clone, Default)]
+pub struct Stops {
+    /// End-of-sequence ids.
+    pub tokens: Vec<u32>,
+    /// The stop-string check of the tokenizer.
+    pub strings: Option<siren_core::engine::StopFn>,
+}
+
+impl Stops {
+    /// EOS or `</answer>` under `policy`'s tokenizer: where a trainer's completions end.
+    pub fn answer(policy: &Policy) -> Self {
+        Self {
+            tokens: policy.tokenizer.eos.into_iter().collect(),
+            strings: policy.tokenizer.stop_strings(&["</answer>".to_string()]),
+        }
+    }
+}
+
 /// One sampled completion of prompt `prompt`.
-pub(crate) struct Sample {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// Index of its prompt.
     pub prompt: usize,
+    /// The completion's token ids.
     pub ids: Vec<u32>,
 }
 
@@ -191,8 +220,7 @@ pub(crate) fn distinct(rows: &[usize]) -> (Vec<usize>, Vec<usize>) {
 }
 
 /// `group_size` completions of each prompt in `indices` (consecutive per prompt), sampled with
-/// the current weights, ending at EOS or `</answer>`; seeded by `seed`. Each generation call
-/// computes each of its prompts once and samples all of that prompt's completions from it.
+/// the current weights, ending at EOS or `</answer>`; seeded by `seed`.
 pub(crate) fn sample_groups(
     policy: &Policy,
     prompts: &[Vec<u32>],
@@ -200,9 +228,27 @@ pub(crate) fn sample_groups(
     s: &Sampling,
     seed: u64,
 ) -> Result<Vec<Sample>> {
-    use siren_core::engine::GenerationConfig;
-    let stop = policy.tokenizer.stop_strings(&["</answer>".to_string()]);
-    let stop_tokens: Vec<u32> = policy.tokenizer.eos.into_iter().collect();
+    let model = policy.inference_model();
+    let on = (&model, &policy.inference_device(), policy.pad_id());
+    sample_on(on, prompts, indices, (s, &Stops::answer(policy)), seed)
+}
+
+/// `group_size` completions of each prompt in `indices` (consecutive per prompt) from `model`
+/// (no autodiff) on `device`, batches padded with `pad`, ending as `stops` says; seeded by
+/// `seed` (generation call `k` draws from `seed + k`). Each generation call computes each of
+/// its prompts once and samples all of that prompt's completions from it.
+pub fn sample_on(
+    (model, device, pad): (
+        &siren_core::engine::Decoder,
+        &siren_core::burn::tensor::Device,
+        u32,
+    ),
+    prompts: &[Vec<u32>],
+    indices: &[usize],
+    (s, stops): (&Sampling, &Stops),
+    seed: u64,
+) -> Result<Vec<Sample>> {
+    use siren_core::engine::{GenerationConfig, generate_shared};
     let queue: Vec<usize> = indices
         .iter()
         .flat_map(|&i| std::iter::repeat_n(i, s.group_size))
@@ -215,16 +261,15 @@ pub(crate) fn sample_groups(
             top_k: s.top_k,
             top_p: s.top_p,
             seed: seed.wrapping_add(k as u64),
-            stop_tokens: stop_tokens.clone(),
-            stop: stop.clone(),
-            pad_id: policy.pad_id(),
+            stop_tokens: stops.tokens.clone(),
+            stop: stops.strings.clone(),
+            pad_id: pad,
             use_cache: true,
             ..GenerationConfig::default()
         };
         let (uniq, owner) = distinct(chunk);
         let batch: Vec<Vec<u32>> = uniq.iter().map(|&i| prompts[i].clone()).collect();
-        for (ids, &i) in policy
-            .generate_shared(&batch, &owner, &cfg)?
+        for (ids, &i) in generate_shared(model, &batch, &owner, &cfg, device)?
             .into_iter()
             .zip(chunk)
         {

@@ -40,7 +40,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::LoraSpec;
+use crate::engine::{Decoder, LoraSpec};
 use crate::{CoreError, Result};
 
 /// Learning-rate schedule after warm-up.
@@ -291,19 +291,46 @@ pub fn accumulated_step(
     n_micro: usize,
     micro: &mut dyn FnMut(&Policy, usize) -> Result<Tensor<1>>,
 ) -> Result<f64> {
+    let (grads, total) = accumulate(&*policy, |p| &p.model, step, n_micro, micro)?;
+    policy.model = optim.step(lr, policy.model.clone(), grads)?;
+    Ok(total)
+}
+
+/// [`accumulated_step`] on a bare decoder (on an autodiff device): `micro(model, i)` returns
+/// micro-batch `i`'s share of the loss.
+pub fn accumulated_update(
+    model: &mut Decoder,
+    optim: &mut Optimizer,
+    (lr, step): (f64, usize),
+    n_micro: usize,
+    micro: &mut dyn FnMut(&Decoder, usize) -> Result<Tensor<1>>,
+) -> Result<f64> {
+    let (grads, total) = accumulate(&*model, |m| m, step, n_micro, micro)?;
+    *model = optim.step(lr, model.clone(), grads)?;
+    Ok(total)
+}
+
+/// The accumulated gradients of `n_micro` micro-batch losses of the decoder `model(of)`, and
+/// their sum; a non-finite loss is an error (the NaN stop).
+fn accumulate<T>(
+    of: &T,
+    model: impl Fn(&T) -> &Decoder,
+    step: usize,
+    n_micro: usize,
+    micro: &mut dyn FnMut(&T, usize) -> Result<Tensor<1>>,
+) -> Result<(burn::optim::GradientsParams, f64)> {
     use burn::optim::{GradientsAccumulator, GradientsParams};
     let mut acc = GradientsAccumulator::new();
     let mut total = 0.0;
     for i in 0..n_micro {
-        let loss = micro(policy, i)?;
+        let loss = micro(of, i)?;
         let v = f64::from(host(loss.clone())?[0]);
         check_finite("the loss", v, step)?;
         total += v;
-        let grads = GradientsParams::from_grads(loss.backward(), &policy.model);
-        acc.accumulate(&policy.model, grads);
+        let grads = GradientsParams::from_grads(loss.backward(), model(of));
+        acc.accumulate(model(of), grads);
     }
-    policy.model = optim.step(lr, policy.model.clone(), acc.grads())?;
-    Ok(total)
+    Ok((acc.grads(), total))
 }
 
 fn read_metrics(path: &Path, upto: usize) -> Result<Vec<serde_json::Value>> {
