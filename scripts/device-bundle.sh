@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds a device bundle: a folder that runs `siren` and the device check on another x86-64 Linux
 # machine without Rust or network, using the LibTorch of that machine's python (pip's torch with
-# CUDA, as on GPU machines). Contents: the release `siren` (stripped, xz-compressed, unpacked and
-# checked against its sha256 on first use), a launcher that finds libtorch, device-check.sh and its
-# transformers harness, a README and a MANIFEST of checksums. At most 60 MiB.
+# CUDA, as on GPU machines). Contents: the release `siren` and `device-check` binaries (stripped,
+# xz-compressed, unpacked and checked against their sha256 on first use), a launcher for each that
+# finds libtorch, device-check.sh and its transformers harness, a README and a MANIFEST of
+# checksums. At most 60 MiB.
 #   bash scripts/device-bundle.sh [--out DIR]      (default: dist/siren-device-bundle)
 # Then, on the other machine, from any folder:
 #   bash siren-device-bundle/device-check.sh --device tch-cuda:0 --out result
@@ -33,21 +34,25 @@ rm -rf "$out"
 mkdir -p "$out/harness"
 tmp="$(mktemp)"
 trap 'rm -f "$tmp"' EXIT
-strip --strip-all -o "$tmp" "$bin"
-sha256sum "$tmp" | cut -d' ' -f1 > "$out/siren.sha256"
-echo "== compressing the binary ($(( $(stat -c %s "$tmp") / 1048576 )) MiB stripped)" >&2
-xz -T2 -9 -c "$tmp" > "$out/siren.xz"
+for name in siren device-check; do
+    strip --strip-all -o "$tmp" "target/release/$name"
+    sha256sum "$tmp" | cut -d' ' -f1 > "$out/$name.sha256"
+    echo "== compressing $name ($(( $(stat -c %s "$tmp") / 1048576 )) MiB stripped)" >&2
+    xz -T2 -9 -c "$tmp" > "$out/$name.xz"
+done
 cp scripts/device-check.sh "$out/device-check.sh"
 cp benchmarks/harness/device_check.py "$out/harness/device_check.py"
 
 cat > "$out/siren" <<'LAUNCHER'
 #!/usr/bin/env bash
-# Runs the bundled `siren` with the LibTorch of this machine's python.
+# Runs the bundled binary of this launcher's name (`siren` or `device-check`) with the LibTorch
+# of this machine's python.
 #   SIREN_LIBTORCH=DIR   use the libtorch in DIR instead (a folder with libtorch_cpu.so)
 #   SIREN_PYTHON=PY      the python whose torch to use (default python3)
 #   SIREN_BUNDLE_CACHE   where the binary is unpacked (default ~/.cache/siren-bundle)
 set -euo pipefail
 here="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)"
+name="$(basename "$(readlink -f "${BASH_SOURCE[0]}")")"
 fail() { echo "siren bundle: $*" >&2; exit 1; }
 if [ -z "${SIREN_LIBTORCH:-}" ]; then
     py="${SIREN_PYTHON:-python3}"
@@ -56,16 +61,16 @@ if [ -z "${SIREN_LIBTORCH:-}" ]; then
 fi
 [ -f "$SIREN_LIBTORCH/libtorch_cpu.so" ] || fail "$SIREN_LIBTORCH has no libtorch_cpu.so (SIREN_LIBTORCH must name torch's lib folder)"
 [ -f "$SIREN_LIBTORCH/libtorch_cuda.so" ] || fail "$SIREN_LIBTORCH has no libtorch_cuda.so: this binary links pip's CUDA build of torch (the default on PyPI), not a CPU-only one"
-want="$(cat "$here/siren.sha256")"
+want="$(cat "$here/$name.sha256")"
 cache="${SIREN_BUNDLE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/siren-bundle}/${want:0:16}"
-if [ ! -x "$cache/siren" ]; then
+if [ ! -x "$cache/$name" ]; then
     mkdir -p "$cache" || fail "cannot create $cache (set SIREN_BUNDLE_CACHE)"
-    part="$(mktemp "$cache/.siren.XXXXXX")"
-    if command -v xz >/dev/null; then xz -dc "$here/siren.xz" > "$part"
-    else "${SIREN_PYTHON:-python3}" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$here/siren.xz" "$part"; fi
+    part="$(mktemp "$cache/.$name.XXXXXX")"
+    if command -v xz >/dev/null; then xz -dc "$here/$name.xz" > "$part"
+    else "${SIREN_PYTHON:-python3}" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$here/$name.xz" "$part"; fi
     got="$(sha256sum "$part" | cut -d' ' -f1)"
-    [ "$got" = "$want" ] || { rm -f "$part"; fail "unpacked binary has sha256 $got, expected $want (damaged siren.xz?)"; }
-    chmod +x "$part" && mv "$part" "$cache/siren"
+    [ "$got" = "$want" ] || { rm -f "$part"; fail "unpacked $name has sha256 $got, expected $want (damaged $name.xz?)"; }
+    chmod +x "$part" && mv "$part" "$cache/$name"
 fi
 export LD_LIBRARY_PATH="$SIREN_LIBTORCH${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # The Vulkan loader (the wgpu probe) wants a runtime dir.
@@ -73,9 +78,10 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
     export XDG_RUNTIME_DIR="${TMPDIR:-/tmp}/siren-runtime-$(id -u)"
     mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 fi
-exec "$cache/siren" "$@"
+exec "$cache/$name" "$@"
 LAUNCHER
-chmod +x "$out/siren" "$out/device-check.sh"
+cp "$out/siren" "$out/device-check"
+chmod +x "$out/siren" "$out/device-check" "$out/device-check.sh"
 
 cat > "$out/README.md" <<EOF
 # SIREN-rs device bundle
@@ -98,7 +104,7 @@ EOF
 
 bytes=$(du -sb "$out" | cut -f1)
 mib=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1048576 }')
-echo "device bundle: $out, $mib MiB ($bytes bytes); siren.xz $(( $(stat -c %s "$out/siren.xz") / 1048576 )) MiB; built against torch $torch_version; needs $glibc_needed"
+echo "device bundle: $out, $mib MiB ($bytes bytes); siren.xz $(( $(stat -c %s "$out/siren.xz") / 1048576 )) MiB, device-check.xz $(( $(stat -c %s "$out/device-check.xz") / 1048576 )) MiB; built against torch $torch_version; needs $glibc_needed"
 if [ "$bytes" -gt $(( limit_mib * 1048576 )) ]; then
     echo "device-bundle: the bundle is over $limit_mib MiB" >&2; exit 1
 fi

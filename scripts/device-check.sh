@@ -15,7 +15,8 @@
 #          --out DIR  --python PY (a python with torch, transformers, peft, safetensors)
 #          --keep (keep the generated checkpoints)
 # Runs from a checkout (builds the shared release build if needed; python: .venv when it has
-# transformers, else python3) or from a device bundle (the `siren` launcher beside this file).
+# transformers, else python3) or from a device bundle (the `siren` and `device-check` launchers
+# beside this file). SIREN-rs's side is the `device-check` binary (benchmarks/src/device_check.rs).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 device="" models="smollm2,qwen3" profile="" dtype="" out="" python="${SIREN_PYTHON:-}" keep=0
@@ -40,9 +41,10 @@ case "$device" in
     *) torch_device="cpu"; profile="${profile:-cpu}"; dtype="${dtype:-f32}" ;;
 esac
 
-if [ -x "$here/siren" ] && [ -f "$here/harness/device_check.py" ]; then
-    # A device bundle: the launcher finds libtorch through the python below.
+if [ -x "$here/siren" ] && [ -x "$here/device-check" ] && [ -f "$here/harness/device_check.py" ]; then
+    # A device bundle: the launchers find libtorch through the python below.
     siren="$here/siren"
+    check="$here/device-check"
     harness="$here/harness/device_check.py"
     python="${python:-python3}"
     out="${out:-$PWD/device-check-out}"
@@ -53,6 +55,7 @@ else
     echo "== building (release, shared build)" >&2
     cargo build --locked --release --workspace --all-features --all-targets -q
     siren="$root/target/release/siren"
+    check="$root/target/release/device-check"
     harness="$root/benchmarks/harness/device_check.py"
     if [ -z "$python" ]; then
         if .venv/bin/python -c "import transformers, peft" 2>/dev/null; then python="$root/.venv/bin/python"
@@ -112,12 +115,12 @@ echo "== preparing random-init checkpoints and transformers' parity reference ($
 for m in ${models//,/ }; do
     d="$work/$m"
     echo "== $m: SIREN-rs parity and speed" >&2
-    measured "$d/result-speed-siren.json" "$siren" device-check --model "$d" --device "$device" --only parity,speed --out "$d/result-speed-siren.json"
+    measured "$d/result-speed-siren.json" "$check" --model "$d" --device "$device" --only parity,speed --out "$d/result-speed-siren.json"
     echo "== $m: transformers speed" >&2
     measured "$d/result-speed-transformers.json" "$python" "$harness" measure --work "$work" --model "$m" --device "$torch_device" --only speed --out "$d/result-speed-transformers.json"
     for phase in grpo align; do
         echo "== $m: $phase step, SIREN-rs then transformers" >&2
-        measured "$d/result-$phase-siren.json" "$siren" device-check --model "$d" --device "$device" --only "$phase" --out "$d/result-$phase-siren.json"
+        measured "$d/result-$phase-siren.json" "$check" --model "$d" --device "$device" --only "$phase" --out "$d/result-$phase-siren.json"
         measured "$d/result-$phase-transformers.json" "$python" "$harness" measure --work "$work" --model "$m" --device "$torch_device" --only "$phase" --out "$d/result-$phase-transformers.json"
     done
 done

@@ -1,4 +1,5 @@
-//! `siren device-check`: the SIREN-rs side of `scripts/device-check.sh`. On one device and one
+//! `device-check` (`benchmarks/src/bin/device-check.rs`): the SIREN-rs side of
+//! `scripts/device-check.sh`. On one device and one
 //! model folder prepared by `scripts/device_check.py` (a randomly initialised model of a real
 //! shape written by transformers, `inputs.safetensors` with the token ids and transformers'
 //! reference outputs, `plan.json` with the sizes), it measures what the Python side measures
@@ -10,10 +11,12 @@
 //! - `speed`: answer-only latency (one forward of `batch × prompt_tokens`, next-token logits of
 //!   the last position read back) and greedy CoT tokens/s (`cot_tokens` new tokens, no early
 //!   stop) at each batch size, and the CoT/AO time ratio at `reason_tokens` reasoning tokens;
-//! - `grpo`: one GRPO step with a LoRA policy: sample `group` completions of `response_tokens`
-//!   per prompt (T = 1, no early stop), reference log-probs without gradient, then the
-//!   policy's log-probs with gradient, the clipped token loss with the k3 KL term
-//!   (`siren_trainers::grpo::token_loss`, the given advantages), backward and AdamW;
+//! - `grpo`: one GRPO step with a LoRA policy, through the `grpo` trainer's own step
+//!   ([`siren_trainers::grpo::step`]): sample `group` completions of `response_tokens` per
+//!   prompt (T = 1, no early stop), reference log-probs without gradient, then the policy's
+//!   log-probs with gradient, the clipped token loss with the k3 KL term (the given
+//!   advantages; every token weighs the same, as all completions have the same length),
+//!   backward and the trainer's optimizer (`[training]` defaults: AdamW, global clip 1);
 //! - `align`: one hidden-align step: teacher hidden states at the answer position after the
 //!   reasoning (no gradient), the student's answer-only forward with gradient, the `cosine`
 //!   alignment loss over layers plus cross-entropy on the five rating tokens, backward and AdamW.
@@ -31,16 +34,23 @@ use siren_core::burn::module::Module;
 use siren_core::burn::optim::{AdamWConfig, GradientsParams};
 use siren_core::burn::tensor::activation::log_softmax;
 use siren_core::burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
-use siren_core::engine::{
-    Batch, Decoder, GenerationConfig, LoraSpec, SharedPrefix, generate, generate_shared,
-    shared_prefix_logprobs, states_at,
-};
+use siren_core::engine::{Batch, Decoder, GenerationConfig, LoraSpec, generate, states_at};
 use siren_core::loading::load_hf_dir;
 use siren_core::registry;
+use siren_core::train::TrainingConfig;
 use siren_core::traits::AlignmentLoss;
+// Link the plugins (backbones, losses) and the devices that `run` builds by name.
+use {siren_backends as _, siren_plugins as _};
 
-/// The arguments of `siren device-check`.
-#[derive(Debug, clap::Args)]
+/// The arguments of `device-check`.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "device-check",
+    version,
+    about = "Measure the engine on one device against transformers' reference outputs for a \
+             model folder that `scripts/device-check.sh` prepares: parity, answer-only latency, \
+             CoT tokens/s, one GRPO step, one hidden-align step (one JSON object)."
+)]
 pub struct Args {
     /// The prepared folder: config.json, model.safetensors, inputs.safetensors, plan.json.
     #[arg(long)]
@@ -56,7 +66,7 @@ pub struct Args {
     pub out: Option<PathBuf>,
 }
 
-/// Options of `siren device-check`.
+/// Options of `device-check`.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// The prepared model folder.
@@ -108,6 +118,28 @@ struct AlignPlan {
 }
 
 const PHASES: [&str; 4] = ["parity", "speed", "grpo", "align"];
+
+/// Parses a `device-check` command line (the program name first) and runs it.
+pub fn run_args<I, T>(args: I) -> anyhow::Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::Parser as _;
+    let Args {
+        model,
+        device,
+        only,
+        out,
+    } = Args::try_parse_from(args)?;
+    siren_core::registry::check_all()?;
+    run(&Options {
+        model,
+        device,
+        only,
+        out,
+    })
+}
 
 /// The tensors of `inputs.safetensors`, read on the host.
 struct Inputs {
@@ -249,7 +281,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     let plan: Plan = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a device-check plan", plan_path.display()))?;
     let inputs = Inputs::open(&o.model.join("inputs.safetensors"))?;
-    let dtype = super::float_dtype(&plan.dtype, "plan.json: dtype")?;
+    let dtype = siren_core::device::float_dtype(&plan.dtype, "plan.json: dtype")?;
     let (device, label) = siren_core::device::open(&o.device)?;
     let want = |s: &str| o.only.iter().any(|p| p == s);
     let mut report = serde_json::Map::new();
@@ -464,6 +496,7 @@ fn grpo(
     device: &Device,
     dtype: FloatDType,
 ) -> anyhow::Result<Value> {
+    use siren_trainers::grpo::{LossAgg, StepSettings};
     let p = &plan.grpo;
     let prompts = inputs.rows("grpo_prompts")?;
     let (_, adv) = inputs.f32s("grpo_adv")?;
@@ -477,68 +510,57 @@ fn grpo(
         );
     }
     let train_dev = device.clone().autodiff();
-    let policy = lora(load(dir, &train_dev, dtype)?, p.lora_r)?;
-    let owner: Vec<usize> = (0..prompts.len())
-        .flat_map(|i| std::iter::repeat_n(i, g))
-        .collect();
-    let cfg = GenerationConfig {
-        max_new_tokens: p.response_tokens,
-        temperature: 1.0,
-        seed: 7,
-        stop_tokens: Vec::new(),
-        pad_id: plan.pad_id,
-        ..GenerationConfig::default()
-    };
+    let mut policy = lora(load(dir, &train_dev, dtype)?, p.lora_r)?;
     // The reference: the weights before training (the LoRA update starts at zero).
-    let reference_model = policy.valid();
-    let mut optim = AdamWConfig::new().init();
-    let mut policy = policy;
-    let secs = |a: Instant, b: Instant| (b - a).as_secs_f64();
+    let reference = policy.valid();
+    let training = TrainingConfig {
+        lr: p.lr,
+        ..TrainingConfig::default()
+    };
+    let mut optim = training.optimizer();
+    // One micro-batch, one update, every completion `response_tokens` long: the step
+    // transformers' harness takes.
+    let settings = StepSettings {
+        sampling: siren_trainers::Sampling {
+            group_size: g,
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            max_response_tokens: p.response_tokens,
+            generation_batch: n,
+        },
+        stops: siren_trainers::Stops::default(),
+        micro_batch: n,
+        clip: (1.0 - p.clip, 1.0 + p.clip),
+        kl_coef: p.beta,
+        inner_steps: 1,
+        loss_agg: LossAgg::TokenMean,
+    };
+    let indices: Vec<usize> = (0..prompts.len()).collect();
     let (mut sampling, mut reference_s, mut update, mut total, mut value) =
         (0.0, 0.0, 0.0, 0.0, 0.0);
     // A warm-up step, then the timed one.
-    for _ in 0..2 {
+    for k in 0..2 {
         let t0 = Instant::now();
-        let infer = policy.valid();
-        let comps = generate_shared(&infer, &prompts, &owner, &cfg, device)?;
-        let t1 = Instant::now();
-        let shared = SharedPrefix {
-            prompts: &prompts,
-            owner: &owner,
-            completions: &comps,
-        };
-        let reference = shared_prefix_logprobs(&reference_model, shared, plan.pad_id, 1.0, device)?;
-        let r_host = reference
-            .logprobs
-            .try_into_vec_as::<f32>()
-            .map_err(|e| anyhow::anyhow!("reading log-probs: {e:?}"))?;
-        let t2 = Instant::now();
-        let scores = shared_prefix_logprobs(&policy, shared, plan.pad_id, 1.0, &train_dev)?;
-        let [rows, cols] = scores.logprobs.dims();
-        let reference = Tensor::<2>::from_data(TensorData::new(r_host, [rows, cols]), &train_dev);
-        let a = Tensor::<2>::from_data(TensorData::new(adv.clone(), [rows, 1]), &train_dev);
-        let old = scores.logprobs.clone().detach();
-        let terms = siren_trainers::grpo::token_loss(
-            scores.logprobs,
-            old,
-            Some(reference),
-            a,
-            (1.0 - p.clip, 1.0 + p.clip),
-            p.beta,
-        );
-        let mask = scores.mask;
-        let loss = terms
-            .loss
-            .mul(mask.clone())
-            .sum()
-            .div(mask.sum().clamp_min(1.0));
-        value = host(loss.clone().detach())?;
-        let grads = GradientsParams::from_grads(loss.backward(), &policy);
-        policy = optim.step(p.lr, policy, grads);
+        let out = siren_trainers::grpo::step(
+            siren_trainers::grpo::Learner {
+                model: &mut policy,
+                optim: &mut optim,
+                reference: Some(reference.clone()),
+                device: &train_dev,
+                pad: plan.pad_id,
+            },
+            &prompts,
+            &indices,
+            &settings,
+            (p.lr, k, 7),
+            &mut |_| Ok(adv.clone()),
+        )?;
         sync(&train_dev)?;
-        let t3 = Instant::now();
-        (sampling, reference_s, update, total) =
-            (secs(t0, t1), secs(t1, t2), secs(t2, t3), secs(t0, t3));
+        total = t0.elapsed().as_secs_f64();
+        (sampling, reference_s, value) = (out.sampling_s, out.reference_s, out.loss);
+        // Work the device still had queued when the step returned belongs to the update.
+        update = total - sampling - reference_s;
     }
     eprintln!("  GRPO step: {total:.2} s");
     Ok(json!({

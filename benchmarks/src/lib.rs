@@ -1,4 +1,7 @@
-//! Shared helpers for the SIREN-rs benches (`cargo bench -p siren-benchmarks`).
+//! Shared helpers for the SIREN-rs benches (`cargo bench -p siren-benchmarks`), and the
+//! SIREN-rs side of the device check ([`device_check`], the `device-check` binary).
+
+pub mod device_check;
 
 use std::path::PathBuf;
 

@@ -32,10 +32,6 @@ enum Command {
     Plugins(commands::plugins::Args),
     /// Probe every compiled-in compute device and say which work here.
     Devices,
-    /// Measure the engine on one device against transformers' reference outputs for a model
-    /// folder that `scripts/device-check.sh` prepares: parity, answer-only latency, CoT
-    /// tokens/s, one GRPO step, one hidden-align step (one JSON object).
-    DeviceCheck(commands::device_check::Args),
     /// Generate text from a decoder (GGUF file or HF folder); greedy unless --temperature > 0.
     Generate(commands::generate::Args),
     /// Build interest sketches: encode items, cluster into topics, name them, sketch every user
@@ -160,17 +156,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Plugins(commands::plugins::Args { json }) => commands::plugins::run(json),
         Command::Devices => commands::devices::run(),
-        Command::DeviceCheck(commands::device_check::Args {
-            model,
-            device,
-            only,
-            out,
-        }) => commands::device_check::run(&commands::device_check::Options {
-            model,
-            device,
-            only,
-            out,
-        }),
         Command::Generate(commands::generate::Args {
             model,
             backbone,

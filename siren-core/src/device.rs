@@ -30,3 +30,18 @@ pub fn open(spec: &str) -> Result<(burn::tensor::Device, String)> {
     let device = plugin.open()?;
     Ok((device, plugin.label()))
 }
+
+/// A float type named `f32`, `bf16` or `f16`; `what` names where the name came from in the error.
+pub fn float_dtype(name: &str, what: &str) -> Result<burn::tensor::FloatDType> {
+    use burn::tensor::FloatDType;
+    Ok(match name {
+        "f32" => FloatDType::F32,
+        "bf16" => FloatDType::BF16,
+        "f16" => FloatDType::F16,
+        other => {
+            return Err(CoreError::Data(format!(
+                "{what} `{other}`: expected f32, bf16 or f16"
+            )));
+        }
+    })
+}

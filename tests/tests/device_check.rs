@@ -1,4 +1,4 @@
-//! `siren device-check` (the SIREN-rs side of `scripts/device-check.sh`) on the tiny Llama parity
+//! `device-check` (the SIREN-rs side of `scripts/device-check.sh`) on the tiny Llama parity
 //! fixture, whose reference logits and hidden states were made by transformers: parity within
 //! tolerance, a planted error reported at its size, every timed phase finishing with finite
 //! numbers, and bad inputs named.
@@ -13,10 +13,9 @@ fn fixture() -> std::path::PathBuf {
     repo_root().join("tests/fixtures/parity/llama")
 }
 
-fn siren(args: &[&str]) -> anyhow::Result<()> {
-    let mut v = vec!["siren"];
-    v.extend_from_slice(args);
-    siren_cli::run_args(v)
+/// Runs the `device-check` binary's command line (`args[0]` is the program name).
+fn device_check(args: &[&str]) -> anyhow::Result<()> {
+    siren_benchmarks::device_check::run_args(args)
 }
 
 fn i64_bytes(v: &[i64]) -> Vec<u8> {
@@ -105,7 +104,7 @@ fn run(dir: &Path, only: &str) -> serde_json::Value {
 
 fn run_on(dir: &Path, only: &str, device: &str) -> serde_json::Value {
     let out = dir.join(format!("{only}.json"));
-    siren(&[
+    device_check(&[
         "device-check",
         "--model",
         &dir.display().to_string(),
@@ -192,7 +191,7 @@ fn bad_inputs_are_named() {
     let tmp = tempfile::tempdir().unwrap();
     prepare(tmp.path(), 0.0);
     let dir = tmp.path().display().to_string();
-    let e = siren(&[
+    let e = device_check(&[
         "device-check",
         "--model",
         &dir,
@@ -207,7 +206,7 @@ fn bad_inputs_are_named() {
     std::fs::write(tmp.path().join("plan.json"), r#"{"dtype": "f64"}"#).unwrap();
     let e = format!(
         "{:#}",
-        siren(&["device-check", "--model", &dir, "--device", "flex"]).unwrap_err()
+        device_check(&["device-check", "--model", &dir, "--device", "flex"]).unwrap_err()
     );
     assert!(
         e.contains("plan.json") && e.contains("not a device-check plan"),
@@ -217,7 +216,7 @@ fn bad_inputs_are_named() {
     std::fs::write(tmp.path().join("inputs.safetensors"), b"not safetensors").unwrap();
     let e = format!(
         "{:#}",
-        siren(&["device-check", "--model", &dir, "--device", "flex"]).unwrap_err()
+        device_check(&["device-check", "--model", &dir, "--device", "flex"]).unwrap_err()
     );
     assert!(
         e.contains("inputs.safetensors") && e.contains("not a safetensors file"),

@@ -36,11 +36,9 @@ fn workspace_crates() -> BTreeSet<String> {
     own
 }
 
-#[test]
-fn the_engine_crate_depends_on_no_other_crate_of_the_workspace() {
-    let own = workspace_crates();
-    let manifest: toml::Table =
-        toml::from_str(&read(&root().join("siren-engine/Cargo.toml"))).unwrap();
+/// Every dependency a manifest names, with the table that names it.
+fn dependencies(manifest: &str) -> Vec<(String, String)> {
+    let manifest: toml::Table = toml::from_str(&read(&root().join(manifest))).unwrap();
     let mut tables = vec![];
     for key in ["dependencies", "dev-dependencies", "build-dependencies"] {
         if let Some(t) = manifest.get(key).and_then(|t| t.as_table()) {
@@ -56,17 +54,60 @@ fn the_engine_crate_depends_on_no_other_crate_of_the_workspace() {
             }
         }
     }
+    tables
+        .into_iter()
+        .flat_map(|(key, deps)| {
+            deps.keys()
+                .map(move |n| (key.clone(), n.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn the_engine_crate_depends_on_no_other_crate_of_the_workspace() {
+    let own = workspace_crates();
+    let deps = dependencies("siren-engine/Cargo.toml");
     assert!(
-        !tables.is_empty(),
+        !deps.is_empty(),
         "siren-engine/Cargo.toml lists no dependencies"
     );
-    for (key, deps) in tables {
-        for name in deps.keys() {
-            assert!(
-                !own.contains(name) && !name.starts_with("siren"),
-                "siren-engine/Cargo.toml [{key}] depends on `{name}`, a crate above the engine"
-            );
-        }
+    for (key, name) in deps {
+        assert!(
+            !own.contains(&name) && !name.starts_with("siren"),
+            "siren-engine/Cargo.toml [{key}] depends on `{name}`, a crate above the engine"
+        );
+    }
+}
+
+#[test]
+fn the_cli_reaches_plugins_only_through_the_registry() {
+    // The plugin crates: those under plugins/ (their collection `siren-plugins` excepted).
+    let cfg: toml::Table = toml::from_str(&read(&root().join("Cargo.toml"))).unwrap();
+    let plugin_crates: BTreeSet<String> = cfg["workspace"]["dependencies"]
+        .as_table()
+        .unwrap()
+        .iter()
+        .filter(|(k, v)| {
+            v.get("path")
+                .and_then(|p| p.as_str())
+                .is_some_and(|p| p.starts_with("plugins/"))
+                && k.as_str() != "siren-plugins"
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert!(
+        plugin_crates.contains("siren-trainers"),
+        "{plugin_crates:?}"
+    );
+    let deps = dependencies("siren-cli/Cargo.toml");
+    assert!(deps.iter().any(|(_, n)| n == "siren-plugins"), "{deps:?}");
+    for (key, name) in deps {
+        assert!(
+            !plugin_crates.contains(&name),
+            "siren-cli/Cargo.toml [{key}] depends on the plugin crate `{name}`: the CLI builds \
+             plugins by name through the registry (`siren-plugins` links them all)"
+        );
     }
 }
 

@@ -5,9 +5,13 @@
 //! - `grpo`: one GRPO step on `--prompts` training prompts × `--group` samples of up to
 //!   `--response` tokens (sampling at T = 1 with no early stop, so every sample is that long):
 //!   sampling (per sequence, shared prefix with the cache grown by concatenation, shared
-//!   prefix with the preallocated cache), reference log-probs (no gradient), then the policy's log-probs with gradients
-//!   and the AdamW update, in micro-batches of `--micro` sequences (whole groups on the shared
-//!   path). Seconds per phase and achieved GFLOP/s;
+//!   prefix with the preallocated cache), reference log-probs (no gradient), then the policy's
+//!   log-probs with gradients and the AdamW update, in micro-batches of `--micro` sequences.
+//!   The shared-prefix column is the `grpo` trainer's own step
+//!   ([`siren_trainers::grpo::step`]: whole groups per micro-batch, the GRPO loss with the KL
+//!   term, advantages from the config's `reward` slot, gradients accumulated into one update);
+//!   the per-sequence column steps AdamW on each micro-batch's summed log-probs. Seconds per
+//!   phase and achieved GFLOP/s;
 //! - `ao-sft`: one answer-only SFT step at micro-batch `--micro` on prompts cut or padded to
 //!   `--sft-tokens` tokens: forward, backward and optimizer seconds, the attention and
 //!   output-projection share measured on their own, GFLOP/s and peak resident memory;
@@ -43,9 +47,16 @@ use siren_core::engine::{
     generate_shared, shared_prefix_logprobs,
 };
 use siren_core::rating::{RatingTokens, answer_scores, score_grouped};
+use siren_core::registry;
 use siren_core::run::RunDir;
 use siren_core::stages;
+use siren_core::traits::Reward;
+use siren_trainers::grpo::{self, GrpoParams, Learner, LossAgg, StepSettings};
+use siren_trainers::{Sampling, Stops};
 use {siren_backends as _, siren_plugins as _};
+
+/// The seed of every sampling path.
+const SEED: u64 = 7;
 
 struct Args {
     config: std::path::PathBuf,
@@ -291,21 +302,6 @@ fn grpo_table(t: &GrpoTimes) -> serde_json::Value {
     })
 }
 
-/// Token log-probs of `(prompts, owner, completions)` on the shared-prefix path at T = 1.
-fn shared_lp(
-    model: &Decoder,
-    (prompts, owner, completions): (&[Vec<u32>], &[usize], &[Vec<u32>]),
-    pad: u32,
-    device: &Device,
-) -> anyhow::Result<siren_core::engine::CompletionScores> {
-    let shared = SharedPrefix {
-        prompts,
-        owner,
-        completions,
-    };
-    Ok(shared_prefix_logprobs(model, shared, pad, 1.0, device)?)
-}
-
 /// The policy's log-probs, backward and an AdamW update per micro-batch of `micro` sequences,
 /// each prompt computed with its completion (the per-sequence path).
 fn per_sequence_updates(
@@ -324,6 +320,66 @@ fn per_sequence_updates(
         m = optim.step(1e-5, m, grads);
     }
     Ok(())
+}
+
+/// The shared-prefix path of [`grpo`]: the `grpo` trainer's own step (sampling with the
+/// preallocated cache, reference log-probs, then the policy's log-probs, the GRPO loss and
+/// backward per micro-batch of whole groups, one AdamW update) on a copy of `policy`, with
+/// advantages from the config's `reward` slot.
+fn trainer_step(
+    b: &Bench<'_>,
+    (ex, prompts): (&[siren_core::train::Example], &[Vec<u32>]),
+    (policy, ref_model): (&Decoder, &Decoder),
+    train_dev: &Device,
+) -> anyhow::Result<grpo::StepOutcome> {
+    let Bench {
+        args, config, tok, ..
+    } = b;
+    let g = args.group;
+    let rw = stages::train::reward_slot(config);
+    let reward = registry::build::<dyn Reward>(&rw.kind, &rw.params)?;
+    let settings = StepSettings {
+        sampling: Sampling {
+            group_size: g,
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            max_response_tokens: args.response,
+            generation_batch: prompts.len() * g,
+        },
+        stops: Stops::default(),
+        micro_batch: args.micro,
+        clip: (0.8, 1.2),
+        kl_coef: GrpoParams::default().kl_coef,
+        inner_steps: 1,
+        loss_agg: LossAgg::SeqMeanTokenMean,
+    };
+    let mut trained = policy.clone();
+    let mut optim = config.training.optimizer();
+    let indices: Vec<usize> = (0..prompts.len()).collect();
+    Ok(grpo::step(
+        Learner {
+            model: &mut trained,
+            optim: &mut optim,
+            reference: Some(ref_model.clone()),
+            device: train_dev,
+            pad: b.pad,
+        },
+        prompts,
+        &indices,
+        &settings,
+        (config.training.lr, 0, SEED),
+        &mut |samples| {
+            let rewards: Vec<f32> = samples
+                .iter()
+                .map(|x| {
+                    let text = tok.decode_generated(&x.ids)?;
+                    Ok(reward.score(&text, ex[x.prompt].rating).total())
+                })
+                .collect::<siren_core::Result<_>>()?;
+            Ok(grpo::group_advantages(&rewards, g, 1e-6).0)
+        },
+    )?)
 }
 
 /// One GRPO step, per sequence against shared prefix (see the module docs).
@@ -354,7 +410,7 @@ fn grpo(b: &Bench<'_>) -> anyhow::Result<serde_json::Value> {
     let cfg = GenerationConfig {
         max_new_tokens: args.response,
         temperature: 1.0,
-        seed: 7,
+        seed: SEED,
         pad_id: pad,
         ..GenerationConfig::default()
     };
@@ -371,7 +427,7 @@ fn grpo(b: &Bench<'_>) -> anyhow::Result<serde_json::Value> {
         args.response
     );
     // Sampling: per sequence; shared prefix with the cache grown by concatenation (the
-    // earlier path); shared prefix with the preallocated cache (today's).
+    // earlier path); shared prefix with the preallocated cache (the trainer's step below).
     let per_seq = args.per_sequence;
     let skip = |run: bool, f: &dyn Fn() -> anyhow::Result<Vec<Vec<u32>>>| {
         if run {
@@ -388,18 +444,19 @@ fn grpo(b: &Bench<'_>) -> anyhow::Result<serde_json::Value> {
     };
     let (grown_samples, s_grown) =
         timed(|| Ok(generate_shared(&infer, &prompts, &owner, &grown, device)?))?;
-    let (shared_samples, s_shared) =
-        timed(|| Ok(generate_shared(&infer, &prompts, &owner, &cfg, device)?))?;
+    let micro = args.micro;
+    let ref_model = infer.clone();
+    let out = trainer_step(b, (&ex, &prompts), (&policy, &ref_model), &train_dev)?;
+    let (s_shared, ref_shared, upd_shared) = (out.sampling_s, out.reference_s, out.update_s);
+    let shared_samples: Vec<Vec<u32>> = out.samples.into_iter().map(|x| x.ids).collect();
     let same = (!per_seq || plain_samples == shared_samples) && grown_samples == shared_samples;
     let r = args.response as f64;
     let gen_flops_plain = flops.forward(n * mean_p, n * mean_p * mean_p / 2.0, n)
         + flops.forward(n * r, n * r * (mean_p + r / 2.0), n * r);
     let gen_flops_shared = flops.forward(p_tokens, p_tokens * mean_p / 2.0, prompts.len() as f64)
         + flops.forward(n * r, n * r * (mean_p + r / 2.0), n * r);
-    // Log-probs: the same samples on both paths.
+    // The per-sequence path's log-probs on the same samples.
     let comps = shared_samples;
-    let micro = args.micro;
-    let ref_model = infer.clone();
     let (_, ref_plain) = skip(per_seq, &|| {
         for c in (0..comps.len()).collect::<Vec<_>>().chunks(micro) {
             let pr: Vec<Vec<u32>> = c.iter().map(|&j| repeated[j].clone()).collect();
@@ -407,31 +464,6 @@ fn grpo(b: &Bench<'_>) -> anyhow::Result<serde_json::Value> {
             completion_logprobs_at(&ref_model, &pr, &co, pad, 1.0, device)?;
         }
         Ok(Vec::new())
-    })?;
-    let per_micro = (micro / g).max(1);
-    let groups: Vec<Vec<usize>> = (0..prompts.len())
-        .collect::<Vec<_>>()
-        .chunks(per_micro)
-        .map(<[usize]>::to_vec)
-        .collect();
-    let shared_of = |grp: &[usize]| {
-        let pr: Vec<Vec<u32>> = grp.iter().map(|&i| prompts[i].clone()).collect();
-        let ow: Vec<usize> = (0..grp.len())
-            .flat_map(|k| std::iter::repeat_n(k, g))
-            .collect();
-        let co: Vec<Vec<u32>> = grp
-            .iter()
-            .flat_map(|&i| (0..g).map(move |k| i * g + k))
-            .map(|j| comps[j].clone())
-            .collect();
-        (pr, ow, co)
-    };
-    let (_, ref_shared) = timed(|| {
-        for grp in &groups {
-            let (pr, ow, co) = shared_of(grp);
-            shared_lp(&ref_model, (&pr, &ow, &co), pad, device)?;
-        }
-        Ok(())
     })?;
     let mut optim = AdamWConfig::new().init();
     let mut upd_plain = f64::NAN;
@@ -442,16 +474,6 @@ fn grpo(b: &Bench<'_>) -> anyhow::Result<serde_json::Value> {
         })?
         .1;
     }
-    let (_, upd_shared) = timed(|| {
-        let mut m = policy.clone();
-        for grp in &groups {
-            let (pr, ow, co) = shared_of(grp);
-            let sc = shared_lp(&m, (&pr, &ow, &co), pad, &train_dev)?;
-            let grads = GradientsParams::from_grads(sc.logprobs.sum().backward(), &m);
-            m = optim.step(1e-5, m, grads);
-        }
-        Ok(())
-    })?;
     let lp_plain = flops.forward(
         n * (mean_p + r),
         n * (mean_p + r).powi(2) / 2.0,

@@ -727,6 +727,75 @@ mod tests {
     }
 
     #[test]
+    fn a_step_on_a_bare_decoder_trains_and_checks_its_advantages() {
+        use siren_core::burn::tensor::Device;
+        use siren_core::engine::LoraSpec;
+        let device = Device::flex().autodiff();
+        let spec = LoraSpec {
+            r: 2,
+            alpha: 4.0,
+            dropout: 0.0,
+        };
+        let base = siren_core::testkit::tiny_decoder(1, &device).unwrap();
+        let mut model = base.add_lora(&spec, |_: &str| true, 1).unwrap().0;
+        let mut optim = siren_core::train::TrainingConfig::default().optimizer();
+        let settings = StepSettings {
+            sampling: Sampling {
+                group_size: 2,
+                temperature: 1.0,
+                top_k: 0,
+                top_p: 1.0,
+                max_response_tokens: 3,
+                generation_batch: 8,
+            },
+            stops: Stops::default(),
+            micro_batch: 2,
+            clip: (0.8, 1.2),
+            kl_coef: 0.1,
+            inner_steps: 2,
+            loss_agg: LossAgg::TokenMean,
+        };
+        let prompts = vec![vec![1, 2, 3], vec![4, 5]];
+        let reference = model.valid();
+        let mut run = |model: &mut Decoder, adv: &mut dyn FnMut(&[Sample]) -> Result<Vec<f32>>| {
+            step(
+                Learner {
+                    model,
+                    optim: &mut optim,
+                    reference: Some(reference.clone()),
+                    device: &device,
+                    pad: 0,
+                },
+                &prompts,
+                &[0, 1],
+                &settings,
+                (1e-2, 0, 7),
+                adv,
+            )
+        };
+        let e = run(&mut model, &mut |s| Ok(vec![0.0; s.len() - 1]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("3 advantages for 4 samples"), "{e}");
+        let before = model.tensors_by_path(true).unwrap();
+        let out = run(&mut model, &mut |s| {
+            Ok((0..s.len())
+                .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+                .collect())
+        })
+        .unwrap();
+        // Two completions per prompt, in prompt order, every one 3 tokens (no stops).
+        let owners: Vec<usize> = out.samples.iter().map(|x| x.prompt).collect();
+        assert_eq!(owners, [0, 0, 1, 1]);
+        assert!(out.samples.iter().all(|x| x.ids.len() == 3));
+        assert_eq!(out.tokens, 12);
+        assert!(out.loss.is_finite() && out.kl_sum.is_finite() && out.kl_sum >= 0.0);
+        let after = model.tensors_by_path(true).unwrap();
+        assert!(before != after, "the step must move the adapters");
+    }
+
+    #[test]
     fn bad_params_are_refused() {
         assert!(
             Grpo::from_params(GrpoParams {

@@ -140,7 +140,7 @@ pub fn run(o: &Options<'_>) -> anyhow::Result<String> {
         );
         model = m.merge_lora();
     }
-    let dtype = super::float_dtype(o.dtype, "--dtype")?;
+    let dtype = siren_core::device::float_dtype(o.dtype, "--dtype")?;
     if dtype != FloatDType::F32 {
         model = model.to_float_dtype(dtype)?;
     }

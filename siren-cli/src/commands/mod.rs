@@ -1,7 +1,6 @@
 //! One file per subcommand.
 
 pub mod baselines;
-pub mod device_check;
 pub mod devices;
 pub mod eval;
 pub mod generate;
@@ -39,18 +38,4 @@ pub(crate) fn print_train_report(report: &TrainReport) {
     for (k, v) in &report.metrics {
         println!("  {k:<18} {v:.4}");
     }
-}
-
-/// A float type named `f32`, `bf16` or `f16`; `what` names where the name came from in the error.
-pub(crate) fn float_dtype(
-    name: &str,
-    what: &str,
-) -> anyhow::Result<siren_core::burn::tensor::FloatDType> {
-    use siren_core::burn::tensor::FloatDType;
-    Ok(match name {
-        "f32" => FloatDType::F32,
-        "bf16" => FloatDType::BF16,
-        "f16" => FloatDType::F16,
-        other => anyhow::bail!("{what} `{other}`: expected f32, bf16 or f16"),
-    })
 }
