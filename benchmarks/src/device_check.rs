@@ -284,6 +284,13 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     let dtype = siren_core::device::float_dtype(&plan.dtype, "plan.json: dtype")?;
     let (device, label) = siren_core::device::open(&o.device)?;
     let want = |s: &str| o.only.iter().any(|p| p == s);
+    let phase = || Phase {
+        dir: &o.model,
+        inputs: &inputs,
+        plan: &plan,
+        device: &device,
+        dtype,
+    };
     let mut report = serde_json::Map::new();
     report.insert("impl".into(), json!("siren-rs"));
     report.insert("version".into(), json!(env!("CARGO_PKG_VERSION")));
@@ -306,17 +313,11 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     }
     if want("grpo") {
         eprintln!("device-check: one GRPO step");
-        report.insert(
-            "grpo".into(),
-            grpo(&o.model, &inputs, &plan, &device, dtype)?,
-        );
+        report.insert("grpo".into(), grpo(&phase())?);
     }
     if want("align") {
         eprintln!("device-check: one hidden-align step");
-        report.insert(
-            "align".into(),
-            align(&o.model, &inputs, &plan, &device, dtype)?,
-        );
+        report.insert("align".into(), align(&phase())?);
     }
     report.insert("peak_rss_mb".into(), json!(peak_rss_mb()));
     let text = serde_json::to_string(&Value::Object(report))?;
@@ -489,14 +490,19 @@ fn speed(model: &Decoder, inputs: &Inputs, plan: &Plan, device: &Device) -> anyh
     )
 }
 
-fn grpo(
-    dir: &Path,
-    inputs: &Inputs,
-    plan: &Plan,
-    device: &Device,
+/// What a training phase works on: the prepared folder, its inputs and plan, the device and
+/// the float type of training.
+struct Phase<'a> {
+    dir: &'a Path,
+    inputs: &'a Inputs,
+    plan: &'a Plan,
+    device: &'a Device,
     dtype: FloatDType,
-) -> anyhow::Result<Value> {
+}
+
+fn grpo(c: &Phase<'_>) -> anyhow::Result<Value> {
     use siren_trainers::grpo::{LossAgg, StepSettings};
+    let (dir, inputs, plan, device, dtype) = (c.dir, c.inputs, c.plan, c.device, c.dtype);
     let p = &plan.grpo;
     let prompts = inputs.rows("grpo_prompts")?;
     let (_, adv) = inputs.f32s("grpo_adv")?;
@@ -571,13 +577,8 @@ fn grpo(
     }))
 }
 
-fn align(
-    dir: &Path,
-    inputs: &Inputs,
-    plan: &Plan,
-    device: &Device,
-    dtype: FloatDType,
-) -> anyhow::Result<Value> {
+fn align(c: &Phase<'_>) -> anyhow::Result<Value> {
+    let (dir, inputs, plan, device, dtype) = (c.dir, c.inputs, c.plan, c.device, c.dtype);
     let a = &plan.align;
     let teacher_ids = inputs.rows("align_teacher")?;
     let student_ids = inputs.rows("align_student")?;
