@@ -7,6 +7,17 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${SIREN_VENV:-$root/.venv}"
 torch_version="2.9.0"   # the version tch 0.22 (burn-tch 0.22.1) is built for
 
+# gloo's headers: siren-dist (collectives over LibTorch's c10d) compiles against them.
+if [ ! -f /usr/include/gloo/config.h ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "== installing gloo's headers (libgloo-dev) for siren-dist"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgloo-dev >/dev/null
+    else
+        echo "error: siren-dist needs gloo's headers (/usr/include/gloo): apt install libgloo-dev" >&2
+        exit 1
+    fi
+fi
+
 if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import torch, sys; sys.exit(0 if torch.__version__.split('+')[0] == '$torch_version' else 1)" 2>/dev/null; then
     echo "torch $torch_version already in $venv"
     exit 0
