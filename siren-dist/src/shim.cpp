@@ -30,6 +30,9 @@ static int guarded(char* err, size_t err_len, F f) {
   try {
     f();
     return 0;
+  } catch (const c10::Error& e) {
+    // c10's own message, without the C++ backtrace `what()` appends.
+    write_error(err, err_len, e.what_without_backtrace());
   } catch (const std::exception& e) {
     write_error(err, err_len, e.what());
   } catch (...) {

@@ -84,6 +84,36 @@ fn without_an_agent_rank_0_hosts_the_store() {
 }
 
 #[test]
+fn a_peer_that_never_comes_is_a_timeout_error_not_a_hang_or_an_abort() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let t = std::time::Instant::now();
+    // Rank 0 of 2, alone.
+    let out = Command::new(env!("CARGO_BIN_EXE_siren-dist-selftest"))
+        .env_remove("TORCHELASTIC_USE_AGENT_STORE")
+        .envs([
+            ("WORLD_SIZE", "2"),
+            ("RANK", "0"),
+            ("MASTER_ADDR", "127.0.0.1"),
+            ("MASTER_PORT", port.as_str()),
+            ("SIREN_DIST_TIMEOUT_S", "3"),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("c10d joining the process group") && stderr.contains("rank 0 of 2"),
+        "{stderr}"
+    );
+    assert!(t.elapsed().as_secs() < 60, "took {:?}", t.elapsed());
+}
+
+#[test]
 fn a_process_not_launched_says_so() {
     let out = Command::new(env!("CARGO_BIN_EXE_siren-dist-selftest"))
         .env_remove("WORLD_SIZE")

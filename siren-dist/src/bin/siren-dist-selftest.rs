@@ -6,7 +6,9 @@
 //!
 //! Every rank sums a buffer whose values depend on its rank and checks the sum, receives a
 //! broadcast from the first and from the last rank and checks it, then meets the others at a
-//! barrier. Exits 1 (naming the first wrong value) when a result is wrong, 2 when not launched.
+//! barrier. Exits 1 (naming the first wrong value, or the runtime's error) when a result is
+//! wrong or a peer does not come within `SIREN_DIST_TIMEOUT_S` seconds (default 120), 2 when
+//! not launched.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -19,7 +21,15 @@ fn run() -> Result<String, String> {
     let launch = Launch::from_env()
         .map_err(|e| e.to_string())?
         .ok_or("not launched by torchrun (WORLD_SIZE is unset)")?;
-    let world = World::gloo(&launch, Duration::from_secs(120)).map_err(|e| e.to_string())?;
+    // How long to wait for the other ranks (`SIREN_DIST_TIMEOUT_S`, default 120 s).
+    let timeout = match std::env::var("SIREN_DIST_TIMEOUT_S") {
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| format!("SIREN_DIST_TIMEOUT_S: `{v}` is not a number of seconds"))?,
+        Err(_) => 120,
+    };
+    let world = World::gloo(&launch, Duration::from_secs(timeout)).map_err(|e| e.to_string())?;
     let (r, w) = (world.rank() as f32, world.size() as f32);
     // Twice: the first call also opens the connections; the second is timed.
     let tri = w * (w + 1.0) / 2.0;
