@@ -43,25 +43,32 @@ fn two_ranks_over_gloo_agree() {
     assert!(stdout.contains("torchrun's agent store"), "{stdout}");
 }
 
+/// A port nothing listens on now.
+fn free_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port().to_string()
+}
+
+/// The self-test as rank `rank` of 2, started with the variables a launcher sets but no
+/// torchrun agent (rank 0 hosts the store on `port`).
+fn by_hand(rank: usize, port: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_siren-dist-selftest"));
+    c.env_remove("TORCHELASTIC_USE_AGENT_STORE").envs([
+        ("WORLD_SIZE", "2"),
+        ("RANK", &rank.to_string()),
+        ("MASTER_ADDR", "127.0.0.1"),
+        ("MASTER_PORT", port),
+    ]);
+    c
+}
+
 #[test]
 fn without_an_agent_rank_0_hosts_the_store() {
     // Two processes started by hand with the variables a launcher sets, no torchrun agent.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = free_port();
     let children: Vec<_> = (0..2)
         .map(|rank| {
-            Command::new(env!("CARGO_BIN_EXE_siren-dist-selftest"))
-                .env_remove("TORCHELASTIC_USE_AGENT_STORE")
-                .envs([
-                    ("WORLD_SIZE", "2"),
-                    ("RANK", &rank.to_string()),
-                    ("MASTER_ADDR", "127.0.0.1"),
-                    ("MASTER_PORT", &port),
-                ])
+            by_hand(rank, &port)
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -85,23 +92,11 @@ fn without_an_agent_rank_0_hosts_the_store() {
 
 #[test]
 fn a_peer_that_never_comes_is_a_timeout_error_not_a_hang_or_an_abort() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = free_port();
     let t = std::time::Instant::now();
     // Rank 0 of 2, alone.
-    let out = Command::new(env!("CARGO_BIN_EXE_siren-dist-selftest"))
-        .env_remove("TORCHELASTIC_USE_AGENT_STORE")
-        .envs([
-            ("WORLD_SIZE", "2"),
-            ("RANK", "0"),
-            ("MASTER_ADDR", "127.0.0.1"),
-            ("MASTER_PORT", port.as_str()),
-            ("SIREN_DIST_TIMEOUT_S", "3"),
-        ])
+    let out = by_hand(0, &port)
+        .env("SIREN_DIST_TIMEOUT_S", "3")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
