@@ -332,16 +332,14 @@ impl Inputs {
     }
 }
 
-/// The reference model's token log-probs of every micro-batch (`chunks`), on the host.
+/// The reference model's token log-probs of every micro-batch, on the host.
 fn reference_logprobs(
     (reference, device): (&Decoder, &Device),
-    chunks: &[Vec<usize>],
-    inputs: &dyn Fn(&[usize]) -> Inputs,
+    micro: &[Inputs],
     (pad, temperature): (u32, f32),
 ) -> Result<Vec<Vec<f32>>> {
-    let mut refs = Vec::with_capacity(chunks.len());
-    for c in chunks {
-        let x = inputs(c);
+    let mut refs = Vec::with_capacity(micro.len());
+    for x in micro {
         refs.push(crate::host(
             shared_prefix_logprobs(reference, x.shared(), pad, temperature, device)?.logprobs,
         )?);
@@ -495,9 +493,13 @@ pub fn step(
         .chunks(per_micro)
         .map(<[usize]>::to_vec)
         .collect();
-    let inputs = |c: &[usize]| Inputs::of(c, &samples, prompts);
+    // Each micro-batch's prompts and completions, built once for every pass over it.
+    let micro: Vec<Inputs> = chunks
+        .iter()
+        .map(|c| Inputs::of(c, &samples, prompts))
+        .collect();
     let refs = match &reference {
-        Some(r) => reference_logprobs((r, &infer_dev), &chunks, &inputs, (pad, temperature))?,
+        Some(r) => reference_logprobs((r, &infer_dev), &micro, (pad, temperature))?,
         None => Vec::new(),
     };
     let reference_s = t_ref.elapsed().as_secs_f64();
@@ -516,8 +518,8 @@ pub fn step(
             chunks.len(),
             &mut |model, k| {
                 let c = &chunks[k];
-                let x = inputs(c);
-                let sc = shared_prefix_logprobs(model, x.shared(), pad, temperature, device)?;
+                let sc =
+                    shared_prefix_logprobs(model, micro[k].shared(), pad, temperature, device)?;
                 let [m, width] = sc.logprobs.dims();
                 let t = |v: Vec<f32>, shape: [usize; 2]| {
                     Tensor::<2>::from_data(TensorData::new(v, shape), device)
