@@ -1,11 +1,10 @@
 //! Compiles `src/shim.cpp` against the LibTorch the workspace builds with (pip's torch through
 //! `LIBTORCH_USE_PYTORCH=1` and `VIRTUAL_ENV`, or `LIBTORCH=<dir>`), with gloo's headers from
-//! the system (`apt install libgloo-dev`), and links torch's libraries with an rpath.
+//! the system (`apt install libgloo-dev`), and links torch's libraries with an rpath (the torch
+//! found here, asked once: the same rpath `backends/torch_rpath.rs` gives the other crates).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-include!("../backends/torch_rpath.rs");
 
 /// Ends the build with `msg`.
 fn fail(msg: &str) -> ! {
@@ -15,6 +14,9 @@ fn fail(msg: &str) -> ! {
 
 /// Torch's folder (with include/ and lib/) and whether it was built with the C++11 ABI.
 fn torch() -> (PathBuf, bool) {
+    for var in ["LIBTORCH", "LIBTORCH_USE_PYTORCH", "VIRTUAL_ENV"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
     if let Some(root) = std::env::var_os("LIBTORCH") {
         return (PathBuf::from(root), true);
     }
@@ -50,8 +52,11 @@ fn torch() -> (PathBuf, bool) {
 }
 
 fn main() {
-    torch_rpath();
     println!("cargo:rerun-if-changed=src/shim.cpp");
+    // Without the `tch` feature the crate is only `Launch`: nothing to compile or link.
+    if std::env::var_os("CARGO_FEATURE_TCH").is_none() {
+        return;
+    }
     let (dir, abi) = torch();
     let header = dir.join("include/torch/csrc/distributed/c10d/ProcessGroupGloo.hpp");
     if !header.is_file() {
@@ -77,6 +82,8 @@ fn main() {
         .compile("siren_dist_shim");
     let lib = dir.join("lib");
     println!("cargo:rustc-link-search=native={}", lib.display());
+    // The binaries and tests find torch's libraries without LD_LIBRARY_PATH.
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     println!("cargo:rustc-link-lib=dylib=torch_cpu");
     println!("cargo:rustc-link-lib=dylib=c10");
     println!("cargo:rustc-link-lib=dylib=torch");

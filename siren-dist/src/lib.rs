@@ -12,11 +12,13 @@
 //! ```text
 //! torchrun --standalone --nproc_per_node=2 --no-python target/release/siren-dist-selftest
 //! ```
+//!
+//! [`World`] needs the `tch` feature (LibTorch, as the `tch-*` devices); without it the crate
+//! builds with no C++ and offers [`Launch`] only.
 #![warn(missing_docs)]
 
-use std::ffi::{CString, c_char, c_int};
-use std::ptr::NonNull;
-use std::time::Duration;
+#[cfg(feature = "tch")]
+pub use world::World;
 
 /// Errors of the distributed layer.
 #[derive(Debug, thiserror::Error)]
@@ -45,41 +47,6 @@ pub enum DistError {
 
 /// Results of this crate.
 pub type Result<T> = std::result::Result<T, DistError>;
-
-#[repr(C)]
-struct RawGroup {
-    _private: [u8; 0],
-}
-
-unsafe extern "C" {
-    fn siren_dist_gloo_new(
-        host: *const c_char,
-        port: u16,
-        is_server: c_int,
-        rank: c_int,
-        world: c_int,
-        timeout_ms: i64,
-        err: *mut c_char,
-        err_len: usize,
-    ) -> *mut RawGroup;
-    fn siren_dist_all_reduce_sum_f32(
-        d: *mut RawGroup,
-        data: *mut f32,
-        n: i64,
-        err: *mut c_char,
-        err_len: usize,
-    ) -> c_int;
-    fn siren_dist_broadcast_f32(
-        d: *mut RawGroup,
-        data: *mut f32,
-        n: i64,
-        root: c_int,
-        err: *mut c_char,
-        err_len: usize,
-    ) -> c_int;
-    fn siren_dist_barrier(d: *mut RawGroup, err: *mut c_char, err_len: usize) -> c_int;
-    fn siren_dist_free(d: *mut RawGroup);
-}
 
 /// Where this process stands in a launch: the variables torchrun sets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,148 +132,192 @@ impl Launch {
     }
 }
 
-/// A gloo process group this process belongs to.
-pub struct World {
-    raw: NonNull<RawGroup>,
-    launch: Launch,
-}
+#[cfg(feature = "tch")]
+mod world {
+    use std::ffi::{CString, c_char, c_int};
+    use std::ptr::NonNull;
+    use std::time::Duration;
 
-// SAFETY: the group is used through `&self` methods that c10d makes safe to call from any
-// thread (each call waits for its work); it is freed once, in `Drop`.
-unsafe impl Send for World {}
+    use super::{DistError, Launch, Result};
 
-const ERR_LEN: usize = 4096;
-
-/// Calls `f` with an error buffer; a nonzero return becomes a [`DistError::Runtime`].
-fn checked(op: &'static str, f: impl FnOnce(*mut c_char, usize) -> c_int) -> Result<()> {
-    let mut buf = vec![0u8; ERR_LEN];
-    if f(buf.as_mut_ptr().cast(), ERR_LEN) == 0 {
-        return Ok(());
+    #[repr(C)]
+    struct RawGroup {
+        _private: [u8; 0],
     }
-    Err(DistError::Runtime {
-        op,
-        message: message(&buf),
-    })
-}
 
-fn message(buf: &[u8]) -> String {
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).trim().to_string()
-}
+    unsafe extern "C" {
+        fn siren_dist_gloo_new(
+            host: *const c_char,
+            port: u16,
+            is_server: c_int,
+            rank: c_int,
+            world: c_int,
+            timeout_ms: i64,
+            err: *mut c_char,
+            err_len: usize,
+        ) -> *mut RawGroup;
+        fn siren_dist_all_reduce_sum_f32(
+            d: *mut RawGroup,
+            data: *mut f32,
+            n: i64,
+            err: *mut c_char,
+            err_len: usize,
+        ) -> c_int;
+        fn siren_dist_broadcast_f32(
+            d: *mut RawGroup,
+            data: *mut f32,
+            n: i64,
+            root: c_int,
+            err: *mut c_char,
+            err_len: usize,
+        ) -> c_int;
+        fn siren_dist_barrier(d: *mut RawGroup, err: *mut c_char, err_len: usize) -> c_int;
+        fn siren_dist_free(d: *mut RawGroup);
+    }
 
-impl World {
-    /// Joins the job `launch` describes over gloo (CPU tensors), waiting up to `timeout` for the
-    /// other ranks at every step.
-    pub fn gloo(launch: &Launch, timeout: Duration) -> Result<Self> {
-        let host = CString::new(launch.master_addr.clone()).map_err(|_| DistError::Env {
-            var: "MASTER_ADDR".into(),
-            reason: "holds a NUL byte".into(),
-        })?;
-        let int = |v: usize, var: &str| {
-            c_int::try_from(v).map_err(|_| DistError::Env {
-                var: var.into(),
-                reason: format!("{v} is too large"),
-            })
-        };
-        let (rank, world) = (
-            int(launch.rank, "RANK")?,
-            int(launch.world_size, "WORLD_SIZE")?,
-        );
-        let is_server = c_int::from(!launch.agent_store && launch.rank == 0);
-        let ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+    /// A gloo process group this process belongs to.
+    pub struct World {
+        raw: NonNull<RawGroup>,
+        launch: Launch,
+    }
+
+    // SAFETY: the group is used through `&self` methods that c10d makes safe to call from any
+    // thread (each call waits for its work); it is freed once, in `Drop`.
+    unsafe impl Send for World {}
+
+    const ERR_LEN: usize = 4096;
+
+    /// Calls `f` with an error buffer; a nonzero return becomes a [`DistError::Runtime`].
+    fn checked(op: &'static str, f: impl FnOnce(*mut c_char, usize) -> c_int) -> Result<()> {
         let mut buf = vec![0u8; ERR_LEN];
-        // SAFETY: every pointer is valid for the call; the shim catches every C++ exception.
-        let raw = unsafe {
-            siren_dist_gloo_new(
-                host.as_ptr(),
-                launch.master_port,
-                is_server,
-                rank,
-                world,
-                ms,
-                buf.as_mut_ptr().cast(),
-                ERR_LEN,
-            )
-        };
-        let raw = NonNull::new(raw).ok_or_else(|| DistError::Runtime {
-            op: "joining the process group",
-            message: format!(
-                "{} (store {}:{}, rank {} of {})",
-                message(&buf),
-                launch.master_addr,
-                launch.master_port,
-                launch.rank,
-                launch.world_size
-            ),
-        })?;
-        Ok(Self {
-            raw,
-            launch: launch.clone(),
-        })
-    }
-
-    /// This process's rank.
-    pub fn rank(&self) -> usize {
-        self.launch.rank
-    }
-
-    /// Processes in the job.
-    pub fn size(&self) -> usize {
-        self.launch.world_size
-    }
-
-    /// The launch this group was made from.
-    pub fn launch(&self) -> &Launch {
-        &self.launch
-    }
-
-    /// Sums `buf` element-wise over every rank, in place (every rank ends with the sum).
-    pub fn all_reduce_sum(&self, buf: &mut [f32]) -> Result<()> {
-        let n = len(buf)?;
-        // SAFETY: `buf` is valid for `n` floats for the call, which waits for its work.
-        checked("all-reduce", |e, l| unsafe {
-            siren_dist_all_reduce_sum_f32(self.raw.as_ptr(), buf.as_mut_ptr(), n, e, l)
-        })
-    }
-
-    /// Replaces `buf` on every rank with rank `root`'s values.
-    pub fn broadcast(&self, buf: &mut [f32], root: usize) -> Result<()> {
-        if root >= self.size() {
-            return Err(DistError::Buffer(format!(
-                "broadcast from rank {root}: the job has {} ranks",
-                self.size()
-            )));
+        if f(buf.as_mut_ptr().cast(), ERR_LEN) == 0 {
+            return Ok(());
         }
-        let n = len(buf)?;
-        let root = root as c_int;
-        // SAFETY: as in `all_reduce_sum`.
-        checked("broadcast", |e, l| unsafe {
-            siren_dist_broadcast_f32(self.raw.as_ptr(), buf.as_mut_ptr(), n, root, e, l)
+        Err(DistError::Runtime {
+            op,
+            message: message(&buf),
         })
     }
 
-    /// Returns once every rank has called it.
-    pub fn barrier(&self) -> Result<()> {
-        // SAFETY: the group is alive until `Drop`.
-        checked("barrier", |e, l| unsafe {
-            siren_dist_barrier(self.raw.as_ptr(), e, l)
-        })
+    fn message(buf: &[u8]) -> String {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).trim().to_string()
     }
-}
 
-/// The length of a buffer as the runtime takes it; an empty buffer is refused (every rank
-/// must pass the same length, and zero says a caller lost its data).
-fn len(buf: &[f32]) -> Result<i64> {
-    if buf.is_empty() {
-        return Err(DistError::Buffer("a collective on an empty buffer".into()));
+    impl World {
+        /// Joins the job `launch` describes over gloo (CPU tensors), waiting up to `timeout` for the
+        /// other ranks at every step.
+        pub fn gloo(launch: &Launch, timeout: Duration) -> Result<Self> {
+            let host = CString::new(launch.master_addr.clone()).map_err(|_| DistError::Env {
+                var: "MASTER_ADDR".into(),
+                reason: "holds a NUL byte".into(),
+            })?;
+            let int = |v: usize, var: &str| {
+                c_int::try_from(v).map_err(|_| DistError::Env {
+                    var: var.into(),
+                    reason: format!("{v} is too large"),
+                })
+            };
+            let (rank, world) = (
+                int(launch.rank, "RANK")?,
+                int(launch.world_size, "WORLD_SIZE")?,
+            );
+            let is_server = c_int::from(!launch.agent_store && launch.rank == 0);
+            let ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+            let mut buf = vec![0u8; ERR_LEN];
+            // SAFETY: every pointer is valid for the call; the shim catches every C++ exception.
+            let raw = unsafe {
+                siren_dist_gloo_new(
+                    host.as_ptr(),
+                    launch.master_port,
+                    is_server,
+                    rank,
+                    world,
+                    ms,
+                    buf.as_mut_ptr().cast(),
+                    ERR_LEN,
+                )
+            };
+            let raw = NonNull::new(raw).ok_or_else(|| DistError::Runtime {
+                op: "joining the process group",
+                message: format!(
+                    "{} (store {}:{}, rank {} of {})",
+                    message(&buf),
+                    launch.master_addr,
+                    launch.master_port,
+                    launch.rank,
+                    launch.world_size
+                ),
+            })?;
+            Ok(Self {
+                raw,
+                launch: launch.clone(),
+            })
+        }
+
+        /// This process's rank.
+        pub fn rank(&self) -> usize {
+            self.launch.rank
+        }
+
+        /// Processes in the job.
+        pub fn size(&self) -> usize {
+            self.launch.world_size
+        }
+
+        /// The launch this group was made from.
+        pub fn launch(&self) -> &Launch {
+            &self.launch
+        }
+
+        /// Sums `buf` element-wise over every rank, in place (every rank ends with the sum).
+        pub fn all_reduce_sum(&self, buf: &mut [f32]) -> Result<()> {
+            let n = len(buf)?;
+            // SAFETY: `buf` is valid for `n` floats for the call, which waits for its work.
+            checked("all-reduce", |e, l| unsafe {
+                siren_dist_all_reduce_sum_f32(self.raw.as_ptr(), buf.as_mut_ptr(), n, e, l)
+            })
+        }
+
+        /// Replaces `buf` on every rank with rank `root`'s values.
+        pub fn broadcast(&self, buf: &mut [f32], root: usize) -> Result<()> {
+            if root >= self.size() {
+                return Err(DistError::Buffer(format!(
+                    "broadcast from rank {root}: the job has {} ranks",
+                    self.size()
+                )));
+            }
+            let n = len(buf)?;
+            let root = root as c_int;
+            // SAFETY: as in `all_reduce_sum`.
+            checked("broadcast", |e, l| unsafe {
+                siren_dist_broadcast_f32(self.raw.as_ptr(), buf.as_mut_ptr(), n, root, e, l)
+            })
+        }
+
+        /// Returns once every rank has called it.
+        pub fn barrier(&self) -> Result<()> {
+            // SAFETY: the group is alive until `Drop`.
+            checked("barrier", |e, l| unsafe {
+                siren_dist_barrier(self.raw.as_ptr(), e, l)
+            })
+        }
     }
-    i64::try_from(buf.len()).map_err(|_| DistError::Buffer(format!("{} values", buf.len())))
-}
 
-impl Drop for World {
-    fn drop(&mut self) {
-        // SAFETY: made by `siren_dist_gloo_new`, freed only here.
-        unsafe { siren_dist_free(self.raw.as_ptr()) }
+    /// The length of a buffer as the runtime takes it; an empty buffer is refused (every rank
+    /// must pass the same length, and zero says a caller lost its data).
+    fn len(buf: &[f32]) -> Result<i64> {
+        if buf.is_empty() {
+            return Err(DistError::Buffer("a collective on an empty buffer".into()));
+        }
+        i64::try_from(buf.len()).map_err(|_| DistError::Buffer(format!("{} values", buf.len())))
+    }
+
+    impl Drop for World {
+        fn drop(&mut self) {
+            // SAFETY: made by `siren_dist_gloo_new`, freed only here.
+            unsafe { siren_dist_free(self.raw.as_ptr()) }
+        }
     }
 }
 
