@@ -34,7 +34,7 @@ rm -rf "$out"
 mkdir -p "$out/harness"
 tmp="$(mktemp)"
 trap 'rm -f "$tmp"' EXIT
-for name in siren device-check; do
+for name in siren device-check siren-dist-selftest; do
     strip --strip-all -o "$tmp" "target/release/$name"
     sha256sum "$tmp" | cut -d' ' -f1 > "$out/$name.sha256"
     echo "== compressing $name ($(( $(stat -c %s "$tmp") / 1048576 )) MiB stripped)" >&2
@@ -45,7 +45,8 @@ cp benchmarks/harness/device_check.py "$out/harness/device_check.py"
 
 cat > "$out/siren" <<'LAUNCHER'
 #!/usr/bin/env bash
-# Runs the bundled binary of this launcher's name (`siren` or `device-check`) with the LibTorch
+# Runs the bundled binary of this launcher's name (`siren`, `device-check` or
+# `siren-dist-selftest`) with the LibTorch
 # of this machine's python.
 #   SIREN_LIBTORCH=DIR   use the libtorch in DIR instead (a folder with libtorch_cpu.so)
 #   SIREN_PYTHON=PY      the python whose torch to use (default python3)
@@ -81,7 +82,8 @@ fi
 exec "$cache/$name" "$@"
 LAUNCHER
 cp "$out/siren" "$out/device-check"
-chmod +x "$out/siren" "$out/device-check" "$out/device-check.sh"
+cp "$out/siren" "$out/siren-dist-selftest"
+chmod +x "$out/siren" "$out/device-check" "$out/siren-dist-selftest" "$out/device-check.sh"
 
 cat > "$out/README.md" <<EOF
 # SIREN-rs device bundle
@@ -96,6 +98,8 @@ libtorch symbols, all \`at::_ops::*::call\` dispatcher entries and c10 helpers).
     ./siren devices                                   # which devices work here
     bash device-check.sh --device tch-cuda:0 --out R  # the device check (R/device-check.md)
     ./siren run CONFIG --set device=tch-cuda:0        # anything siren does
+    python3 -m torch.distributed.run --standalone --nproc_per_node=2 --no-python ./siren train CONFIG
+                                                      # data-parallel (docs/distributed.md)
 
 Set SIREN_PYTHON to choose the python (default python3) or SIREN_LIBTORCH to name torch's lib
 folder directly. The binary is unpacked once to ~/.cache/siren-bundle (SIREN_BUNDLE_CACHE).

@@ -3,8 +3,9 @@
 # device, in one run: randomly initialised models of real shapes (SmolLM2-135M, Qwen3-0.6B) made
 # by the transformers there (no download), then for each: parity of logits and hidden states,
 # answer-only latency and CoT tokens/s at batch 1 and 32, the CoT/AO time ratio at a reasoning
-# length, one GRPO step and one hidden-align step (seconds, peak memory). Writes
-# OUT/device-check.json and OUT/device-check.md and prints the table.
+# length, one GRPO step and one hidden-align step (seconds, peak memory); then siren-dist's
+# collectives self-test under torchrun, one rank per GPU. Writes OUT/device-check.json and
+# OUT/device-check.md and prints the table.
 #
 #   bash scripts/device-check.sh --device tch-cpu            # here, against transformers on CPU
 #   bash device-check.sh --device tch-cuda:0                 # from a bundle (scripts/device-bundle.sh)
@@ -45,6 +46,7 @@ if [ -x "$here/siren" ] && [ -x "$here/device-check" ] && [ -f "$here/harness/de
     # A device bundle: the launchers find libtorch through the python below.
     siren="$here/siren"
     check="$here/device-check"
+    selftest="$here/siren-dist-selftest"
     harness="$here/harness/device_check.py"
     python="${python:-python3}"
     out="${out:-$PWD/device-check-out}"
@@ -56,6 +58,7 @@ else
     cargo build --locked --release --workspace --all-features --all-targets -q
     siren="$root/target/release/siren"
     check="$root/target/release/device-check"
+    selftest="$root/target/release/siren-dist-selftest"
     harness="$root/benchmarks/harness/device_check.py"
     if [ -z "$python" ]; then
         if .venv/bin/python -c "import transformers, peft" 2>/dev/null; then python="$root/.venv/bin/python"
@@ -125,6 +128,25 @@ for m in ${models//,/ }; do
     done
 done
 "$python" "$harness" report --work "$work" --out "$out"
+# The collectives (docs/distributed.md): siren-dist's self-test under torchrun, one rank per GPU
+# of this machine (one rank without GPUs), over gloo.
+ngpu=0
+if command -v nvidia-smi >/dev/null; then ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true); fi
+ranks=$(( ngpu > 0 ? ngpu : 1 ))
+echo "== collectives: siren-dist-selftest on $ranks rank(s) under torchrun ($ngpu GPUs here)" >&2
+if dist_log=$(SIREN_DIST_TIMEOUT_S=120 "$python" -m torch.distributed.run --standalone \
+        --nproc_per_node="$ranks" --no-python "$selftest" 2>&1); then dist_status=ok
+else dist_status=FAILED; failed="$failed collectives"; echo "$dist_log" >&2; fi
+{
+    echo
+    echo "## Collectives"
+    echo
+    echo "$ngpu GPU(s) on this machine. \`siren-dist-selftest\` under torchrun on $ranks rank(s), over gloo: $dist_status."
+    echo
+    echo '```text'
+    echo "$dist_log" | grep '^rank' || true
+    echo '```'
+} >> "$out/device-check.md"
 if [ "$keep" = 0 ]; then rm -rf "$work"/*/model.safetensors; fi
 echo "device-check: $(( $(date +%s) - start )) s; wrote $out/device-check.md and $out/device-check.json" >&2
 if [ -n "$failed" ]; then

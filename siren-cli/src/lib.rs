@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod commands;
+pub mod dist;
 pub mod serve;
 
 pub use commands::generate::{Options as GenerateOptions, run as generate};
@@ -123,7 +124,8 @@ pub fn main() {
     }
 }
 
-fn init_logging(verbose: u8) {
+/// Logs to stderr at `info` (`debug` with 1, `trace` with 2 or more).
+pub fn init_logging(verbose: u8) {
     // cubecl logs each failed GPU probe of `device = "auto"` as a warning; the device
     // module already reports why a device was passed over (`siren devices`, -v).
     let default = match verbose {
@@ -153,6 +155,18 @@ where
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     siren_core::registry::check_all()?;
+    // Under torchrun, the commands that split their work across ranks join the job first.
+    if matches!(
+        cli.command,
+        Command::Train(_)
+            | Command::Internalize(_)
+            | Command::Run(_)
+            | Command::Eval(_)
+            | Command::Predict(_)
+            | Command::Rank(_)
+    ) {
+        dist::join()?;
+    }
     match cli.command {
         Command::Plugins(commands::plugins::Args { json }) => commands::plugins::run(json),
         Command::Devices => commands::devices::run(),

@@ -24,8 +24,16 @@ pub fn parse_spec(spec: &str) -> Result<(String, Params)> {
 
 /// Opens the device named by `spec` (`auto`, `flex`, `wgpu`, `tch-cpu`, `tch-cuda:1`, ...)
 /// through the `device` slot; returns it with its label. Plugins that run models use this.
+///
+/// In a data-parallel run ([`crate::dist`]), an accelerator named without an index
+/// (`tch-cuda`, `wgpu`) is the one of this process's local rank, as torchrun lays ranks out.
 pub fn open(spec: &str) -> Result<(burn::tensor::Device, String)> {
-    let (name, params) = parse_spec(spec)?;
+    let (name, mut params) = parse_spec(spec)?;
+    if crate::dist::size() > 1 && matches!(name.as_str(), "tch-cuda" | "wgpu") {
+        params
+            .entry("index".to_string())
+            .or_insert_with(|| (crate::dist::local_rank() as i64).into());
+    }
     let plugin = registry::build::<dyn ComputeDevice>(&name, &params)?;
     let device = plugin.open()?;
     Ok((device, plugin.label()))

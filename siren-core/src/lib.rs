@@ -13,6 +13,7 @@ pub mod calibration;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod dist;
 mod error;
 pub mod loaders;
 pub mod loading;

@@ -92,7 +92,7 @@ impl RatingTokens {
 }
 
 /// The answer-only outcome of one prompt.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AnswerScores {
     /// The distribution over the rating tokens, renormalised over them.
     pub probs: Vec<f32>,
@@ -169,6 +169,13 @@ pub struct ScoringStats {
 /// candidates) with two or more prompts runs on its own common prefix; the other prompts run
 /// on the prefix common to all (the system prompt). Batches of `batch` are formed from tails
 /// of similar length. `progress` is told of each scored prompt.
+///
+/// In a data-parallel run ([`crate::dist`]) the ranks share the work: each group (a user's
+/// candidates, on its own prefix) and each batch of the other prompts is one unit, done by one
+/// rank ([`crate::dist::owns`]), and every rank then holds every score ([`share_rows`]). The
+/// batches are those of a single-process run, so the scores are the same bit for bit.
+///
+/// [`share_rows`]: crate::dist::share_rows
 pub fn score_grouped(
     model: &Decoder,
     prompts: &[Vec<u32>],
@@ -185,11 +192,12 @@ pub fn score_grouped(
         ..ScoringStats::default()
     };
     let (mut padded, mut unbucketed, mut tail_total) = (0f64, 0f64, 0usize);
-    let mut run = |idx: &[usize], k: usize, stats: &mut ScoringStats| -> Result<()> {
+    // Units of work, numbered alike on every rank: a group is one, each other batch one.
+    let mut unit = 0usize;
+    let mut run = |idx: &[usize], k: usize, whole: bool, stats: &mut ScoringStats| -> Result<()> {
         if idx.is_empty() {
             return Ok(());
         }
-        let prefix = Prefix::new(model, &prompts[idx[0]][..k], device)?;
         let tails: Vec<Vec<u32>> = idx.iter().map(|&i| prompts[i][k..].to_vec()).collect();
         let lens: Vec<usize> = tails.iter().map(Vec::len).collect();
         let (batches, after, before) = crate::batching::length_buckets(&lens, batch, true);
@@ -198,7 +206,15 @@ pub fn score_grouped(
         unbucketed += before * n_tail as f64;
         tail_total += n_tail;
         stats.computed_tokens += k + n_tail;
-        for b in batches {
+        let mine: Vec<bool> = (0..batches.len())
+            .map(|b| crate::dist::owns(if whole { unit } else { unit + b }))
+            .collect();
+        unit += if whole { 1 } else { batches.len() };
+        if !mine.contains(&true) {
+            return Ok(());
+        }
+        let prefix = Prefix::new(model, &prompts[idx[0]][..k], device)?;
+        for (b, _) in batches.iter().zip(&mine).filter(|(_, m)| **m) {
             let chunk: Vec<Vec<u32>> = b.iter().map(|&j| tails[j].clone()).collect();
             let scores = answer_scores(model, Some(&prefix), &chunk, tokens, pad_id, device)?;
             for (&j, s) in b.iter().zip(scores) {
@@ -211,7 +227,7 @@ pub fn score_grouped(
     let mut alone = vec![true; prompts.len()];
     for g in groups.iter().filter(|g| g.len() > 1) {
         let seqs: Vec<Vec<u32>> = g.iter().map(|&i| prompts[i].clone()).collect();
-        run(g, common_prefix_len(&seqs), &mut stats)?;
+        run(g, common_prefix_len(&seqs), true, &mut stats)?;
         stats.shared_groups += 1;
         for &i in g {
             alone[i] = false;
@@ -220,16 +236,51 @@ pub fn score_grouped(
     let rest: Vec<usize> = (0..prompts.len()).filter(|&i| alone[i]).collect();
     let k = common_prefix_len(&rest.iter().map(|&i| prompts[i].clone()).collect::<Vec<_>>());
     stats.common_prefix = k;
-    run(&rest, k, &mut stats)?;
+    run(&rest, k, false, &mut stats)?;
     if tail_total > 0 {
         stats.pad_fraction = padded / tail_total as f64;
         stats.pad_fraction_unbucketed = unbucketed / tail_total as f64;
+    }
+    if crate::dist::size() > 1 {
+        share_scores(&mut out)?;
     }
     let scores = out
         .into_iter()
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| CoreError::Data("score_grouped: a prompt was left unscored".into()))?;
     Ok((scores, stats))
+}
+
+/// Every rank's scores on every rank ([`crate::dist::share_rows`]), each as its probabilities,
+/// mass and greedy rating (with a flag for none).
+fn share_scores(out: &mut [Option<AnswerScores>]) -> Result<()> {
+    let mut rows: Vec<Option<Vec<f32>>> = out
+        .iter()
+        .map(|s| {
+            s.as_ref().map(|s| {
+                let mut v = s.probs.clone();
+                v.extend([
+                    s.mass,
+                    f32::from(s.greedy.is_some()),
+                    s.greedy.unwrap_or(0.0),
+                ]);
+                v
+            })
+        })
+        .collect();
+    crate::dist::share_rows(&mut rows)?;
+    for (o, r) in out.iter_mut().zip(rows) {
+        let v = r.unwrap_or_default();
+        let n = v.len().checked_sub(3).ok_or_else(|| {
+            CoreError::Numeric("sharded scoring: a score row is too short".into())
+        })?;
+        *o = Some(AnswerScores {
+            probs: v[..n].to_vec(),
+            mass: v[n],
+            greedy: (v[n + 1] > 0.0).then_some(v[n + 2]),
+        });
+    }
+    Ok(())
 }
 
 /// Per prompt (already ending with the answer-only suffix), the distribution over the rating

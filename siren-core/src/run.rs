@@ -130,8 +130,12 @@ impl RunDir {
         self.file("sketch.key")
     }
 
-    /// Writes `value` as pretty JSON to `name`.
+    /// Writes `value` as pretty JSON to `name` (on rank 0 alone in a data-parallel run: every
+    /// rank holds the same results, one writes them).
     pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
+        if !crate::dist::is_leader() {
+            return Ok(());
+        }
         let path = self.file(name);
         let text = serde_json::to_string_pretty(value).map_err(|source| CoreError::Json {
             path: path.clone(),
@@ -145,7 +149,13 @@ impl RunDir {
     /// `metrics.<dataset>.<split>.n<N>.json` and the file of the requested key, if one was put
     /// aside earlier, comes back (e.g. an evaluation on a 200-row sample next to a stage that
     /// reports on the whole split).
+    ///
+    /// In a data-parallel run only rank 0 keeps `metrics.json`; the other ranks get fresh
+    /// metrics that they never write.
     fn metrics_for(&self, dataset: &str, split: &str, n: usize) -> Result<Metrics> {
+        if !crate::dist::is_leader() {
+            return Ok(Metrics::new(dataset, split, n));
+        }
         let path = self.file("metrics.json");
         let aside = |d: &str, s: &str, n: usize| self.file(&format!("metrics.{d}.{s}.n{n}.json"));
         match Metrics::read(&path) {

@@ -928,3 +928,68 @@ fn rank_by_relevance_orders_by_the_uncalibrated_relevance_answer() {
     };
     assert_eq!(items(&offline), items(&raw));
 }
+
+/// A counter of a `/metrics` page.
+fn counter(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in {page}"))
+        .parse()
+        .unwrap()
+}
+
+/// Serving past one process (docs/serving.md, "Several replicas"): two replicas, each request
+/// sent to the one its user hashes to (what the L7 balancer in front of them does), answer as
+/// one server, and the replicas' prefix caches together hit exactly as often as the one
+/// server's: routing by user keeps every user's cached prefix where its next request goes.
+#[test]
+fn replicas_behind_a_user_hashing_router_answer_as_one_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path());
+    let one = start(&options(&cfg, &[])).unwrap();
+    let replicas = [
+        start(&options(&cfg, &[])).unwrap(),
+        start(&options(&cfg, &[])).unwrap(),
+    ];
+    let route = |user: &str| (siren_core::hash::fnv1a([user.as_bytes()]) % 2) as usize;
+    let users = ["3", "4", "5", "6", "7", "10"];
+    assert!(
+        users.iter().any(|u| route(u) == 0) && users.iter().any(|u| route(u) == 1),
+        "the users should spread over both replicas"
+    );
+    let timeout = Duration::from_secs(60);
+    let mut single = Client::new(one.addr, timeout);
+    let mut routed: Vec<Client> = replicas
+        .iter()
+        .map(|s| Client::new(s.addr, timeout))
+        .collect();
+    for round in 0..2 {
+        for u in users {
+            for item in ["1", "2"] {
+                let body = json!({"user": u, "item": item}).to_string();
+                let a = single.post("/v1/predict", &body).unwrap();
+                let b = routed[route(u)].post("/v1/predict", &body).unwrap();
+                assert_eq!((a.status, b.status), (200, 200), "{} / {}", a.body, b.body);
+                let (a, b) = (a.json().unwrap(), b.json().unwrap());
+                assert!(close(&probs(&a), &probs(&b)), "round {round}: {a} vs {b}");
+            }
+        }
+    }
+    let hits = |c: &mut Client| {
+        counter(
+            &c.get("/metrics").unwrap().body,
+            "siren_prefix_cache_hits_total",
+        )
+    };
+    let whole = hits(&mut single);
+    let parts: f64 = routed.iter_mut().map(hits).sum();
+    assert!(whole >= 1.0, "the single server's cache never hit");
+    assert_eq!(
+        parts, whole,
+        "replicas' cache hits {parts}, one server's {whole}"
+    );
+    for s in replicas {
+        s.shutdown().unwrap();
+    }
+    one.shutdown().unwrap();
+}

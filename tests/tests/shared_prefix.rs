@@ -22,10 +22,11 @@ use common::*;
 
 const ARCHS: [&str; 2] = ["llama", "qwen3"];
 
-/// Three prompts that share a 6-token prefix, and completions of varied lengths: two or three
-/// per prompt, one of them a single token.
+/// Three prompts that share a 10-token prefix (long enough for the engine to compute it once
+/// for all prompts), and completions of varied lengths: two or three per prompt, one of them a
+/// single token.
 fn workload() -> (Vec<Vec<u32>>, Vec<usize>, Vec<Vec<u32>>) {
-    let head = [1u32, 17, 42, 5, 88, 23];
+    let head = [1u32, 17, 42, 5, 88, 23, 64, 31, 9, 50];
     let prompts: Vec<Vec<u32>> = [vec![61, 9, 70], vec![33], vec![12, 12, 40, 7, 3]]
         .into_iter()
         .map(|t| head.iter().copied().chain(t).collect())

@@ -132,8 +132,19 @@ pub fn internalize(
             .map(|g| g.iter().map(|&j| input.indices[j]).collect())
             .collect();
         let chunks: Vec<&[usize]> = order.iter().map(Vec::as_slice).collect();
-        let total = input.indices.len() as f64;
-        let mut sums = BTreeMap::<&str, f64>::new();
+        // The loss is the mean over the whole step (every rank's share); the metrics are
+        // means over this rank's examples (the ranks' are averaged).
+        let total = input.batch.len() as f64;
+        let mine = input.indices.len() as f64;
+        // Every metric from the start, so that a rank whose share of a short last batch is
+        // empty reports the same names as the others.
+        let mut sums = BTreeMap::<&str, f64>::from([("ce", 0.0), ("answer_acc", 0.0)]);
+        if obj.align > 0.0 {
+            sums.insert("align", 0.0);
+        }
+        if obj.kd > 0.0 {
+            sums.insert("kd", 0.0);
+        }
         let loss = accumulated_step(
             policy,
             optim,
@@ -164,7 +175,8 @@ pub fn internalize(
                 let share = b as f64 / total;
                 let mut loss: Option<Tensor<1>> = None;
                 let mut add = |name: &'static str, term: Tensor<1>, w: f64| -> Result<()> {
-                    *sums.entry(name).or_default() += f64::from(host(term.clone())?[0]) * share;
+                    *sums.entry(name).or_default() +=
+                        f64::from(host(term.clone())?[0]) * b as f64 / mine;
                     let t = term.mul_scalar(w * share);
                     loss = Some(match loss.take() {
                         Some(l) => l.add(t),
@@ -206,7 +218,7 @@ pub fn internalize(
                     // A metric only: computed on a detached copy, so that nothing outside the
                     // loss stays in the autodiff graph.
                     let ce = lp5.clone().detach().gather(1, lab).neg().mean();
-                    *sums.entry("ce").or_default() += f64::from(host(ce)?[0]) * share;
+                    *sums.entry("ce").or_default() += f64::from(host(ce)?[0]) * b as f64 / mine;
                 }
                 let best = lp5
                     .detach()
@@ -218,7 +230,7 @@ pub fn internalize(
                     .zip(&best)
                     .filter(|(i, b)| labels[**i] == **b as usize)
                     .count();
-                *sums.entry("answer_acc").or_default() += hits as f64 / total;
+                *sums.entry("answer_acc").or_default() += hits as f64 / mine;
                 loss.ok_or_else(|| CoreError::config(name, "every term has weight 0"))
             },
         )?;

@@ -262,7 +262,11 @@ fn score_samples(
         );
         lines.push('\n');
     }
-    let sp = run_dir.join("samples.jsonl");
+    // Each rank of a data-parallel run logs its own samples; rank 0's file keeps its name.
+    let sp = match siren_core::dist::rank() {
+        0 => run_dir.join("samples.jsonl"),
+        r => run_dir.join(format!("samples.rank{r}.jsonl")),
+    };
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -279,7 +283,16 @@ fn score_samples(
 
 impl Rewards {
     /// The step's metrics of the rewards, with its `loss` and `flat` groups of equal rewards.
-    fn metrics(&self, loss: f64, flat: usize) -> BTreeMap<String, f64> {
+    /// `mae` and `zero_std_groups` are the whole step's (summed over the ranks of a
+    /// data-parallel run); the rest are means over this rank's samples (averaged by the loop).
+    fn metrics(&self, loss: f64, flat: usize) -> Result<BTreeMap<String, f64>> {
+        let (abs_err, parsed, flat) = if siren_core::dist::size() > 1 {
+            let mut sums = [self.abs_err as f32, self.parsed as f32, flat as f32];
+            siren_core::dist::all_reduce_sum(&mut sums)?;
+            (f64::from(sums[0]), sums[1] as usize, sums[2] as usize)
+        } else {
+            (self.abs_err, self.parsed, flat)
+        };
         let n = self.rewards.len();
         let mean_r = self.rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / n as f64;
         let std_r = (self
@@ -295,11 +308,11 @@ impl Rewards {
         m.insert("reward_std".to_string(), std_r);
         m.insert("format_rate".to_string(), self.fmt as f64 / n as f64);
         m.insert("parse_rate".to_string(), self.parsed as f64 / n as f64);
-        if self.parsed > 0 {
-            m.insert("mae".to_string(), self.abs_err / self.parsed as f64);
+        if parsed > 0 {
+            m.insert("mae".to_string(), abs_err / parsed as f64);
         }
         m.insert("zero_std_groups".to_string(), flat as f64);
-        m
+        Ok(m)
     }
 }
 
@@ -474,6 +487,14 @@ pub fn step(
     let sampling_s = t_gen.elapsed().as_secs_f64();
     let gen_tokens: usize = samples.iter().map(|x| x.ids.len()).sum();
     let n = samples.len();
+    // The loss is normalised over the whole step: every rank's samples in a data-parallel run.
+    let (n_all, gen_all) = if siren_core::dist::size() > 1 {
+        let mut counts = [n as f32, gen_tokens as f32];
+        siren_core::dist::all_reduce_sum(&mut counts)?;
+        (counts[0] as usize, counts[1] as usize)
+    } else {
+        (n, gen_tokens)
+    };
 
     // 2. Advantages.
     let adv = advantages(&samples)?;
@@ -558,7 +579,7 @@ pub fn step(
                     tokens += t;
                     clipped += c;
                 }
-                Ok(s.loss_agg.step_loss(tok, sc.mask, n, gen_tokens))
+                Ok(s.loss_agg.step_loss(tok, sc.mask, n_all, gen_all))
             },
         )?;
     }
@@ -632,7 +653,15 @@ impl PolicyTrainer for Grpo {
                     &prompts,
                     &input.indices,
                     &settings,
-                    (input.lr, input.step, input.seed),
+                    // A rank's first generation batch draws the seed the single-process
+                    // run gives that batch (exact where shards hold whole batches).
+                    (
+                        input.lr,
+                        input.step,
+                        input
+                            .seed
+                            .wrapping_add((input.offset * g / p.generation_batch) as u64),
+                    ),
                     &mut |samples| {
                         let r = score_samples(
                             &tokenizer,
@@ -653,7 +682,7 @@ impl PolicyTrainer for Grpo {
                 let n = out.samples.len() as f64;
                 let gen_tokens: usize = out.samples.iter().map(|x| x.ids.len()).sum();
                 let tok_count = out.tokens.max(1) as f64;
-                let mut m = scored.metrics(out.loss, flat);
+                let mut m = scored.metrics(out.loss, flat)?;
                 m.insert("response_tokens".to_string(), gen_tokens as f64 / n);
                 m.insert(
                     "gen_tokens_per_s".to_string(),

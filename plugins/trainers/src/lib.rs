@@ -119,8 +119,9 @@ pub(crate) fn teacher_forced(
                 .map(|g| g.iter().map(|&j| input.indices[j]).collect())
                 .collect();
             let chunks: Vec<&[usize]> = order.iter().map(Vec::as_slice).collect();
-            let tokens: usize = input.indices.iter().map(|&i| data[i].1.len()).sum();
-            let prompt_tokens: usize = input.indices.iter().map(|&i| data[i].0.len()).sum();
+            // Counts over the whole step (every rank's share): the token-mean is the step's.
+            let tokens: usize = input.batch.iter().map(|&i| data[i].1.len()).sum();
+            let prompt_tokens: usize = input.batch.iter().map(|&i| data[i].0.len()).sum();
             let loss = crate::accumulated_step(
                 policy,
                 optim,

@@ -96,18 +96,32 @@ fn decode_all(
     };
     let bar = crate::progress::bar(prompts.len() as u64, label.to_string());
     let t = Instant::now();
-    let mut out = Vec::with_capacity(prompts.len());
-    for chunk in prompts.chunks(batch) {
-        for ids in generate(model, chunk, &cfg, device)? {
-            out.push(Decoded {
-                text: tok.decode_generated(&ids)?,
-                tokens: ids.len(),
-                ids,
-            });
+    // Each batch is decoded by one rank of a data-parallel run (all of them alone); then every
+    // rank holds every completion.
+    let mut generated: Vec<Option<Vec<f32>>> = vec![None; prompts.len()];
+    for (k, chunk) in prompts.chunks(batch).enumerate() {
+        if !crate::dist::owns(k) {
+            continue;
+        }
+        for (j, ids) in generate(model, chunk, &cfg, device)?
+            .into_iter()
+            .enumerate()
+        {
+            generated[k * batch + j] = Some(ids.iter().map(|&i| i as f32).collect());
         }
         bar.inc(chunk.len() as u64);
     }
+    crate::dist::share_rows(&mut generated)?;
     bar.finish_and_clear();
+    let mut out = Vec::with_capacity(prompts.len());
+    for ids in generated.into_iter().flatten() {
+        let ids: Vec<u32> = ids.into_iter().map(|i| i as u32).collect();
+        out.push(Decoded {
+            text: tok.decode_generated(&ids)?,
+            tokens: ids.len(),
+            ids,
+        });
+    }
     Ok((out, t.elapsed().as_secs_f64()))
 }
 
@@ -127,7 +141,16 @@ fn write_jsonl(
         );
         s.push('\n');
     }
-    Ok(crate::files::write_atomic(path, s.as_bytes())?)
+    write_leader(path, s.as_bytes())
+}
+
+/// Writes `bytes` to `path` on rank 0 of a data-parallel run (every rank holds the same
+/// results; one writes them), always alone.
+fn write_leader(path: &Path, bytes: &[u8]) -> Result<()> {
+    if crate::dist::is_leader() {
+        crate::files::write_atomic(path, bytes)?;
+    }
+    Ok(())
 }
 
 /// Every configured baseline, fitted on `fit` and scored on `rows`.
@@ -202,7 +225,8 @@ pub fn run(
     let (device, label) = crate::device::open(&config.device)?;
     let (model, tok) = super::load_run_model(config, &device, "evaluation")?;
     let (model, method) = weighted_model(config, run, &which, model)?;
-    let sketches = super::sketches_for(config, ds, run)?;
+    // Rank 0 builds (or finds) the sketches; the other ranks of a data-parallel run read them.
+    let sketches = crate::dist::leader_first(|| super::sketches_for(config, ds, run))?;
     let examples = super::examples(config, ds, &rows, &sketches, &tok)?;
     let batch = config.eval.batch_size;
     let n = examples.len();
@@ -303,7 +327,7 @@ pub fn run(
     if let Some(p) = &cache_path {
         let json =
             serde_json::to_vec_pretty(&llm_rows).map_err(|e| CoreError::Numeric(e.to_string()))?;
-        crate::files::write_atomic(p, &json)?;
+        write_leader(p, &json)?;
     }
     results.extend(llm_rows);
     run.record_metrics(&ds.name, split.as_str(), n, results)
@@ -414,7 +438,7 @@ fn write_ao_jsonl(
         );
         lines.push('\n');
     }
-    Ok(crate::files::write_atomic(path, lines.as_bytes())?)
+    write_leader(path, lines.as_bytes())
 }
 
 /// Cross-fitted calibration for a label shift: each half of the rows calibrated by the other
@@ -436,7 +460,7 @@ fn cross_fit_calibration(
         })
         .collect();
     let (cal, fits) = crate::calibration::cross_fit(probs, &labels, seed);
-    crate::files::write_atomic(
+    write_leader(
         path,
         &serde_json::to_vec_pretty(&serde_json::json!({
             "cross_fit": fits,

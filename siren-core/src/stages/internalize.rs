@@ -88,7 +88,8 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
         stage1.display()
     );
 
-    let sketches = super::sketches_for(config, ds, run)?;
+    // Rank 0 builds (or finds) the sketches; the other ranks of a data-parallel run read them.
+    let sketches = crate::dist::leader_first(|| super::sketches_for(config, ds, run))?;
     let n = ic.harvest.max_examples.or(config.training.max_examples);
     let rows = super::sample_rows(&ds.train, n, config.seed);
     let examples = super::examples(config, ds, &rows, &sketches, &tok)?;
@@ -101,15 +102,18 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
     let stage = stage_dir(run);
     let hdir = stage.join(format!("harvest-{hash:016x}"));
     let t_h = Instant::now();
-    let teacher = crate::train::teacher::harvest(
-        &model.valid(),
-        &tok,
-        &examples,
-        &ic.harvest,
-        training.max_prompt_tokens,
-        &hdir,
-        &device,
-    )?;
+    // Rank 0 harvests into `hdir`; the other ranks read the finished harvest from there.
+    let teacher = crate::dist::leader_first(|| {
+        crate::train::teacher::harvest(
+            &model.valid(),
+            &tok,
+            &examples,
+            &ic.harvest,
+            training.max_prompt_tokens,
+            &hdir,
+            &device,
+        )
+    })?;
     let harvest_s = t_h.elapsed().as_secs_f64();
     tracing::info!(
         "CoT teacher: {} kept of {} in {} ({harvest_s:.0}s)",
@@ -171,8 +175,13 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
         mean(&cos_before),
         mean(&cos_after)
     );
-    policy.export(&out)?;
     let seconds = t.elapsed().as_secs_f64();
+    if !crate::dist::is_leader() {
+        // Rank 0 writes the weights; the others go on once they are there.
+        crate::dist::barrier()?;
+        return Ok(report);
+    }
+    policy.export(&out)?;
     tracing::info!(
         "stage 2 done: {} steps, adapters in {} ({seconds:.0}s)",
         report.steps,
@@ -208,6 +217,7 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
             "device": label,
         }),
     )?;
+    crate::dist::barrier()?;
     Ok(report)
 }
 

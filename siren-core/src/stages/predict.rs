@@ -130,7 +130,8 @@ pub fn run(
         "predicting {} pairs with `{method}` weights, device {label}",
         pairs.len()
     );
-    let sketches = super::sketches_for(config, ds, run)?;
+    // Rank 0 builds (or finds) the sketches; the other ranks of a data-parallel run read them.
+    let sketches = crate::dist::leader_first(|| super::sketches_for(config, ds, run))?;
     let timelines = full_timelines(ds);
     let pb = crate::prompt::PromptBuilder::new(config.prompt.clone())?;
     let count = |s: &str| tok.encode(s, false).map(|v| v.len()).unwrap_or(0);
@@ -189,7 +190,10 @@ pub fn run(
         );
         out.push('\n');
     }
-    crate::files::write_atomic(output, out.as_bytes())?;
+    // Every rank holds every score; rank 0 writes them.
+    if crate::dist::is_leader() {
+        crate::files::write_atomic(output, out.as_bytes())?;
+    }
     Ok(pairs.len())
 }
 

@@ -313,8 +313,13 @@ pub fn rank_file(
     )?;
     tracing::info!("ranking {} requests with `{method}`", requests.len());
     let bar = crate::progress::bar(requests.len() as u64, "rank");
-    let mut out = String::new();
-    for (v, r) in &requests {
+    // Each request's line is computed by one rank of a data-parallel run (all of them alone);
+    // every rank then holds every line.
+    let mut lines: Vec<Option<String>> = vec![None; requests.len()];
+    for (k, (v, r)) in requests.iter().enumerate() {
+        if !crate::dist::owns(k) {
+            continue;
+        }
         let t = Instant::now();
         let q = prompter.prompts(&r.query)?;
         let (scores, _) = scorer.score(&[Job::from(&q)])?;
@@ -349,12 +354,15 @@ pub fn rank_file(
         if let Some(u) = v.get("user") {
             row["user"] = u.clone();
         }
-        out.push_str(&row.to_string());
-        out.push('\n');
+        lines[k] = Some(row.to_string());
         bar.inc(1);
     }
     bar.finish_and_clear();
-    crate::files::write_atomic(output, out.as_bytes())?;
+    crate::dist::share_json(&mut lines)?;
+    if crate::dist::is_leader() {
+        let out: String = lines.into_iter().flatten().map(|l| l + "\n").collect();
+        crate::files::write_atomic(output, out.as_bytes())?;
+    }
     Ok(requests.len())
 }
 
@@ -602,8 +610,36 @@ pub fn evaluate(
         method.as_deref(),
         &hits,
     );
+    // The model's answers first: in a data-parallel run each rank scores its share of the
+    // users' lists (a user's whole list on one rank) and every rank then holds them all.
     let bar = crate::progress::bar(targets.len() as u64, "rerank");
-    for ((x, top), &hit) in targets.iter().zip(&tops).zip(&hits) {
+    let mut answers: Vec<Option<Option<(Scored, serde_json::Value)>>> = Vec::new();
+    for (q, ((x, top), &hit)) in targets.iter().zip(&tops).zip(&hits).enumerate() {
+        let skip = model.is_none() || (!rank.score_misses && hit.is_none());
+        if !crate::dist::owns(q) {
+            answers.push(None);
+            continue;
+        }
+        let Some((prompter, scorer, _)) = model.as_mut().filter(|_| !skip) else {
+            answers.push(Some(None));
+            continue;
+        };
+        let list: Vec<u32> = top.iter().map(|t| t.0).collect();
+        let mut fields = serde_json::json!({});
+        let scored = score_list(
+            prompter,
+            scorer,
+            (x, &list, hit),
+            by_relevance,
+            ds,
+            &mut fields,
+        )?;
+        answers.push(Some(Some((scored, fields))));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    crate::dist::share_json(&mut answers)?;
+    for ((x, top), (&hit, answer)) in targets.iter().zip(&tops).zip(hits.iter().zip(answers)) {
         let list: Vec<u32> = top.iter().map(|t| t.0).collect();
         let mut shuffled: Vec<usize> = (0..list.len()).collect();
         shuffled.shuffle(&mut rng);
@@ -623,16 +659,17 @@ pub fn evaluate(
                 retrieved[4].push(None);
             }
         }
-        if let Some((prompter, scorer, _)) = model.as_mut().filter(|_| !skip) {
-            let list_of = (x, list.as_slice(), hit);
-            let scored = score_list(prompter, scorer, list_of, by_relevance, ds, &mut row)?;
+        if let (Some((_, scorer, _)), Some(Some((scored, fields)))) = (model.as_ref(), answer) {
+            for (k, v) in fields.as_object().into_iter().flatten() {
+                row[k] = v.clone();
+            }
             latency += scored.seconds;
             relevance_latency += scored.relevance_seconds;
             queries += 1;
             prompts_scored += scored.prompts;
             retrieved[0].push(scored.expected);
             retrieved[1].push(scored.top);
-            if let Some(p) = scored.relevance {
+            if let Some([p]) = scored.relevance {
                 retrieved[4].push(p);
             }
             if rank.score_misses {
@@ -654,9 +691,7 @@ pub fn evaluate(
                 .collect();
         }
         let _ = writeln!(rows, "{row}");
-        bar.inc(1);
     }
-    bar.finish_and_clear();
     let view_json = |t: &[Ranks]| -> serde_json::Value {
         ORDERS
             .iter()
@@ -694,11 +729,14 @@ pub fn evaluate(
         report["prompts_per_query"] = (prompts_scored as f64 / queries.max(1) as f64).into();
         report["calibration"] = model.as_ref().map(|m| m.1.calibration_label()).into();
     }
-    run.write_json("rank.json", &report)?;
-    crate::files::write_atomic(&run.file("rank.jsonl"), rows.as_bytes())?;
     let md = markdown(&report, &rank.cutoffs);
-    crate::files::write_atomic(&run.file("rank.md"), md.as_bytes())?;
-    println!("{md}");
+    // Every rank holds the same report; rank 0 writes it.
+    if crate::dist::is_leader() {
+        run.write_json("rank.json", &report)?;
+        crate::files::write_atomic(&run.file("rank.jsonl"), rows.as_bytes())?;
+        crate::files::write_atomic(&run.file("rank.md"), md.as_bytes())?;
+        println!("{md}");
+    }
     Ok(report)
 }
 
@@ -729,6 +767,7 @@ fn log_start(
 }
 
 /// One user's list scored by the model.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Scored {
     /// The scored items: the retrieved list, then the held-out item when it was missed.
     items: Vec<u32>,
@@ -739,7 +778,9 @@ struct Scored {
     /// Where the held-out item sits by expected rating, by P(top rating), by relevance.
     expected: Option<usize>,
     top: Option<usize>,
-    relevance: Option<Option<usize>>,
+    /// (In a one-element array: JSON, which carries it between ranks, would read a
+    /// `Some(None)` back as `None`.)
+    relevance: Option<[Option<usize>; 1]>,
     /// Seconds for the ratings and for the relevance answers; prompts scored.
     seconds: f64,
     relevance_seconds: f64,
@@ -786,7 +827,7 @@ fn score_list(
     let m = list.len();
     let mut relevance = None;
     if let Some(r) = &relevance_scores {
-        relevance = Some(place(&by_expected(&r[..m], values), hit));
+        relevance = Some([place(&by_expected(&r[..m], values), hit)]);
         row["relevance"] = r
             .iter()
             .map(|s| RatingDecoder::Expected.decode(&s.probs, values))

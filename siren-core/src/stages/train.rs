@@ -163,7 +163,8 @@ fn train_into(
     let t = Instant::now();
 
     let (device, label) = crate::device::open(&config.device)?;
-    let sketches = super::sketches_for(config, ds, run)?;
+    // Rank 0 builds (or finds) the sketches; the other ranks of a data-parallel run read them.
+    let sketches = crate::dist::leader_first(|| super::sketches_for(config, ds, run))?;
     let rows = super::sample_rows(&ds.train, config.training.max_examples, config.seed);
     let (mut model, tok) = super::load_run_model(config, &device.clone().autodiff(), "stage 1")?;
     let model_path = &config
@@ -198,6 +199,7 @@ fn train_into(
         examples.extend(relevance);
         examples.shuffle(&mut rand::rngs::StdRng::seed_from_u64(config.seed));
     }
+    let leader = crate::dist::is_leader();
     std::fs::create_dir_all(stage).map_err(|e| CoreError::io(stage, e))?;
     let sample: String = examples
         .iter()
@@ -212,7 +214,9 @@ fn train_into(
             )
         })
         .collect();
-    crate::files::write_atomic(&stage.join("examples.sample.txt"), sample.as_bytes())?;
+    if leader {
+        crate::files::write_atomic(&stage.join("examples.sample.txt"), sample.as_bytes())?;
+    }
 
     let trained_tokens = super::trained_token_ids(config, &tok);
     let mut policy = Policy::new(
@@ -241,32 +245,42 @@ fn train_into(
     };
     let report = trainer.train(&mut policy, &examples, reward.as_ref(), &ctx)?;
     let out = stage.join("policy");
+    let seconds = t.elapsed().as_secs_f64();
+    if !leader {
+        // Rank 0 writes the weights; the others go on once they are there.
+        crate::dist::barrier()?;
+        return Ok(report);
+    }
     policy.export(&out)?;
     crate::files::write_atomic(
         &stage.join("key.txt"),
         format!("{:016x}\n", key(config)).as_bytes(),
     )?;
-    let seconds = t.elapsed().as_secs_f64();
     tracing::info!(
         "stage 1 done: {} steps, weights in {} ({seconds:.0}s)",
         report.steps,
         out.display()
     );
+    let mut record = serde_json::json!({
+        "trainer": tr_cfg.kind,
+        "reward": rw.kind,
+        "examples": examples.len(),
+        "steps": report.steps,
+        "final": report.metrics,
+        "seconds": seconds,
+        "device": label,
+    });
+    if crate::dist::size() > 1 {
+        record["ranks"] = serde_json::json!(crate::dist::size());
+    }
     run.record_section(
         &ds.name,
         config.eval.split.as_str(),
         super::eval_rows(config, ds),
         section,
-        serde_json::json!({
-            "trainer": tr_cfg.kind,
-            "reward": rw.kind,
-            "examples": examples.len(),
-            "steps": report.steps,
-            "final": report.metrics,
-            "seconds": seconds,
-            "device": label,
-        }),
+        record,
     )?;
+    crate::dist::barrier()?;
     Ok(report)
 }
 

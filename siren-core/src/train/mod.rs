@@ -15,6 +15,11 @@
 //! killed after checkpoint `s` and resumed therefore takes the same steps `s+1..` as one that
 //! was never interrupted. (The backend's random generator, used by dropout, is per process:
 //! exactness holds for one training at a time in a process.)
+//!
+//! Data-parallel runs ([`crate::dist`]): every rank draws the same step batch and trains on
+//! its shard of it; the gradients are summed over the ranks before the optimizer steps, so
+//! every rank holds the same weights; rank 0 alone writes checkpoints, `metrics.jsonl` and the
+//! plot. A checkpoint holds the whole state, so a run resumes with any number of ranks.
 
 mod checkpoint;
 mod examples;
@@ -229,8 +234,14 @@ pub struct StepInput {
     pub total_steps: usize,
     /// Learning rate for this step.
     pub lr: f64,
-    /// Indices of this step's examples.
+    /// Indices of the examples this rank trains on: its [`crate::dist::shard`] of `batch`
+    /// (all of it in a single-process run).
     pub indices: Vec<usize>,
+    /// Indices of the whole step's examples, over every rank. Losses are normalised by counts
+    /// over these, so that the ranks' gradients sum to the whole step's.
+    pub batch: Vec<usize>,
+    /// Where `indices` starts in `batch`.
+    pub offset: usize,
     /// Seed of every random choice of this step.
     pub seed: u64,
 }
@@ -311,7 +322,8 @@ pub fn accumulated_update(
 }
 
 /// The accumulated gradients of `n_micro` micro-batch losses of the decoder `model(of)`, and
-/// their sum; a non-finite loss is an error (the NaN stop).
+/// their sum, each summed over the ranks of a data-parallel run; a non-finite loss is an
+/// error (the NaN stop).
 fn accumulate<T>(
     of: &T,
     model: impl Fn(&T) -> &Decoder,
@@ -330,7 +342,10 @@ fn accumulate<T>(
         let grads = GradientsParams::from_grads(loss.backward(), model(of));
         acc.accumulate(model(of), grads);
     }
-    Ok((acc.grads(), total))
+    // Data-parallel: the sum over ranks, the same on each, before the optimizer steps.
+    let mut grads = acc.grads();
+    crate::dist::reduce_gradients(model(of), &mut grads, &mut total)?;
+    Ok((grads, total))
 }
 
 fn read_metrics(path: &Path, upto: usize) -> Result<Vec<serde_json::Value>> {
@@ -439,36 +454,82 @@ pub fn run_loop(
         (None, true) => tracing::info!("--resume: no checkpoint yet, starting {name} afresh"),
         (None, false) => {}
     }
-    std::fs::create_dir_all(&ctx.run_dir).map_err(|e| CoreError::io(&ctx.run_dir, e))?;
+    let leader = crate::dist::is_leader();
+    if crate::dist::size() > 1 {
+        // Every rank starts from rank 0's weights, with the same settings and seed.
+        crate::dist::agree(
+            "the training settings (trainer, settings hash, seed, resumed step)",
+            crate::hash::fnv1a([
+                name.as_bytes(),
+                hash.as_bytes(),
+                &ctx.seed.to_le_bytes(),
+                &(start as u64).to_le_bytes(),
+            ]),
+        )?;
+        let mut weights = policy.trainable()?;
+        crate::dist::broadcast_tensors(&mut weights)?;
+        policy.restore(weights)?;
+        tracing::info!(
+            "{name}: rank {} of {}, each step's batch of {} split across the ranks",
+            crate::dist::rank(),
+            crate::dist::size(),
+            cfg.batch_size
+        );
+    }
     let metrics_path = ctx.run_dir.join("metrics.jsonl");
     let mut rows = read_metrics(&metrics_path, start)?;
-    // Rewrite the log without steps after the checkpoint (a killed run may have logged them).
-    let mut text = String::new();
-    for r in &rows {
-        text.push_str(&r.to_string());
-        text.push('\n');
-    }
-    crate::files::write_atomic(&metrics_path, text.as_bytes())?;
-    let mut log = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&metrics_path)
-        .map_err(|e| CoreError::io(&metrics_path, e))?;
+    let mut log = if leader {
+        std::fs::create_dir_all(&ctx.run_dir).map_err(|e| CoreError::io(&ctx.run_dir, e))?;
+        // Rewrite the log without steps after the checkpoint (a killed run may have logged
+        // them).
+        let mut text = String::new();
+        for r in &rows {
+            text.push_str(&r.to_string());
+            text.push('\n');
+        }
+        crate::files::write_atomic(&metrics_path, text.as_bytes())?;
+        Some(
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&metrics_path)
+                .map_err(|e| CoreError::io(&metrics_path, e))?,
+        )
+    } else {
+        None
+    };
     let plot_path = ctx.run_dir.join("training.svg");
-    let bar = crate::progress::bar(total as u64, name.to_string());
+    let bar = if leader {
+        crate::progress::bar(total as u64, name.to_string())
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     bar.set_position(start as u64);
     let mut last = StepMetrics::new();
     let t0 = Instant::now();
     for step in start..total {
+        let batch = batch_indices(n_examples, cfg.batch_size, ctx.seed, step);
+        let (offset, indices) = crate::dist::shard(&batch);
         let input = StepInput {
             step,
             total_steps: total,
             lr: cfg.lr_at(step, total),
-            indices: batch_indices(n_examples, cfg.batch_size, ctx.seed, step),
+            indices,
+            batch,
+            offset,
             seed: step_seed(ctx.seed, step),
         };
         policy.device.seed(input.seed);
         let t = Instant::now();
         let mut m = step_fn(policy, &mut optim, &input)?;
+        crate::dist::reduce_metrics(&mut m, input.indices.len() as f64)?;
+        if crate::dist::size() > 1 {
+            // This rank's time in the step's gradient all-reduces (waiting for the others
+            // included).
+            m.insert(
+                "allreduce_seconds".into(),
+                crate::dist::take_reduce_seconds(),
+            );
+        }
         let loss = *m.get("loss").ok_or_else(|| {
             CoreError::Numeric(format!("{name}: step {} reported no `loss`", step + 1))
         })?;
@@ -484,7 +545,9 @@ pub fn run_loop(
             row.insert(k.clone(), serde_json::json!(v));
         }
         let row = serde_json::Value::Object(row);
-        writeln!(log, "{row}").map_err(|e| CoreError::io(&metrics_path, e))?;
+        if let Some(log) = &mut log {
+            writeln!(log, "{row}").map_err(|e| CoreError::io(&metrics_path, e))?;
+        }
         rows.push(row);
         let summary: Vec<String> = ["loss", "reward_mean", "format_rate", "mae"]
             .iter()
@@ -492,7 +555,7 @@ pub fn run_loop(
             .collect();
         bar.set_message(format!("{name} {}", summary.join(" ")));
         bar.inc(1);
-        if (step + 1) % cfg.checkpoint_every == 0 || step + 1 == total {
+        if leader && ((step + 1) % cfg.checkpoint_every == 0 || step + 1 == total) {
             let state = TrainState {
                 step: step + 1,
                 total_steps: total,
@@ -507,7 +570,17 @@ pub fn run_loop(
         last = m;
     }
     bar.finish_and_clear();
-    plot_metrics(&rows, name, &plot_path)?;
+    if leader {
+        plot_metrics(&rows, name, &plot_path)?;
+    }
+    if crate::dist::size() > 1 {
+        let weights = crate::dist::tensors_hash(&policy.trainable()?);
+        crate::dist::agree("the trained weights", weights)?;
+        tracing::info!(
+            "{name}: the trained weights of all {} ranks agree (hash {weights:016x})",
+            crate::dist::size()
+        );
+    }
     let done = total - start;
     tracing::info!(
         "{name}: {done} steps in {:.1}s ({total} in all)",

@@ -1,0 +1,304 @@
+//! Data-parallel training and sharded scoring under `torchrun` (docs/distributed.md): two
+//! tch-cpu ranks over gloo, each with half of every batch, against one process with the whole
+//! batch, on a tiny random decoder and a small MovieLens-format dataset.
+//!
+//! Each run is a child process of this test binary (`dist_child`), launched by torchrun for
+//! two ranks and alone for one; every process uses one intra-op thread (torchrun's default per
+//! rank), so that the two sides differ only by how the work is split. LoRA dropout is off: its
+//! masks are drawn per process and per micro-batch, so with dropout the ranks draw other masks
+//! than one process does (docs/distributed.md).
+#![cfg(feature = "tch")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+use siren_core::traits::{Reward, RewardParts};
+use siren_core::{Plugin, Result};
+
+/// A reward that varies with any text (the length of the completion), so that GRPO's groups
+/// on a random decoder are not flat and its policy-gradient term trains.
+#[derive(Debug, Clone)]
+struct LengthReward;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct NoParams {}
+
+impl Plugin for LengthReward {
+    type Params = NoParams;
+    const SUMMARY: &'static str = "test only: the completion's length modulo 5, halved";
+    fn from_params(_: NoParams) -> Result<Self> {
+        Ok(Self)
+    }
+}
+
+impl Reward for LengthReward {
+    fn score(&self, completion: &str, _truth: f32) -> RewardParts {
+        RewardParts {
+            format: 0.0,
+            rating: (completion.chars().count() % 5) as f32 / 2.0,
+            predicted: None,
+        }
+    }
+}
+
+siren_core::register_reward!("test-length", LengthReward);
+
+/// torchrun from the environment's PATH (scripts/env.sh puts the project's venv first) or the
+/// project's venv.
+fn torchrun() -> PathBuf {
+    let from_path = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("torchrun"))
+            .find(|f| f.is_file())
+    });
+    let venv = std::env::var_os("SIREN_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| siren_tests::repo_root().join(".venv"))
+        .join("bin/torchrun");
+    from_path.or(venv.is_file().then_some(venv)).unwrap_or_else(|| {
+        panic!(
+            "torchrun is not on PATH nor in the project's venv: run `bash scripts/setup-torch.sh` \
+             and `source scripts/env.sh`"
+        )
+    })
+}
+
+/// Child side: runs the `siren` command line of `SIREN_DIST_CHILD_ARGS` (a JSON list), which
+/// joins the torchrun job when launched by one.
+#[test]
+#[ignore = "run by the data-parallel tests, under torchrun"]
+fn dist_child() {
+    if let Ok(args) = std::env::var("SIREN_DIST_CHILD_ARGS") {
+        let args: Vec<String> = serde_json::from_str(&args).unwrap();
+        siren_cli::init_logging(0);
+        siren_cli::run_args(args).unwrap();
+    }
+}
+
+/// Runs `siren ARGS` on `ranks` ranks (torchrun for two or more, a plain process for one);
+/// returns its output, panicking with it when the run fails.
+fn siren(ranks: usize, args: &[&str]) -> String {
+    let me = std::env::current_exe().unwrap();
+    let mut c = if ranks > 1 {
+        let mut c = Command::new(torchrun());
+        c.args([
+            "--standalone",
+            &format!("--nproc_per_node={ranks}"),
+            "--no-python",
+        ])
+        .arg(&me);
+        c
+    } else {
+        Command::new(&me)
+    };
+    let mut all = vec!["siren"];
+    all.extend_from_slice(args);
+    c.args(["--exact", "dist_child", "--ignored", "--nocapture"])
+        .env(
+            "SIREN_DIST_CHILD_ARGS",
+            serde_json::to_string(&all).unwrap(),
+        )
+        .env("OMP_NUM_THREADS", "1")
+        .env("SIREN_DIST_TIMEOUT_S", "300");
+    let out = c.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "siren {args:?} on {ranks} ranks:\n{text}"
+    );
+    text
+}
+
+/// An adapter's tensors by name, in name order.
+type Adapter = Vec<(String, Vec<f32>)>;
+
+fn adapter(dir: &Path) -> Adapter {
+    let path = dir.join("runs/tiny/stage1/policy/adapter_model.safetensors");
+    let mut w: Vec<(String, Vec<f32>)> = siren_core::engine::Weights::from_safetensors(&path)
+        .unwrap()
+        .take_all()
+        .unwrap()
+        .into_iter()
+        .map(|(k, (_, v))| (k, v))
+        .collect();
+    w.sort_by(|a, b| a.0.cmp(&b.0));
+    w
+}
+
+/// The largest difference between two adapters with the same tensors.
+fn max_diff(a: &Adapter, b: &Adapter) -> f32 {
+    assert_eq!(
+        a.iter().map(|x| &x.0).collect::<Vec<_>>(),
+        b.iter().map(|x| &x.0).collect::<Vec<_>>()
+    );
+    a.iter()
+        .zip(b)
+        .flat_map(|((_, x), (_, y))| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
+        .fold(0.0, f32::max)
+}
+
+/// The largest difference between the initial (zero) and trained `lora_B` tensors: how far
+/// training moved the weights the comparison is about.
+fn moved(a: &Adapter) -> f32 {
+    a.iter()
+        .filter(|(k, _)| k.contains("lora_B"))
+        .flat_map(|(_, v)| v.iter().map(|x| x.abs()))
+        .fold(0.0, f32::max)
+}
+
+/// The hashes the ranks logged for their trained weights.
+fn agreed_hashes(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.split("ranks agree (hash ").nth(1))
+        .map(|h| h.trim_end_matches(')').to_string())
+        .collect()
+}
+
+fn config(dir: &Path, trainer: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    siren_tests::tiny_config(
+        dir,
+        &format!(
+            r#"[training]
+lr = 1e-4
+lora_dropout = 0.0
+batch_size = 4
+max_examples = 12
+max_steps = 3
+checkpoint_every = 1
+{trainer}"#
+        ),
+    )
+}
+
+/// Trains `trainer` once alone and once on two ranks; returns both adapters and the log of the
+/// two-rank run.
+fn train_both(tmp: &Path, trainer: &str) -> (Adapter, Adapter, String) {
+    let (one, two) = (tmp.join("one"), tmp.join("two"));
+    let (c1, c2) = (config(&one, trainer), config(&two, trainer));
+    for c in [&c1, &c2] {
+        let text = std::fs::read_to_string(c).unwrap();
+        std::fs::write(c, text.replace("device = \"flex\"", "device = \"tch-cpu\"")).unwrap();
+    }
+    siren(1, &["train", c1.to_str().unwrap()]);
+    let log = siren(2, &["train", c2.to_str().unwrap()]);
+    (adapter(&one), adapter(&two), log)
+}
+
+fn check_two_ranks_match_one(trainer: &str, what: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (one, two, log) = train_both(tmp.path(), trainer);
+    let (d, m) = (max_diff(&one, &two), moved(&one));
+    eprintln!("{what}: max |one rank − two ranks| = {d:e} (weights moved up to {m:e})");
+    assert!(m > 1e-5, "{what}: training did not move the weights ({m})");
+    assert!(
+        d <= 1e-6,
+        "{what}: two ranks differ from one by {d}; the two ranks' log:\n{log}"
+    );
+    let hashes = agreed_hashes(&log);
+    assert_eq!(hashes.len(), 2, "{what}: one hash line per rank:\n{log}");
+    assert_eq!(hashes[0], hashes[1]);
+    // Rank 0 alone wrote the run's files, with one metrics row per step.
+    let stage = tmp.path().join("two/runs/tiny/stage1");
+    let rows = std::fs::read_to_string(stage.join("metrics.jsonl")).unwrap();
+    assert_eq!(rows.lines().count(), 3, "{rows}");
+    let a = std::fs::read_to_string(tmp.path().join("one/runs/tiny/stage1/metrics.jsonl")).unwrap();
+    for (x, y) in a.lines().zip(rows.lines()) {
+        let (x, y): (serde_json::Value, serde_json::Value) = (
+            serde_json::from_str(x).unwrap(),
+            serde_json::from_str(y).unwrap(),
+        );
+        let (lx, ly) = (x["loss"].as_f64().unwrap(), y["loss"].as_f64().unwrap());
+        assert!(
+            (lx - ly).abs() <= 1e-5 * lx.abs().max(1.0),
+            "{what}: loss {lx} vs {ly}"
+        );
+    }
+    // Resume with another world size: back to the two ranks' step-2 checkpoint, then the last
+    // step alone, as if the job had lost a rank.
+    let ckpts = stage.join("checkpoints");
+    std::fs::remove_dir_all(ckpts.join("step-000003")).unwrap();
+    std::fs::write(ckpts.join("latest"), "step-000002\n").unwrap();
+    let c2 = tmp.path().join("two/t.toml");
+    siren(1, &["train", c2.to_str().unwrap(), "--resume"]);
+    let resumed = adapter(&tmp.path().join("two"));
+    let d = max_diff(&one, &resumed);
+    eprintln!("{what}: two ranks for 2 steps, then 1 alone: max |one rank − resumed| = {d:e}");
+    assert!(
+        d <= 1e-6,
+        "{what}: resumed with another world size, differs by {d}"
+    );
+}
+
+#[test]
+fn ao_sft_on_two_ranks_matches_one_rank_with_the_whole_batch() {
+    check_two_ranks_match_one("micro_batch = 2\n[trainer]\nkind = \"ao-sft\"\n", "ao-sft");
+}
+
+/// GRPO: each rank samples the groups of its half of the prompts (seeded as the single process
+/// seeds that generation batch: each rank's half is one batch of 4 samples), and the loss is
+/// normalised over all samples of the step.
+#[test]
+fn grpo_on_two_ranks_matches_one_rank_with_the_whole_batch() {
+    check_two_ranks_match_one(
+        r#"micro_batch = 4
+[trainer]
+kind = "grpo"
+[trainer.params]
+group_size = 2
+generation_batch = 4
+max_response_tokens = 6
+kl_coef = 0.05
+inner_steps = 2
+[reward]
+kind = "test-length"
+"#,
+        "grpo",
+    );
+}
+
+/// `siren eval` on two ranks writes exactly the files of one process: the CoT completions and
+/// the answer-only distributions, byte for byte.
+#[test]
+fn sharded_eval_writes_the_single_process_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut outputs = Vec::new();
+    for (ranks, dir) in [(1, "one"), (2, "two")] {
+        let dir = tmp.path().join(dir);
+        let c = config(&dir, "");
+        let text = std::fs::read_to_string(&c).unwrap();
+        std::fs::write(
+            &c,
+            text.replace("device = \"flex\"", "device = \"tch-cpu\""),
+        )
+        .unwrap();
+        siren(ranks, &["eval", c.to_str().unwrap(), "--base"]);
+        let eval = dir.join("runs/tiny/eval");
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&eval)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read(&p).unwrap())
+            })
+            .collect();
+        files.sort();
+        outputs.push(files);
+    }
+    let names: Vec<&String> = outputs[0].iter().map(|f| &f.0).collect();
+    assert!(
+        names.iter().any(|n| n.ends_with("-cot.jsonl"))
+            && names.iter().any(|n| n.ends_with("-ao.jsonl")),
+        "{names:?}"
+    );
+    assert_eq!(names, outputs[1].iter().map(|f| &f.0).collect::<Vec<_>>());
+    for ((name, a), (_, b)) in outputs[0].iter().zip(&outputs[1]) {
+        assert!(a == b, "{name} differs between one process and two ranks");
+    }
+}
