@@ -20,20 +20,22 @@ out="${keep:-$(mktemp -d)}"
 mkdir -p "$out"
 [ -n "$keep" ] || trap 'rm -rf "$out"' EXIT
 
-# launch W ARGS...: `siren ARGS` alone (2 threads) or on W torchrun ranks (1 thread each).
+# launch W RSS ARGS...: `siren ARGS` alone (2 threads) or on W torchrun ranks (1 thread each);
+# writes to RSS the peak resident memory of the largest process (KiB; a rank under torchrun).
 launch() {
-    local w="$1"; shift
+    local w="$1" rss="$2"; shift 2
     if [ "$w" = 1 ]; then
-        OMP_NUM_THREADS=2 "$siren" "$@"
+        OMP_NUM_THREADS=2 /usr/bin/time -f %M -o "$rss" "$siren" "$@"
     else
-        OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node="$w" --no-python "$siren" "$@"
+        OMP_NUM_THREADS=1 /usr/bin/time -f %M -o "$rss" \
+            torchrun --standalone --nproc_per_node="$w" --no-python "$siren" "$@"
     fi
 }
 
 declare -A step reduce evals
 for w in 1 2; do
     echo "== world size $w: training" >&2
-    launch "$w" train benchmarks/distributed.toml --set "runs_dir=\"$out\"" \
+    launch "$w" "$out/train-w$w.rss" train benchmarks/distributed.toml --set "runs_dir=\"$out\"" \
         --set "name=\"train-w$w\"" >"$out/train-w$w.log" 2>&1 || { cat "$out/train-w$w.log"; exit 1; }
     read -r step[$w] reduce[$w] < <(python3 - "$out/train-w$w/stage1/metrics.jsonl" <<'PY'
 import json, sys
@@ -44,7 +46,7 @@ PY
 )
     echo "== world size $w: evaluation of 300 users" >&2
     t0=$(date +%s.%N)
-    launch "$w" eval configs/shipped-movies.toml --no-cot --set "runs_dir=\"$out\"" \
+    launch "$w" "$out/eval-w$w.rss" eval configs/shipped-movies.toml --no-cot --set "runs_dir=\"$out\"" \
         --set "name=\"eval-w$w\"" --set eval.sample=300 >"$out/eval-w$w.log" 2>&1 \
         || { cat "$out/eval-w$w.log"; exit 1; }
     evals[$w]=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$t0" "$(date +%s.%N)")
@@ -56,10 +58,12 @@ done
 echo
 echo "| | world size 1 (1 × 2 threads) | world size 2 (2 × 1 thread) | ratio 1/2 |"
 echo "|---|---|---|---|"
-python3 - "${step[1]}" "${step[2]}" "${reduce[2]}" "${evals[1]}" "${evals[2]}" <<'PY'
+python3 - "${step[1]}" "${step[2]}" "${reduce[2]}" "${evals[1]}" "${evals[2]}" \
+    "$(cat "$out/train-w1.rss")" "$(cat "$out/train-w2.rss")" <<'PY'
 import sys
-s1, s2, r2, e1, e2 = map(float, sys.argv[1:])
+s1, s2, r2, e1, e2, m1, m2 = map(float, sys.argv[1:])
 print(f"| ao-sft step, 16 prompts (s) | {s1:.2f} | {s2:.2f} | {s1 / s2:.2f} |")
 print(f"| gradient all-reduce per step (s) | – | {r2:.4f} | |")
+print(f"| training, peak memory of a process (GiB) | {m1 / 2**20:.2f} | {m2 / 2**20:.2f} | |")
 print(f"| eval, 300 users answer-only (s, wall) | {e1:.1f} | {e2:.1f} | {e1 / e2:.2f} |")
 PY

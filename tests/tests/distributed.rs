@@ -302,3 +302,91 @@ fn sharded_eval_writes_the_single_process_files() {
         assert!(a == b, "{name} differs between one process and two ranks");
     }
 }
+
+/// The stage-2 adapter under `dir`'s run (its one `adapter_model.safetensors` in `stage2/`).
+fn stage2_adapter(dir: &Path) -> Adapter {
+    fn find(d: &Path) -> Option<PathBuf> {
+        for e in std::fs::read_dir(d).ok()? {
+            let p = e.ok()?.path();
+            if p.is_dir() {
+                if let Some(f) = find(&p) {
+                    return Some(f);
+                }
+            } else if p
+                .file_name()
+                .is_some_and(|n| n == "adapter_model.safetensors")
+            {
+                return Some(p);
+            }
+        }
+        None
+    }
+    let path = find(&dir.join("runs/tiny/stage2")).expect("a stage-2 adapter");
+    let mut w: Adapter = siren_core::engine::Weights::from_safetensors(&path)
+        .unwrap()
+        .take_all()
+        .unwrap()
+        .into_iter()
+        .map(|(k, (_, v))| (k, v))
+        .collect();
+    w.sort_by(|a, b| a.0.cmp(&b.0));
+    w
+}
+
+/// Stage 2 (`ha-ce`: hidden alignment and cross-entropy, so that the tiny teacher, whose
+/// reasoning is empty, still gives a gradient): one process trains stage 1 in each folder; then
+/// `siren internalize` alone and on two ranks (rank 0 harvests the teacher, rank 1 reads the
+/// harvest) give the same adapters.
+#[test]
+fn internalizing_on_two_ranks_matches_one_rank_with_the_whole_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut adapters = Vec::new();
+    for (ranks, name) in [(1, "one"), (2, "two")] {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = siren_tests::tiny_config(
+            &dir,
+            r#"[training]
+lr = 1e-2
+lora_dropout = 0.0
+batch_size = 8
+max_examples = 8
+epochs = 40
+checkpoint_every = 40
+full_finetune = true
+[trainer]
+kind = "ao-sft"
+[trainer.params]
+target = "format"
+[internalizer]
+kind = "ha-ce"
+[internalization.harvest]
+max_new_tokens = 8
+max_examples = 24
+[internalization.training]
+lr = 1e-3
+lora_dropout = 0.0
+max_steps = 3
+batch_size = 4
+"#,
+        );
+        let text = std::fs::read_to_string(&c).unwrap();
+        std::fs::write(
+            &c,
+            text.replace("device = \"flex\"", "device = \"tch-cpu\""),
+        )
+        .unwrap();
+        siren(1, &["train", c.to_str().unwrap()]);
+        let log = siren(ranks, &["internalize", c.to_str().unwrap()]);
+        if ranks == 2 {
+            let hashes = agreed_hashes(&log);
+            assert_eq!(hashes.len(), 2, "one hash line per rank:\n{log}");
+            assert_eq!(hashes[0], hashes[1]);
+        }
+        adapters.push(stage2_adapter(&dir));
+    }
+    let (d, m) = (max_diff(&adapters[0], &adapters[1]), moved(&adapters[0]));
+    eprintln!("ha-ce: max |one rank − two ranks| = {d:e} (weights moved up to {m:e})");
+    assert!(m > 1e-5, "ha-ce: training did not move the weights ({m})");
+    assert!(d <= 1e-6, "ha-ce: two ranks differ from one by {d}");
+}

@@ -940,8 +940,9 @@ fn counter(page: &str, name: &str) -> f64 {
 
 /// Serving past one process (docs/serving.md, "Several replicas"): two replicas, each request
 /// sent to the one its user hashes to (what the L7 balancer in front of them does), answer as
-/// one server, and the replicas' prefix caches together hit exactly as often as the one
-/// server's: routing by user keeps every user's cached prefix where its next request goes.
+/// one server; a user's later requests find its prefixes in the cache of the replica it reached
+/// before (a user part is cached when seen a second time), so each replica's cache hits in the
+/// third round.
 #[test]
 fn replicas_behind_a_user_hashing_router_answer_as_one_server() {
     let tmp = tempfile::tempdir().unwrap();
@@ -963,7 +964,14 @@ fn replicas_behind_a_user_hashing_router_answer_as_one_server() {
         .iter()
         .map(|s| Client::new(s.addr, timeout))
         .collect();
-    for round in 0..2 {
+    let hits = |c: &mut Client| {
+        counter(
+            &c.get("/metrics").unwrap().body,
+            "siren_prefix_cache_hits_total",
+        )
+    };
+    let mut after = Vec::new();
+    for round in 0..3 {
         for u in users {
             for item in ["1", "2"] {
                 let body = json!({"user": u, "item": item}).to_string();
@@ -974,20 +982,15 @@ fn replicas_behind_a_user_hashing_router_answer_as_one_server() {
                 assert!(close(&probs(&a), &probs(&b)), "round {round}: {a} vs {b}");
             }
         }
+        after.push(routed.iter_mut().map(hits).collect::<Vec<f64>>());
     }
-    let hits = |c: &mut Client| {
-        counter(
-            &c.get("/metrics").unwrap().body,
-            "siren_prefix_cache_hits_total",
-        )
-    };
-    let whole = hits(&mut single);
-    let parts: f64 = routed.iter_mut().map(hits).sum();
-    assert!(whole >= 1.0, "the single server's cache never hit");
-    assert_eq!(
-        parts, whole,
-        "replicas' cache hits {parts}, one server's {whole}"
-    );
+    // A user part is cached the second time it is seen, and hits from the third.
+    for r in 0..2 {
+        assert!(
+            after[2][r] > after[1][r],
+            "replica {r}: no cache hit in the third round ({after:?})"
+        );
+    }
     for s in replicas {
         s.shutdown().unwrap();
     }
