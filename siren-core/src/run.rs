@@ -77,7 +77,9 @@ impl RunDir {
         let path = config.runs_dir.join(&config.name);
         std::fs::create_dir_all(&path).map_err(|e| CoreError::io(&path, e))?;
         let dir = Self { path };
-        write_atomic(&dir.file("config.toml"), config.to_toml()?.as_bytes())?;
+        if crate::dist::is_leader() {
+            write_atomic(&dir.file("config.toml"), config.to_toml()?.as_bytes())?;
+        }
         let meta = RunMeta {
             name: config.name.clone(),
             git_revision: git_revision(),

@@ -390,3 +390,62 @@ batch_size = 4
     assert!(m > 1e-5, "ha-ce: training did not move the weights ({m})");
     assert!(d <= 1e-6, "ha-ce: two ranks differ from one by {d}");
 }
+
+/// `siren run` under torchrun: every stage of the tiny pipeline (baselines on rank 0, stage 1
+/// and stage 2 data-parallel, the evaluation sharded), one report.
+#[test]
+fn the_whole_pipeline_runs_under_torchrun() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = siren_tests::tiny_config(
+        tmp.path(),
+        r#"[training]
+lr = 1e-2
+batch_size = 8
+max_examples = 8
+epochs = 40
+checkpoint_every = 40
+full_finetune = true
+[trainer]
+kind = "ao-sft"
+[trainer.params]
+target = "format"
+[internalizer]
+kind = "ha-ce"
+[internalization.harvest]
+max_new_tokens = 8
+max_examples = 24
+[internalization.training]
+max_steps = 2
+batch_size = 4
+"#,
+    );
+    let text = std::fs::read_to_string(&c).unwrap();
+    std::fs::write(
+        &c,
+        text.replace("device = \"flex\"", "device = \"tch-cpu\""),
+    )
+    .unwrap();
+    let log = siren(2, &["run", c.to_str().unwrap()]);
+    let run = tmp.path().join("runs/tiny");
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    for stage in ["baselines", "train", "internalize", "eval"] {
+        assert!(
+            report.contains(&format!("| {stage} |")),
+            "{stage}:\n{report}"
+        );
+    }
+    // Both ranks trained (two agreeing hash lines per training: stage 1 and stage 2).
+    let hashes = agreed_hashes(&log);
+    assert_eq!(hashes.len(), 4, "{log}");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(m["train"]["ranks"], 2, "{m}");
+    let methods: Vec<&str> = m["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["method"].as_str())
+        .collect();
+    assert!(methods.contains(&"global-mean"), "{methods:?}");
+    assert!(methods.iter().any(|m| m.ends_with("-ao")), "{methods:?}");
+}

@@ -621,6 +621,11 @@ fn answer_only(
 pub struct Eval;
 
 impl Stage for Eval {
+    /// Sharded under torchrun.
+    fn distributed(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "eval"
     }

@@ -254,6 +254,11 @@ fn loss_ends(path: &Path) -> (Option<f64>, Option<f64>) {
 pub struct Internalize;
 
 impl Stage for Internalize {
+    /// Data-parallel under torchrun.
+    fn distributed(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "internalize"
     }

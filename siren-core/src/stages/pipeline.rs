@@ -95,7 +95,17 @@ pub fn run(config: &RunConfig) -> Result<Outcome> {
         let t = Instant::now();
         let (status, detail) = match stage.done(config, &run)? {
             Some(detail) => (Status::Reused, detail),
-            None => stage.run(&mut ctx)?,
+            None if stage.distributed() || crate::dist::size() == 1 => stage.run(&mut ctx)?,
+            // A data-parallel run: rank 0 runs the stage, the others wait for what it writes.
+            None if crate::dist::is_leader() => {
+                let out = stage.run(&mut ctx)?;
+                crate::dist::barrier()?;
+                out
+            }
+            None => {
+                crate::dist::barrier()?;
+                (Status::Ran, "on rank 0".to_string())
+            }
         };
         let seconds = t.elapsed().as_secs_f64();
         let status = status.as_str();
@@ -114,7 +124,12 @@ pub fn run(config: &RunConfig) -> Result<Outcome> {
             None => Metrics::read(&run.file("metrics.json"))?,
         },
     );
-    let report = write_report(config, &run, &metrics, &logs)?;
+    // Rank 0 writes the report of a data-parallel run.
+    let report = if crate::dist::is_leader() {
+        write_report(config, &run, &metrics, &logs)?
+    } else {
+        run.file("report.md")
+    };
     Ok(Outcome {
         metrics,
         stages: logs,

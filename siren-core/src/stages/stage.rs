@@ -61,4 +61,11 @@ pub trait Stage: Sync {
     /// Runs it; one line on what it produced. A stage that reuses part of its work (the
     /// evaluation's cached rows) says so with [`Status::Reused`].
     fn run(&self, ctx: &mut Ctx<'_>) -> Result<(Status, String)>;
+
+    /// Whether the stage splits its work across the ranks of a data-parallel run
+    /// ([`crate::dist`]) and so runs on every rank. Otherwise (the default) rank 0 runs it
+    /// while the other ranks wait, then they go on with what it wrote.
+    fn distributed(&self) -> bool {
+        false
+    }
 }

@@ -289,6 +289,11 @@ fn train_into(
 pub struct Train;
 
 impl Stage for Train {
+    /// Data-parallel under torchrun.
+    fn distributed(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "train"
     }
