@@ -449,3 +449,110 @@ batch_size = 4
     assert!(methods.contains(&"global-mean"), "{methods:?}");
     assert!(methods.iter().any(|m| m.ends_with("-ao")), "{methods:?}");
 }
+
+/// Drops every time (`*_ms*`, `*seconds*`) from a JSON value: what a rank measures for itself.
+fn without_latency(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.retain(|k, _| !k.contains("_ms") && !k.contains("seconds"));
+            m.values_mut().for_each(without_latency);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(without_latency),
+        _ => {}
+    }
+}
+
+fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v = serde_json::from_str(l).unwrap();
+            without_latency(&mut v);
+            v
+        })
+        .collect()
+}
+
+/// `siren predict` (users with several candidates score on their own prefix: one unit each),
+/// `siren rank --input` and the reranking evaluation on two ranks write the single-process
+/// files: byte for byte for `predict`, equal apart from latencies for `rank`.
+#[test]
+fn sharded_predict_and_rank_write_the_single_process_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut outputs = Vec::new();
+    for (ranks, name) in [(1, "one"), (2, "two")] {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = siren_tests::tiny_config(
+            &dir,
+            "[encoder]\nkind = \"hashing\"\n[clusterer]\nkind = \"kmeans\"\n[namer]\nkind = \
+             \"keywords\"\n[sketch]\nkind = \"paper\"\n[topics]\nk = 3\nnearest = 3\n",
+        );
+        let text = std::fs::read_to_string(&c).unwrap();
+        std::fs::write(
+            &c,
+            text.replace("device = \"flex\"", "device = \"tch-cpu\""),
+        )
+        .unwrap();
+        let c = c.to_str().unwrap();
+        let pairs = dir.join("pairs.jsonl");
+        let lines: Vec<String> = [
+            ("3", "7"),
+            ("3", "2"),
+            ("4", "1"),
+            ("10", "11"),
+            ("5", "3"),
+            ("5", "4"),
+            ("6", "0"),
+        ]
+        .iter()
+        .map(|(u, i)| serde_json::json!({"user": u, "item": i}).to_string())
+        .collect();
+        std::fs::write(&pairs, lines.join("\n")).unwrap();
+        let requests = dir.join("users.jsonl");
+        std::fs::write(
+            &requests,
+            "{\"user\": \"3\", \"candidates\": [\"7\", \"2\", \"5\"], \"k\": 2}\n{\"user\": 4, \
+             \"k\": 3}\n{\"user\": \"6\", \"k\": 2}\n",
+        )
+        .unwrap();
+        let set = [
+            "--set",
+            "prompt.strategy=\"sketch\"",
+            "--set",
+            "rank.candidates=4",
+            "--set",
+            "rank.cutoffs=[1,3]",
+        ];
+        let (predicted, ranked) = (dir.join("predicted.jsonl"), dir.join("ranked.jsonl"));
+        let mut args = vec!["predict", c, "--input", pairs.to_str().unwrap()];
+        args.extend(["--output", predicted.to_str().unwrap()]);
+        args.extend(&set[..2]);
+        siren(ranks, &args);
+        let mut args = vec!["rank", c, "--input", requests.to_str().unwrap()];
+        args.extend(["--output", ranked.to_str().unwrap()]);
+        args.extend(set);
+        siren(ranks, &args);
+        let mut args = vec!["rank", c, "--evaluate"];
+        args.extend(set);
+        siren(ranks, &args);
+        let run = dir.join("runs/tiny");
+        let mut report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("rank.json")).unwrap()).unwrap();
+        without_latency(&mut report);
+        outputs.push((
+            std::fs::read(&predicted).unwrap(),
+            json_lines(&ranked),
+            json_lines(&run.join("rank.jsonl")),
+            report,
+        ));
+    }
+    let (one, two) = (&outputs[0], &outputs[1]);
+    assert!(one.0 == two.0, "siren predict: two ranks wrote other bytes");
+    assert_eq!(one.1.len(), 3);
+    assert_eq!(one.1, two.1, "siren rank --input");
+    assert!(!one.2.is_empty());
+    assert_eq!(one.2, two.2, "siren rank --evaluate: rank.jsonl");
+    assert_eq!(one.3, two.3, "siren rank --evaluate: rank.json");
+}
