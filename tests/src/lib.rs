@@ -74,6 +74,33 @@ pub fn small_movielens(dir: &Path) -> (PathBuf, PathBuf) {
     (inter, item)
 }
 
+/// The stage sections of the tiny pipeline for [`tiny_config`]: stage 1 full fine-tuning into
+/// the tag format (40 epochs of 8 prompts, so that stage 2's teacher answers in format), then
+/// `internalizer` on up to 24 harvested prompts. `training` adds `[training]` keys, `stage2`
+/// the `[internalization.training]` keys.
+pub fn tiny_pipeline(training: &str, internalizer: &str, stage2: &str) -> String {
+    format!(
+        r#"[training]
+lr = 1e-2
+batch_size = 8
+max_examples = 8
+epochs = 40
+checkpoint_every = 40
+full_finetune = true
+{training}[trainer]
+kind = "ao-sft"
+[trainer.params]
+target = "format"
+[internalizer]
+kind = "{internalizer}"
+[internalization.harvest]
+max_new_tokens = 8
+max_examples = 24
+[internalization.training]
+{stage2}"#
+    )
+}
+
 /// `dir/t.toml` for a tiny HF-folder model (written to `dir/tiny`) on a small MovieLens-format
 /// dataset: run `tiny` under `dir/runs`, flex, 5 eval rows, the global-mean baseline, recent-3
 /// prompts; `rest` adds the stage sections.

@@ -312,26 +312,7 @@ fn internalize_then_eval_on_a_tiny_model() {
 fn tiny_pipeline_config(dir: &Path) -> PathBuf {
     tiny_config(
         dir,
-        r#"[training]
-lr = 1e-2
-batch_size = 8
-max_examples = 8
-epochs = 40
-checkpoint_every = 40
-full_finetune = true
-[trainer]
-kind = "ao-sft"
-[trainer.params]
-target = "format"
-[internalizer]
-kind = "hidden-align"
-[internalization.harvest]
-max_new_tokens = 8
-max_examples = 24
-[internalization.training]
-max_steps = 2
-batch_size = 4
-"#,
+        &siren_tests::tiny_pipeline("", "hidden-align", "max_steps = 2\nbatch_size = 4\n"),
     )
 }
 

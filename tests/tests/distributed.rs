@@ -346,29 +346,11 @@ fn internalizing_on_two_ranks_matches_one_rank_with_the_whole_batch() {
         std::fs::create_dir_all(&dir).unwrap();
         let c = siren_tests::tiny_config(
             &dir,
-            r#"[training]
-lr = 1e-2
-lora_dropout = 0.0
-batch_size = 8
-max_examples = 8
-epochs = 40
-checkpoint_every = 40
-full_finetune = true
-[trainer]
-kind = "ao-sft"
-[trainer.params]
-target = "format"
-[internalizer]
-kind = "ha-ce"
-[internalization.harvest]
-max_new_tokens = 8
-max_examples = 24
-[internalization.training]
-lr = 1e-3
-lora_dropout = 0.0
-max_steps = 3
-batch_size = 4
-"#,
+            &siren_tests::tiny_pipeline(
+                "lora_dropout = 0.0\n",
+                "ha-ce",
+                "lr = 1e-3\nlora_dropout = 0.0\nmax_steps = 3\nbatch_size = 4\n",
+            ),
         );
         let text = std::fs::read_to_string(&c).unwrap();
         std::fs::write(
@@ -398,26 +380,7 @@ fn the_whole_pipeline_runs_under_torchrun() {
     let tmp = tempfile::tempdir().unwrap();
     let c = siren_tests::tiny_config(
         tmp.path(),
-        r#"[training]
-lr = 1e-2
-batch_size = 8
-max_examples = 8
-epochs = 40
-checkpoint_every = 40
-full_finetune = true
-[trainer]
-kind = "ao-sft"
-[trainer.params]
-target = "format"
-[internalizer]
-kind = "ha-ce"
-[internalization.harvest]
-max_new_tokens = 8
-max_examples = 24
-[internalization.training]
-max_steps = 2
-batch_size = 4
-"#,
+        &siren_tests::tiny_pipeline("", "ha-ce", "max_steps = 2\nbatch_size = 4\n"),
     );
     let text = std::fs::read_to_string(&c).unwrap();
     std::fs::write(
