@@ -52,8 +52,8 @@ static GROUP: OnceLock<Arc<dyn Collective>> = OnceLock::new();
 /// Nanoseconds spent in the gradient all-reduce since [`take_reduce_seconds`] last read them.
 static REDUCE_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Seconds the gradient all-reduces took since the last call (the loop reports them with each
-/// step as `allreduce_seconds`).
+/// Seconds the gradient all-reduces took since the last call ([`reduce_metrics`] reports them
+/// with each step as `allreduce_seconds`).
 pub fn take_reduce_seconds() -> f64 {
     REDUCE_NS.swap(0, std::sync::atomic::Ordering::Relaxed) as f64 * 1e-9
 }
@@ -287,7 +287,8 @@ pub fn broadcast_tensors(map: &mut TensorMap) -> Result<()> {
 /// Reduces one step's metrics over the ranks, each rank having measured `weight` examples:
 /// every metric becomes the mean over ranks weighted by `weight`, so a rank reports means
 /// over its own examples; `loss` is left as it is (the whole step's on every rank already: it
-/// is reduced with the gradients). Every rank must report the same names.
+/// is reduced with the gradients). Every rank must report the same names. Adds
+/// `allreduce_seconds`, this rank's time in the gradient all-reduces since the last step.
 pub fn reduce_metrics(m: &mut BTreeMap<String, f64>, weight: f64) -> Result<()> {
     let Some(g) = group() else {
         return Ok(());
@@ -315,6 +316,8 @@ pub fn reduce_metrics(m: &mut BTreeMap<String, f64>, weight: f64) -> Result<()> 
     for (k, v) in names.iter().zip(&buf) {
         m.insert(k.clone(), f64::from(*v) / total);
     }
+    // This rank's time in the step's gradient all-reduces (waiting for the others included).
+    m.insert("allreduce_seconds".into(), take_reduce_seconds());
     Ok(())
 }
 

@@ -88,39 +88,12 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
         stage1.display()
     );
 
-    // Rank 0 builds (or finds) the sketches; the other ranks of a data-parallel run read them.
-    let sketches = crate::dist::leader_first(|| super::sketches_for(config, ds, run))?;
-    let n = ic.harvest.max_examples.or(config.training.max_examples);
-    let rows = super::sample_rows(&ds.train, n, config.seed);
-    let examples = super::examples(config, ds, &rows, &sketches, &tok)?;
-    let settings = serde_json::json!({
-        "model": model_path, "answer_tokens": training.answer_tokens,
-        "max_new_tokens": ic.harvest.max_new_tokens,
-        "max_prompt_tokens": training.max_prompt_tokens,
-    });
-    let hash = harvest_hash(&settings, &stage1_bytes, &examples);
-    let stage = stage_dir(run);
-    let hdir = stage.join(format!("harvest-{hash:016x}"));
-    let t_h = Instant::now();
-    // Rank 0 harvests into `hdir`; the other ranks read the finished harvest from there.
-    let teacher = crate::dist::leader_first(|| {
-        crate::train::teacher::harvest(
-            &model.valid(),
-            &tok,
-            &examples,
-            &ic.harvest,
-            training.max_prompt_tokens,
-            &hdir,
-            &device,
-        )
-    })?;
-    let harvest_s = t_h.elapsed().as_secs_f64();
-    tracing::info!(
-        "CoT teacher: {} kept of {} in {} ({harvest_s:.0}s)",
-        teacher.examples.len(),
-        teacher.decoded,
-        hdir.display()
-    );
+    let (teacher, hdir, harvest_s) = harvest_teacher(
+        config,
+        (ds, run),
+        (&model.valid(), &tok, &device),
+        &stage1_bytes,
+    )?;
 
     // What the teacher holds and how far apart the student's states start (a fixed seeded
     // sample of the kept examples, read again after training).
@@ -219,6 +192,61 @@ pub fn run(config: &RunConfig, ds: &Dataset, run: &RunDir, resume: bool) -> Resu
     )?;
     crate::dist::barrier()?;
     Ok(report)
+}
+
+/// Stage 2's CoT teacher: the stage-1 model's (`model`, merged) reasoning on training
+/// prompts, harvested into `stage2/harvest-<hash>/` (rank 0 harvests in a data-parallel run;
+/// the others read the finished harvest), with that folder and the harvest's seconds.
+fn harvest_teacher(
+    config: &RunConfig,
+    (ds, run): (&Dataset, &RunDir),
+    (model, tok, device): (
+        &crate::engine::Decoder,
+        &crate::engine::TextTokenizer,
+        &burn::tensor::Device,
+    ),
+    stage1_bytes: &[u8],
+) -> Result<(teacher::Teacher, std::path::PathBuf, f64)> {
+    let ic = &config.internalization;
+    let training = ic.training(&config.training)?;
+    let model_path = config
+        .model
+        .as_ref()
+        .map(|m| m.path.clone())
+        .unwrap_or_default();
+    // Rank 0 builds (or finds) the sketches; the other ranks of a data-parallel run read them.
+    let sketches = crate::dist::leader_first(|| super::sketches_for(config, ds, run))?;
+    let n = ic.harvest.max_examples.or(config.training.max_examples);
+    let rows = super::sample_rows(&ds.train, n, config.seed);
+    let examples = super::examples(config, ds, &rows, &sketches, tok)?;
+    let settings = serde_json::json!({
+        "model": model_path, "answer_tokens": training.answer_tokens,
+        "max_new_tokens": ic.harvest.max_new_tokens,
+        "max_prompt_tokens": training.max_prompt_tokens,
+    });
+    let hash = harvest_hash(&settings, stage1_bytes, &examples);
+    let hdir = stage_dir(run).join(format!("harvest-{hash:016x}"));
+    let t_h = Instant::now();
+    // Rank 0 harvests into `hdir`; the other ranks read the finished harvest from there.
+    let teacher = crate::dist::leader_first(|| {
+        teacher::harvest(
+            model,
+            tok,
+            &examples,
+            &ic.harvest,
+            training.max_prompt_tokens,
+            &hdir,
+            device,
+        )
+    })?;
+    let harvest_s = t_h.elapsed().as_secs_f64();
+    tracing::info!(
+        "CoT teacher: {} kept of {} in {} ({harvest_s:.0}s)",
+        teacher.examples.len(),
+        teacher.decoded,
+        hdir.display()
+    );
+    Ok((teacher, hdir, harvest_s))
 }
 
 /// Kept examples whose teacher–student cosines are reported before and after training.

@@ -610,35 +610,12 @@ pub fn evaluate(
         method.as_deref(),
         &hits,
     );
-    // The model's answers first: in a data-parallel run each rank scores its share of the
-    // users' lists (a user's whole list on one rank) and every rank then holds them all.
-    let bar = crate::progress::bar(targets.len() as u64, "rerank");
-    let mut answers: Vec<Option<Option<(Scored, serde_json::Value)>>> = Vec::new();
-    for (q, ((x, top), &hit)) in targets.iter().zip(&tops).zip(&hits).enumerate() {
-        let skip = model.is_none() || (!rank.score_misses && hit.is_none());
-        if !crate::dist::owns(q) {
-            answers.push(None);
-            continue;
-        }
-        let Some((prompter, scorer, _)) = model.as_mut().filter(|_| !skip) else {
-            answers.push(Some(None));
-            continue;
-        };
-        let list: Vec<u32> = top.iter().map(|t| t.0).collect();
-        let mut fields = serde_json::json!({});
-        let scored = score_list(
-            prompter,
-            scorer,
-            (x, &list, hit),
-            by_relevance,
-            ds,
-            &mut fields,
-        )?;
-        answers.push(Some(Some((scored, fields))));
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    crate::dist::share_json(&mut answers)?;
+    let answers = model_answers(
+        model.as_mut().map(|(p, s, _)| (p, s)),
+        (&targets, &tops, &hits),
+        (rank.score_misses, by_relevance),
+        ds,
+    )?;
     for ((x, top), (&hit, answer)) in targets.iter().zip(&tops).zip(hits.iter().zip(answers)) {
         let list: Vec<u32> = top.iter().map(|t| t.0).collect();
         let mut shuffled: Vec<usize> = (0..list.len()).collect();
@@ -659,7 +636,7 @@ pub fn evaluate(
                 retrieved[4].push(None);
             }
         }
-        if let (Some((_, scorer, _)), Some(Some((scored, fields)))) = (model.as_ref(), answer) {
+        if let (Some((_, scorer, _)), Some((scored, fields))) = (model.as_ref(), answer) {
             for (k, v) in fields.as_object().into_iter().flatten() {
                 row[k] = v.clone();
             }
@@ -729,15 +706,68 @@ pub fn evaluate(
         report["prompts_per_query"] = (prompts_scored as f64 / queries.max(1) as f64).into();
         report["calibration"] = model.as_ref().map(|m| m.1.calibration_label()).into();
     }
-    let md = markdown(&report, &rank.cutoffs);
-    // Every rank holds the same report; rank 0 writes it.
-    if crate::dist::is_leader() {
-        run.write_json("rank.json", &report)?;
-        crate::files::write_atomic(&run.file("rank.jsonl"), rows.as_bytes())?;
-        crate::files::write_atomic(&run.file("rank.md"), md.as_bytes())?;
-        println!("{md}");
-    }
+    write_evaluation(run, &report, &rows, &rank.cutoffs)?;
     Ok(report)
+}
+
+/// The model's scores of each user's list (none for a list it skips: without a model, or a
+/// miss when `score_misses` is off), with the fields they add to the user's row. In a
+/// data-parallel run each rank scores its share of the lists (a user's whole list on one rank)
+/// and every rank then holds them all.
+#[allow(clippy::type_complexity)]
+fn model_answers(
+    mut model: Option<(&mut crate::serving::Prompter, &mut crate::serving::Scorer)>,
+    (targets, tops, hits): (&[Interaction], &[Vec<(u32, f32)>], &[Option<usize>]),
+    (score_misses, by_relevance): (bool, bool),
+    ds: &Dataset,
+) -> Result<Vec<Option<(Scored, serde_json::Value)>>> {
+    let bar = crate::progress::bar(targets.len() as u64, "rerank");
+    let mut answers: Vec<Option<Option<(Scored, serde_json::Value)>>> = Vec::new();
+    for (q, ((x, top), &hit)) in targets.iter().zip(tops).zip(hits).enumerate() {
+        if !crate::dist::owns(q) {
+            answers.push(None);
+            continue;
+        }
+        let skip = !score_misses && hit.is_none();
+        let Some((prompter, scorer)) = model.as_mut().filter(|_| !skip) else {
+            answers.push(Some(None));
+            continue;
+        };
+        let list: Vec<u32> = top.iter().map(|t| t.0).collect();
+        let mut fields = serde_json::json!({});
+        let scored = score_list(
+            prompter,
+            scorer,
+            (x, &list, hit),
+            by_relevance,
+            ds,
+            &mut fields,
+        )?;
+        answers.push(Some(Some((scored, fields))));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    crate::dist::share_json(&mut answers)?;
+    Ok(answers.into_iter().flatten().collect())
+}
+
+/// Writes `rank.json`, `rank.jsonl` (`rows`) and `rank.md` and prints the table: on rank 0
+/// of a data-parallel run (every rank holds the same report), always alone.
+fn write_evaluation(
+    run: &RunDir,
+    report: &serde_json::Value,
+    rows: &str,
+    cutoffs: &[usize],
+) -> Result<()> {
+    if !crate::dist::is_leader() {
+        return Ok(());
+    }
+    let md = markdown(report, cutoffs);
+    run.write_json("rank.json", report)?;
+    crate::files::write_atomic(&run.file("rank.jsonl"), rows.as_bytes())?;
+    crate::files::write_atomic(&run.file("rank.md"), md.as_bytes())?;
+    println!("{md}");
+    Ok(())
 }
 
 /// The log line that starts a reranking evaluation.

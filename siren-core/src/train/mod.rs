@@ -397,6 +397,53 @@ pub fn plot_metrics(rows: &[serde_json::Value], title: &str, path: &Path) -> Res
     crate::plot::write_panels(&path.with_extension(""), title, &series, 3)
 }
 
+/// In a data-parallel run, checks that every rank trains `name` with the same settings hash,
+/// seed and resumed step, and starts every rank from rank 0's weights.
+fn join_ranks(
+    name: &str,
+    policy: &mut Policy,
+    (hash, seed, start): (&str, u64, usize),
+    batch_size: usize,
+) -> Result<()> {
+    if crate::dist::size() == 1 {
+        return Ok(());
+    }
+    crate::dist::agree(
+        "the training settings (trainer, settings hash, seed, resumed step)",
+        crate::hash::fnv1a([
+            name.as_bytes(),
+            hash.as_bytes(),
+            &seed.to_le_bytes(),
+            &(start as u64).to_le_bytes(),
+        ]),
+    )?;
+    let mut weights = policy.trainable()?;
+    crate::dist::broadcast_tensors(&mut weights)?;
+    policy.restore(weights)?;
+    tracing::info!(
+        "{name}: rank {} of {}, each step's batch of {batch_size} split across the ranks",
+        crate::dist::rank(),
+        crate::dist::size(),
+    );
+    Ok(())
+}
+
+/// `metrics.jsonl` rewritten with `rows` (a killed run may have logged steps after its
+/// checkpoint), open for appending.
+fn open_log(dir: &Path, path: &Path, rows: &[serde_json::Value]) -> Result<std::fs::File> {
+    std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
+    let mut text = String::new();
+    for r in rows {
+        text.push_str(&r.to_string());
+        text.push('\n');
+    }
+    crate::files::write_atomic(path, text.as_bytes())?;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| CoreError::io(path, e))
+}
+
 /// Drives a trainer: `step_fn` performs one step (forward, backward, optimizer update(s)) on
 /// the examples it is given and returns its metrics; this loop does everything else (see
 /// the module docs). Writes under `ctx.run_dir`: `checkpoints/`, `metrics.jsonl`,
@@ -455,45 +502,11 @@ pub fn run_loop(
         (None, false) => {}
     }
     let leader = crate::dist::is_leader();
-    if crate::dist::size() > 1 {
-        // Every rank starts from rank 0's weights, with the same settings and seed.
-        crate::dist::agree(
-            "the training settings (trainer, settings hash, seed, resumed step)",
-            crate::hash::fnv1a([
-                name.as_bytes(),
-                hash.as_bytes(),
-                &ctx.seed.to_le_bytes(),
-                &(start as u64).to_le_bytes(),
-            ]),
-        )?;
-        let mut weights = policy.trainable()?;
-        crate::dist::broadcast_tensors(&mut weights)?;
-        policy.restore(weights)?;
-        tracing::info!(
-            "{name}: rank {} of {}, each step's batch of {} split across the ranks",
-            crate::dist::rank(),
-            crate::dist::size(),
-            cfg.batch_size
-        );
-    }
+    join_ranks(name, policy, (&hash, ctx.seed, start), cfg.batch_size)?;
     let metrics_path = ctx.run_dir.join("metrics.jsonl");
     let mut rows = read_metrics(&metrics_path, start)?;
     let mut log = if leader {
-        std::fs::create_dir_all(&ctx.run_dir).map_err(|e| CoreError::io(&ctx.run_dir, e))?;
-        // Rewrite the log without steps after the checkpoint (a killed run may have logged
-        // them).
-        let mut text = String::new();
-        for r in &rows {
-            text.push_str(&r.to_string());
-            text.push('\n');
-        }
-        crate::files::write_atomic(&metrics_path, text.as_bytes())?;
-        Some(
-            std::fs::OpenOptions::new()
-                .append(true)
-                .open(&metrics_path)
-                .map_err(|e| CoreError::io(&metrics_path, e))?,
-        )
+        Some(open_log(&ctx.run_dir, &metrics_path, &rows)?)
     } else {
         None
     };
@@ -522,14 +535,6 @@ pub fn run_loop(
         let t = Instant::now();
         let mut m = step_fn(policy, &mut optim, &input)?;
         crate::dist::reduce_metrics(&mut m, input.indices.len() as f64)?;
-        if crate::dist::size() > 1 {
-            // This rank's time in the step's gradient all-reduces (waiting for the others
-            // included).
-            m.insert(
-                "allreduce_seconds".into(),
-                crate::dist::take_reduce_seconds(),
-            );
-        }
         let loss = *m.get("loss").ok_or_else(|| {
             CoreError::Numeric(format!("{name}: step {} reported no `loss`", step + 1))
         })?;
@@ -576,10 +581,7 @@ pub fn run_loop(
     if crate::dist::size() > 1 {
         let weights = crate::dist::tensors_hash(&policy.trainable()?);
         crate::dist::agree("the trained weights", weights)?;
-        tracing::info!(
-            "{name}: the trained weights of all {} ranks agree (hash {weights:016x})",
-            crate::dist::size()
-        );
+        tracing::info!("{name}: the trained weights of all ranks agree (hash {weights:016x})");
     }
     let done = total - start;
     tracing::info!(
