@@ -36,6 +36,21 @@ pub fn join() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An error when this process is one rank of several, for the commands that do not split
+/// their work across ranks.
+pub fn refuse_ranks() -> anyhow::Result<()> {
+    match siren_dist::Launch::from_env()? {
+        Some(l) if l.world_size > 1 => anyhow::bail!(
+            "launched as rank {} of {} (WORLD_SIZE is set), but only train, internalize, run, \
+             eval, predict and rank split their work across ranks; run this command as one \
+             process (docs/distributed.md)",
+            l.rank,
+            l.world_size
+        ),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(feature = "tch")]
 fn connect(launch: &siren_dist::Launch) -> anyhow::Result<()> {
     use anyhow::Context as _;

@@ -166,6 +166,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Rank(_)
     ) {
         dist::join()?;
+    } else {
+        // The others would repeat all their work on every rank and write the same files.
+        dist::refuse_ranks()?;
     }
     match cli.command {
         Command::Plugins(commands::plugins::Args { json }) => commands::plugins::run(json),

@@ -79,6 +79,13 @@ fn dist_child() {
 /// Runs `siren ARGS` on `ranks` ranks (torchrun for two or more, a plain process for one);
 /// returns its output, panicking with it when the run fails.
 fn siren(ranks: usize, args: &[&str]) -> String {
+    let (ok, text) = launch(ranks, args);
+    assert!(ok, "siren {args:?} on {ranks} ranks:\n{text}");
+    text
+}
+
+/// Runs `siren ARGS` on `ranks` ranks: whether it succeeded, and its output.
+fn launch(ranks: usize, args: &[&str]) -> (bool, String) {
     let me = std::env::current_exe().unwrap();
     let mut c = if ranks > 1 {
         let mut c = Command::new(torchrun());
@@ -107,11 +114,7 @@ fn siren(ranks: usize, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        out.status.success(),
-        "siren {args:?} on {ranks} ranks:\n{text}"
-    );
-    text
+    (out.status.success(), text)
 }
 
 /// An adapter's tensors by name, in name order.
@@ -518,4 +521,19 @@ fn sharded_predict_and_rank_write_the_single_process_files() {
     assert!(!one.2.is_empty());
     assert_eq!(one.2, two.2, "siren rank --evaluate: rank.jsonl");
     assert_eq!(one.3, two.3, "siren rank --evaluate: rank.json");
+}
+
+/// A command that does not split its work refuses to run as one rank of several, saying which
+/// commands do.
+#[test]
+fn commands_that_do_not_split_refuse_several_ranks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = config(tmp.path(), "");
+    let (ok, log) = launch(2, &["baselines", c.to_str().unwrap()]);
+    assert!(!ok, "{log}");
+    assert!(
+        log.contains("rank 0 of 2") && log.contains("only train, internalize, run"),
+        "{log}"
+    );
+    assert!(!tmp.path().join("runs/tiny/metrics.json").exists());
 }
