@@ -23,9 +23,13 @@ fn torchrun() -> PathBuf {
 
 #[test]
 fn two_ranks_over_gloo_agree() {
+    // torchrun leaves a log folder in TMPDIR: keep it under the build's own scratch folder.
+    let scratch = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("torchrun");
+    std::fs::create_dir_all(&scratch).unwrap();
     let out = Command::new(torchrun())
         .args(["--standalone", "--nproc_per_node=2", "--no-python"])
         .arg(env!("CARGO_BIN_EXE_siren-dist-selftest"))
+        .env("TMPDIR", &scratch)
         .output()
         .expect("running torchrun");
     let (stdout, stderr) = (

@@ -99,6 +99,9 @@ fn launch(ranks: usize, args: &[&str]) -> (bool, String) {
     } else {
         Command::new(&me)
     };
+    // torchrun leaves a log folder in TMPDIR per launch: keep them in one that goes away.
+    let scratch = tempfile::tempdir().unwrap();
+    c.env("TMPDIR", scratch.path());
     let mut all = vec!["siren"];
     all.extend_from_slice(args);
     c.args(["--exact", "dist_child", "--ignored", "--nocapture"])
