@@ -165,9 +165,23 @@ fn agreed_hashes(log: &str) -> Vec<String> {
         .collect()
 }
 
-fn config(dir: &Path, trainer: &str) -> PathBuf {
+/// [`siren_tests::tiny_config`] in `dir` (made if missing) on `tch-cpu`, the device whose
+/// collectives torchrun's gloo serves.
+fn tch_config(dir: &Path, rest: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
-    siren_tests::tiny_config(
+    let c = siren_tests::tiny_config(dir, rest);
+    let text = std::fs::read_to_string(&c).unwrap();
+    std::fs::write(
+        &c,
+        text.replace("device = \"flex\"", "device = \"tch-cpu\""),
+    )
+    .unwrap();
+    c
+}
+
+/// The training config of the trainer tests: 3 steps of 4 prompts, no dropout.
+fn config(dir: &Path, trainer: &str) -> PathBuf {
+    tch_config(
         dir,
         &format!(
             r#"[training]
@@ -187,10 +201,6 @@ checkpoint_every = 1
 fn train_both(tmp: &Path, trainer: &str) -> (Adapter, Adapter, String) {
     let (one, two) = (tmp.join("one"), tmp.join("two"));
     let (c1, c2) = (config(&one, trainer), config(&two, trainer));
-    for c in [&c1, &c2] {
-        let text = std::fs::read_to_string(c).unwrap();
-        std::fs::write(c, text.replace("device = \"flex\"", "device = \"tch-cpu\"")).unwrap();
-    }
     siren(1, &["train", c1.to_str().unwrap()]);
     let log = siren(2, &["train", c2.to_str().unwrap()]);
     (adapter(&one), adapter(&two), log)
@@ -277,12 +287,6 @@ fn sharded_eval_writes_the_single_process_files() {
     for (ranks, dir) in [(1, "one"), (2, "two")] {
         let dir = tmp.path().join(dir);
         let c = config(&dir, "");
-        let text = std::fs::read_to_string(&c).unwrap();
-        std::fs::write(
-            &c,
-            text.replace("device = \"flex\"", "device = \"tch-cpu\""),
-        )
-        .unwrap();
         siren(ranks, &["eval", c.to_str().unwrap(), "--base"]);
         let eval = dir.join("runs/tiny/eval");
         let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&eval)
@@ -349,8 +353,7 @@ fn internalizing_on_two_ranks_matches_one_rank_with_the_whole_batch() {
     let mut adapters = Vec::new();
     for (ranks, name) in [(1, "one"), (2, "two")] {
         let dir = tmp.path().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let c = siren_tests::tiny_config(
+        let c = tch_config(
             &dir,
             &siren_tests::tiny_pipeline(
                 "lora_dropout = 0.0\n",
@@ -358,12 +361,6 @@ fn internalizing_on_two_ranks_matches_one_rank_with_the_whole_batch() {
                 "lr = 1e-3\nlora_dropout = 0.0\nmax_steps = 3\nbatch_size = 4\n",
             ),
         );
-        let text = std::fs::read_to_string(&c).unwrap();
-        std::fs::write(
-            &c,
-            text.replace("device = \"flex\"", "device = \"tch-cpu\""),
-        )
-        .unwrap();
         siren(1, &["train", c.to_str().unwrap()]);
         let log = siren(ranks, &["internalize", c.to_str().unwrap()]);
         if ranks == 2 {
@@ -384,16 +381,10 @@ fn internalizing_on_two_ranks_matches_one_rank_with_the_whole_batch() {
 #[test]
 fn the_whole_pipeline_runs_under_torchrun() {
     let tmp = tempfile::tempdir().unwrap();
-    let c = siren_tests::tiny_config(
+    let c = tch_config(
         tmp.path(),
         &siren_tests::tiny_pipeline("", "ha-ce", "max_steps = 2\nbatch_size = 4\n"),
     );
-    let text = std::fs::read_to_string(&c).unwrap();
-    std::fs::write(
-        &c,
-        text.replace("device = \"flex\"", "device = \"tch-cpu\""),
-    )
-    .unwrap();
     let log = siren(2, &["run", c.to_str().unwrap()]);
     let run = tmp.path().join("runs/tiny");
     let report = std::fs::read_to_string(run.join("report.md")).unwrap();
@@ -452,18 +443,11 @@ fn sharded_predict_and_rank_write_the_single_process_files() {
     let mut outputs = Vec::new();
     for (ranks, name) in [(1, "one"), (2, "two")] {
         let dir = tmp.path().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let c = siren_tests::tiny_config(
+        let c = tch_config(
             &dir,
             "[encoder]\nkind = \"hashing\"\n[clusterer]\nkind = \"kmeans\"\n[namer]\nkind = \
              \"keywords\"\n[sketch]\nkind = \"paper\"\n[topics]\nk = 3\nnearest = 3\n",
         );
-        let text = std::fs::read_to_string(&c).unwrap();
-        std::fs::write(
-            &c,
-            text.replace("device = \"flex\"", "device = \"tch-cpu\""),
-        )
-        .unwrap();
         let c = c.to_str().unwrap();
         let pairs = dir.join("pairs.jsonl");
         let lines: Vec<String> = [
