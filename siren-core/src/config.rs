@@ -318,6 +318,105 @@ pub struct RankConfig {
     /// table unchanged and scores only the lists with a hit (a fraction of the time); the
     /// inserted view, which needs every list, is then left out.
     pub score_misses: bool,
+    /// Evaluate on a point earlier in time instead of the evaluated split: each user's
+    /// `cut`-th last history interaction held out with what follows it (as `[relevance]
+    /// cuts` makes training lists), the retriever fitted on what came before. The evaluated
+    /// split is not read, so these lists can tune what is then applied to it unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cut: Option<usize>,
+    /// A reranker that blends the retriever's score with the model's answers
+    /// (`[rank.blend]`, [`crate::blend`]): the evaluation adds its order, with weights fitted
+    /// on earlier points in time of the fit set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blend: Option<BlendConfig>,
+}
+
+/// `[rank.blend]`: the blended reranker's features and where its weights come from. Each
+/// feature is standardized within a user's list; the weights are a conditional logit's
+/// ([`crate::blend`]) fitted on the lists of `cuts` (history cuts as `[rank] cut` makes them,
+/// the retriever refitted on what came before each, only the lists that hold the held-out
+/// item), never on the evaluated split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlendConfig {
+    /// Features, of `retriever` (the retriever's score), `relevance` (the expected answer to
+    /// the relevance question) and `rating` (the expected rating).
+    pub features: Vec<String>,
+    /// History cuts the weights are fitted on; none of them may be one `[relevance]` trained
+    /// on (its `cuts` first ones). Default: the two cuts after those.
+    pub cuts: Vec<usize>,
+    /// The fit's L2 penalty on the weights.
+    pub l2: f64,
+    /// Weights fitted before (a `blend.json`), read instead of fitting: by the evaluation,
+    /// `siren rank --input` and `siren serve` (default: the run folder's `blend.json`, which
+    /// the evaluation writes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<std::path::PathBuf>,
+}
+
+impl Default for BlendConfig {
+    fn default() -> Self {
+        Self {
+            features: vec!["retriever".into(), "relevance".into(), "rating".into()],
+            cuts: Vec::new(),
+            l2: 0.01,
+            file: None,
+        }
+    }
+}
+
+impl BlendConfig {
+    /// The cuts the weights are fitted on: `cuts`, or the two after the `trained` ones.
+    pub fn fit_cuts(&self, trained: usize) -> Vec<usize> {
+        if self.cuts.is_empty() {
+            vec![trained + 1, trained + 2]
+        } else {
+            self.cuts.clone()
+        }
+    }
+
+    /// Checks the settings; `trained` is how many cuts `[relevance]` trained on.
+    pub fn validate(&self, trained: usize) -> Result<()> {
+        if self.features.is_empty() {
+            return Err(CoreError::config(
+                "rank.blend.features",
+                "name at least one feature",
+            ));
+        }
+        for f in &self.features {
+            if !crate::blend::FEATURES.contains(&f.as_str()) {
+                return Err(CoreError::config(
+                    "rank.blend.features",
+                    format!(
+                        "unknown feature `{f}`: one of {}",
+                        crate::blend::FEATURES.join(", ")
+                    ),
+                ));
+            }
+        }
+        if self.cuts.contains(&0) {
+            return Err(CoreError::config(
+                "rank.blend.cuts",
+                "a cut is at least 1 (1: each user's last history interaction)",
+            ));
+        }
+        if let Some(c) = self.fit_cuts(trained).iter().find(|&&c| c <= trained) {
+            return Err(CoreError::config(
+                "rank.blend.cuts",
+                format!(
+                    "cut {c} is one the reranker trained on ([relevance] cuts = {trained}): \
+                     fit the blend on later cuts (above {trained})"
+                ),
+            ));
+        }
+        if !(self.l2 > 0.0 && self.l2.is_finite()) {
+            return Err(CoreError::config(
+                "rank.blend.l2",
+                format!("must be a positive number, got {}", self.l2),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[relevance]`: training examples for a reranker (stage 1 adds them to the rating
@@ -384,6 +483,8 @@ impl Default for RankConfig {
             rerank: true,
             by: crate::prompt::Task::Rating,
             score_misses: true,
+            cut: None,
+            blend: None,
         }
     }
 }
@@ -403,6 +504,12 @@ impl RankConfig {
     pub fn validate(&self) -> Result<()> {
         if self.candidates == 0 {
             return Err(CoreError::config("rank.candidates", "must be at least 1"));
+        }
+        if self.cut == Some(0) {
+            return Err(CoreError::config(
+                "rank.cut",
+                "must be at least 1 (1: each user's last history interaction)",
+            ));
         }
         if self.cutoffs.is_empty() || self.cutoffs.iter().any(|&k| k == 0 || k > self.candidates) {
             return Err(CoreError::config(
@@ -819,6 +926,9 @@ impl RunConfig {
         }
         if let Some(r) = &self.rank {
             r.validate()?;
+            if let Some(b) = &r.blend {
+                b.validate(self.relevance.as_ref().map_or(0, |x| x.cuts))?;
+            }
         }
         if let Some(r) = &self.relevance {
             r.validate()?;

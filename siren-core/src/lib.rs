@@ -9,6 +9,7 @@
 
 pub mod answer;
 pub mod batching;
+pub mod blend;
 pub mod calibration;
 pub mod config;
 pub mod data;

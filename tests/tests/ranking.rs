@@ -252,3 +252,97 @@ fn relevance_examples_come_from_an_earlier_cut_and_never_read_the_valid_split() 
             .is_empty()
     );
 }
+
+#[test]
+fn the_blend_is_fitted_on_earlier_cuts_and_never_reads_the_evaluated_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(
+        tmp.path(),
+        "[rank]\nretriever = \"popularity\"\ncandidates = 5\ncutoffs = [1, 3, 5]\n\
+         [rank.blend]\nfeatures = [\"retriever\", \"rating\"]\ncuts = [2, 3]\n",
+    );
+    let c = cfg.to_str().unwrap();
+    siren_cli::run_args(vec!["siren", "rank", c, "--evaluate"]).unwrap();
+    let runs = tmp.path().join("runs/tiny");
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(runs.join("rank.json")).unwrap()).unwrap();
+    let b = &r["blend"];
+    let w = b["weights"].as_array().unwrap();
+    assert_eq!(w.len(), 2, "{b}");
+    assert!(w.iter().all(|x| x.as_f64().unwrap().is_finite()), "{b}");
+    assert!(b["lists"].as_u64().unwrap() > 0, "{b}");
+    // The blended order reorders the same lists: Recall@5 (the whole list) is the hit rate.
+    let blended = &r["retrieved"]["model-blend"];
+    assert!(
+        (blended["recall@5"].as_f64().unwrap() - r["hit_rate"].as_f64().unwrap()).abs() < 1e-12
+    );
+    assert!(
+        r["paired"]["model-blend"]["retriever"]["ndcg@3"].is_number(),
+        "{r}"
+    );
+    let md = std::fs::read_to_string(runs.join("rank.md")).unwrap();
+    assert!(
+        md.contains("blended with the retriever's score") && md.contains("conditional logit"),
+        "{md}"
+    );
+    let fitted: Value =
+        serde_json::from_str(&std::fs::read_to_string(runs.join("blend.json")).unwrap()).unwrap();
+    assert_eq!(fitted["weights"], b["weights"]);
+    assert_eq!(fitted["cuts"].as_array().unwrap().len(), 2, "{fitted}");
+    // Weights fitted before (`[rank.blend] file`) are read instead of fitted: the same order.
+    let copy = tmp.path().join("fitted-blend.json");
+    std::fs::copy(runs.join("blend.json"), &copy).unwrap();
+    std::fs::remove_file(runs.join("blend.json")).unwrap();
+    let file = format!("rank.blend.file=\"{}\"", copy.display());
+    siren_cli::run_args(vec!["siren", "rank", c, "--evaluate", "--set", &file]).unwrap();
+    let again: Value =
+        serde_json::from_str(&std::fs::read_to_string(runs.join("rank.json")).unwrap()).unwrap();
+    assert_eq!(
+        again["retrieved"]["model-blend"],
+        r["retrieved"]["model-blend"]
+    );
+    assert!(!runs.join("blend.json").exists(), "read, not fitted again");
+
+    // Another evaluated split: the same weights (they come from the history cuts alone), and
+    // an evaluation at a history cut is the same report.
+    let config = RunConfig::load(&cfg, &[]).unwrap();
+    let run = siren_core::run::RunDir::create(&config, "flex").unwrap();
+    let weights = siren_core::stages::eval::Weights::Base;
+    let mut ds = siren_core::stages::load_dataset(&config).unwrap();
+    let at_cut = |ds: &siren_core::data::Dataset| {
+        let mut cut = config.clone();
+        cut.rank.as_mut().unwrap().cut = Some(1);
+        siren_core::stages::rank::evaluate(&cut, ds, &run, &weights).unwrap()
+    };
+    let before = at_cut(&ds);
+    assert_eq!(before["split"], "history cut 1");
+    for x in &mut ds.valid {
+        x.item = (x.item + 1) % ds.items.len() as u32;
+    }
+    let after = at_cut(&ds);
+    assert_eq!(before["blend"], after["blend"]);
+    assert_eq!(before["retrieved"], after["retrieved"]);
+    let moved = siren_core::stages::rank::evaluate(&config, &ds, &run, &weights).unwrap();
+    assert_eq!(moved["blend"], before["blend"]);
+    let (a, b) = (&moved["blend"]["weights"], &r["blend"]["weights"]);
+    for k in 0..2 {
+        assert!(
+            (a[k].as_f64().unwrap() - b[k].as_f64().unwrap()).abs() < 1e-12,
+            "{a} vs {b}"
+        );
+    }
+
+    // The blend may not be fitted on a cut the reranker trained on.
+    let mut trained = config.clone();
+    trained.relevance = Some(siren_core::config::RelevanceConfig {
+        cuts: 2,
+        ..Default::default()
+    });
+    let e = siren_core::stages::rank::evaluate(&trained, &ds, &run, &weights).unwrap_err();
+    assert!(e.to_string().contains("rank.blend.cuts"), "{e}");
+    // Nor evaluated at one of its own cuts.
+    let mut own = config.clone();
+    own.rank.as_mut().unwrap().cut = Some(2);
+    let e = siren_core::stages::rank::evaluate(&own, &ds, &run, &weights).unwrap_err();
+    assert!(e.to_string().contains("rank.cut"), "{e}");
+}

@@ -111,6 +111,9 @@ struct App {
     retrieved: usize,
     /// What `/v1/rank` orders by (`[rank] by`).
     rank_by: Task,
+    /// With `[rank.blend]`: its fitted weights and the retriever (in `retrievers`) whose scores
+    /// it reads; `/v1/rank` then orders by the blend.
+    blend: Option<(siren_core::blend::Blend, usize)>,
 }
 
 /// A running server.
@@ -161,8 +164,17 @@ pub fn start(opts: &Options) -> anyhow::Result<Server> {
     let run = siren_core::run::RunDir::create(&config, &config.device)?;
     let ds = siren_core::stages::load_dataset(&config)?;
     let rank = config.rank.clone().unwrap_or_default();
-    let retrievers = sc
-        .retrievers
+    let blend = siren_core::stages::rank::fitted_blend(&config, &run)?;
+    let mut names = sc.retrievers.clone();
+    if blend.is_some() && !names.contains(&rank.retriever) {
+        // The blend reads the configured retriever's scores; it is loaded for requests too.
+        names.push(rank.retriever.clone());
+    }
+    let blend = blend.map(|b| {
+        let at = names.iter().position(|n| *n == rank.retriever).unwrap_or(0);
+        (b, at)
+    });
+    let retrievers = names
         .iter()
         .map(|name| {
             siren_core::stages::rank::Candidates::fit_named(
@@ -217,6 +229,7 @@ pub fn start(opts: &Options) -> anyhow::Result<Server> {
         retrievers,
         retrieved: rank.candidates,
         rank_by: rank.by,
+        blend,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -716,21 +729,56 @@ async fn rank(
         req.k,
     );
     let field = |c: usize| format!("candidates[{c}]");
-    // With `[rank] by = "relevance"`, the relevance answers order the candidates (a second
-    // set of prompts, the user's part shared); the ratings are returned as well.
-    let relevance = match app.rank_by {
-        Task::Rating => None,
-        Task::Relevance => match score(&app, (req.query.clone(), Task::Relevance), field).await {
+    // With `[rank.blend]`, the candidates need the retriever's scores (checked first).
+    let own = match &app.blend {
+        Some((b, r)) if b.needs_retriever() => {
+            match siren_core::stages::rank::retriever_scores(&app.retrievers[*r], &req.query) {
+                Ok(s) => Some(s),
+                Err(e) => return error(StatusCode::BAD_REQUEST, Some(&e.field), e.message),
+            }
+        }
+        _ => None,
+    };
+    // With `[rank] by = "relevance"` (or a blend of the relevance answers), the relevance
+    // answers order the candidates (a second set of prompts, the user's part shared); the
+    // ratings are returned as well.
+    let needs_relevance = app.rank_by == Task::Relevance
+        || app.blend.as_ref().is_some_and(|(b, _)| b.needs_relevance());
+    let relevance = if needs_relevance {
+        match score(&app, (req.query.clone(), Task::Relevance), field).await {
             Ok(s) => Some(s),
             Err(r) => return *r,
-        },
+        }
+    } else {
+        None
     };
     let scores = match score(&app, (req.query, Task::Rating), field).await {
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let order =
-        siren_core::stages::rank::by_expected(relevance.as_ref().unwrap_or(&scores), &app.values);
+    let blended = match &app.blend {
+        Some((b, _)) => {
+            let s = siren_core::stages::rank::blend_columns(
+                &b.features,
+                own.as_deref().unwrap_or(&[]),
+                (&scores, relevance.as_deref()),
+                &app.values,
+            )
+            .and_then(|c| b.scores(&c));
+            match s {
+                Ok(s) => Some(s),
+                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string()),
+            }
+        }
+        None => None,
+    };
+    let order = match &blended {
+        Some(s) => siren_core::stages::rank::order_by(s),
+        None => siren_core::stages::rank::by_expected(
+            relevance.as_ref().unwrap_or(&scores),
+            &app.values,
+        ),
+    };
     let ranked: Vec<Value> = order
         .iter()
         .take(k)
@@ -742,10 +790,21 @@ async fn rank(
                     .decode(&r[c].probs, &app.values)
                     .into();
             }
+            if let Some(s) = &blended {
+                d["blend"] = s[c].into();
+            }
+            if let Some(o) = &own {
+                d["retriever"] = o[c].into();
+            }
             d
         })
         .collect();
-    let mut out = json!({"ranked": ranked, "by": app.rank_by.as_str()});
+    let by = if app.blend.is_some() {
+        "blend"
+    } else {
+        app.rank_by.as_str()
+    };
+    let mut out = json!({"ranked": ranked, "by": by});
     if let Subject::Known(u) = subject {
         out["user"] = app.prompter.ds.users[u as usize].clone().into();
     }

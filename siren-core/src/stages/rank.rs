@@ -26,7 +26,8 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
-use crate::config::{RankConfig, RunConfig};
+use crate::blend::Blend;
+use crate::config::{BlendConfig, RankConfig, RunConfig};
 use crate::data::{Dataset, Interaction, SplitName};
 use crate::prompt::Task;
 use crate::rating::{AnswerScores, RatingDecoder};
@@ -227,6 +228,13 @@ pub fn fill_candidates(
     Ok(())
 }
 
+/// Indices by `scores`, best first (ties keep their given order).
+pub fn order_by(scores: &[f64]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    idx
+}
+
 /// Orders `n` candidates by expected rating, best first (ties keep their given order).
 pub fn by_expected(scores: &[AnswerScores], values: &[f32]) -> Vec<usize> {
     let e: Vec<f32> = scores
@@ -277,7 +285,12 @@ pub fn rank_file(
             serde_json::from_str(line).map_err(|e| at(format!("not JSON: {e}")))?;
         lines.push((i, v));
     }
+    let blend = fitted_blend(config, run)?;
     let mut fitted: Vec<Candidates> = Vec::new();
+    if blend.is_some() {
+        // The blend reads the configured retriever's scores of every request's candidates.
+        fitted.push(Candidates::fit(config, &rank, ds, config.eval.split)?);
+    }
     for (_, v) in &lines {
         if let Some(name) = wanted_retriever(v, &rank.retriever)
             && !fitted.iter().any(|c| c.name == name)
@@ -298,7 +311,7 @@ pub fn rank_file(
             .map_err(|e| at(e.to_string()))?;
         let r =
             crate::serving::request::rank_request(ds, &v, limits).map_err(|e| at(e.to_string()))?;
-        requests.push((v, r));
+        requests.push((i, v, r));
     }
     if requests.is_empty() {
         return Err(CoreError::Data(format!("{}: no requests", input.display())));
@@ -316,7 +329,7 @@ pub fn rank_file(
     // Each request's line is computed by one rank of a data-parallel run (all of them alone);
     // every rank then holds every line.
     let mut lines: Vec<Option<String>> = vec![None; requests.len()];
-    for (k, (v, r)) in requests.iter().enumerate() {
+    for (k, (line, v, r)) in requests.iter().enumerate() {
         if !crate::dist::owns(k) {
             continue;
         }
@@ -325,14 +338,35 @@ pub fn rank_file(
         let (scores, _) = scorer.score(&[Job::from(&q)])?;
         // With `by = "relevance"` the order (and each item's `relevance`) comes from the
         // relevance question's answers, uncalibrated; the rating fields stay the ratings.
-        let relevance = match rank.by {
-            Task::Rating => None,
-            Task::Relevance => {
+        let relevance =
+            if rank.by == Task::Relevance || blend.as_ref().is_some_and(Blend::needs_relevance) {
                 let q = prompter.prompts_for(&r.query, Task::Relevance)?;
                 scorer.score(&[Job::uncalibrated(&q)])?.0.into_iter().next()
+            } else {
+                None
+            };
+        let at = |m: String| CoreError::Data(format!("{}:{}: {m}", input.display(), line + 1));
+        let blended = match &blend {
+            Some(b) => {
+                let own = if b.needs_retriever() {
+                    retriever_scores(&fitted[0], &r.query).map_err(|e| at(e.to_string()))?
+                } else {
+                    Vec::new()
+                };
+                let columns = blend_columns(
+                    &b.features,
+                    &own,
+                    (&scores[0], relevance.as_deref()),
+                    scorer.values(),
+                )?;
+                Some((b.scores(&columns)?, own))
             }
+            None => None,
         };
-        let order = by_expected(relevance.as_ref().unwrap_or(&scores[0]), scorer.values());
+        let order = match &blended {
+            Some((s, _)) => order_by(s),
+            None => by_expected(relevance.as_ref().unwrap_or(&scores[0]), scorer.values()),
+        };
         let ranked: Vec<serde_json::Value> = order[..r.k]
             .iter()
             .map(|&c| {
@@ -342,12 +376,18 @@ pub fn rank_file(
                         .decode(&rel[c].probs, scorer.values())
                         .into();
                 }
+                if let Some((s, own)) = &blended {
+                    j["blend"] = s[c].into();
+                    if let Some(o) = own.get(c) {
+                        j["retriever"] = (*o).into();
+                    }
+                }
                 j
             })
             .collect();
         let mut row = serde_json::json!({
             "ranked": ranked,
-            "by": rank.by.as_str(),
+            "by": if blend.is_some() { "blend" } else { rank.by.as_str() },
             "latency_ms": t.elapsed().as_secs_f64() * 1e3,
             "calibration": scorer.calibration_label(),
         });
@@ -510,14 +550,12 @@ fn inserted_view(
 /// one of `[rank] compare`, each on its own top list: the metrics with hit rate and fit time,
 /// by name.
 fn compare_retrievers(
-    config: &RunConfig,
-    rank: &RankConfig,
+    (config, rank, split): (&RunConfig, &RankConfig, SplitName),
     ds: &Dataset,
     targets: &[Interaction],
     (retriever, own): (&Candidates, &[Option<usize>]),
     boot: &[Vec<u32>],
 ) -> Result<serde_json::Map<String, serde_json::Value>> {
-    let split = config.eval.split;
     let compared: Vec<Candidates> = rank
         .compare
         .iter()
@@ -547,16 +585,22 @@ fn compare_retrievers(
 
 /// The orders of the reranking tables, by key: (key, what it is). `model-relevance` is there
 /// when `[rank] by = "relevance"`.
-const ORDERS: [(&str, &str); 5] = [
+const ORDERS: [(&str, &str); 6] = [
     ("model", "by expected rating"),
     ("model-p5", "by P(top rating)"),
     ("retriever", "retriever order"),
     ("random", "random order"),
     ("model-relevance", "by expected relevance answer"),
+    ("model-blend", "blended with the retriever's score"),
 ];
 
 /// The model orders compared, pair by pair, with the retriever's and the random order.
-const PAIRED: [(&str, usize); 3] = [("model", 0), ("model-p5", 1), ("model-relevance", 4)];
+const PAIRED: [(&str, usize); 4] = [
+    ("model", 0),
+    ("model-p5", 1),
+    ("model-relevance", 4),
+    ("model-blend", 5),
+];
 
 /// The reranking evaluation (see the module docs); returns the report as JSON.
 pub fn evaluate(
@@ -567,19 +611,26 @@ pub fn evaluate(
 ) -> Result<serde_json::Value> {
     let rank = config.rank.clone().unwrap_or_default();
     rank.validate()?;
-    let split = config.eval.split;
+    let blend = match (&rank.blend, rank.rerank) {
+        (Some(b), true) if b.file.is_some() => fitted_blend(config, run)?,
+        (Some(b), true) => Some(fit_blend(config, &rank, b, ds, (run, weights))?),
+        _ => None,
+    };
+    let (ds, split) = evaluated(config, &rank, ds)?;
+    let ds = ds.as_ref();
     let targets: Vec<Interaction> = super::sample_rows(ds.split(split), rank.sample, config.seed);
     let retriever = Candidates::fit(config, &rank, ds, split)?;
     let n = rank.candidates;
     let boot = resamples(targets.len(), config.seed);
     // Each user's list, once: the retriever's table and every order below use it.
-    let tops: Vec<Vec<(u32, f32)>> = targets.iter().map(|x| retriever.top(x.user, n)).collect();
-    let hits: Ranks = targets
-        .iter()
-        .zip(&tops)
-        .map(|(x, top)| top.iter().position(|t| t.0 == x.item))
-        .collect();
-    let retrievers = compare_retrievers(config, &rank, ds, &targets, (&retriever, &hits), &boot)?;
+    let (tops, hits) = retrieve(&retriever, &targets, n);
+    let retrievers = compare_retrievers(
+        (config, &rank, split),
+        ds,
+        &targets,
+        (&retriever, &hits),
+        &boot,
+    )?;
     let mut model = if rank.rerank {
         Some(crate::serving::load(
             config,
@@ -593,11 +644,9 @@ pub fn evaluate(
         None
     };
     let method = model.as_ref().map(|m| m.2.clone());
-    let by_relevance = rank.by == Task::Relevance;
-    let mut retrieved: Vec<Ranks> = vec![Vec::new(); ORDERS.len()];
-    let mut inserted: Vec<Ranks> = vec![Vec::new(); ORDERS.len()];
-    let (mut latency, mut relevance_latency, mut queries, mut prompts_scored) =
-        (0f64, 0f64, 0usize, 0usize);
+    let by_relevance =
+        rank.by == Task::Relevance || blend.as_ref().is_some_and(Blend::needs_relevance);
+    let mut tally = Tally::new();
     // The random order and the inserted view draw from their own streams, so scoring only the
     // lists with a hit (`score_misses = false`) leaves the random order as it is.
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
@@ -620,35 +669,23 @@ pub fn evaluate(
         let list: Vec<u32> = top.iter().map(|t| t.0).collect();
         let mut shuffled: Vec<usize> = (0..list.len()).collect();
         shuffled.shuffle(&mut rng);
-        retrieved[2].push(hit);
-        retrieved[3].push(place(&shuffled, hit));
+        tally.retrieved[2].push(hit);
+        tally.retrieved[3].push(place(&shuffled, hit));
         let mut row = serde_json::json!({
             "user": ds.users[x.user as usize],
             "held_out": ds.items[x.item as usize].id,
             "retrieved_rank": hit.map(|h| h + 1),
+            "retriever_scores": top.iter().map(|t| t.1).collect::<Vec<f32>>(),
         });
         let skip = model.is_some() && !rank.score_misses && hit.is_none();
         if skip {
-            // A list without the held-out item: 0 under every order.
-            retrieved[0].push(None);
-            retrieved[1].push(None);
-            if by_relevance {
-                retrieved[4].push(None);
-            }
+            tally.missed(by_relevance, blend.is_some());
         }
         if let (Some((_, scorer, _)), Some((scored, fields))) = (model.as_ref(), answer) {
             for (k, v) in fields.as_object().into_iter().flatten() {
                 row[k] = v.clone();
             }
-            latency += scored.seconds;
-            relevance_latency += scored.relevance_seconds;
-            queries += 1;
-            prompts_scored += scored.prompts;
-            retrieved[0].push(scored.expected);
-            retrieved[1].push(scored.top);
-            if let Some([p]) = scored.relevance {
-                retrieved[4].push(p);
-            }
+            tally.scored(&scored, (top, hit), blend.as_ref(), scorer.values())?;
             if rank.score_misses {
                 let view = inserted_view(
                     (&scored.scores, scored.relevance_scores.as_deref()),
@@ -657,7 +694,7 @@ pub fn evaluate(
                     &retriever.scores(x.user),
                     &mut view_rng,
                 )?;
-                for (ranks, place) in inserted.iter_mut().zip(view) {
+                for (ranks, place) in tally.inserted.iter_mut().zip(view) {
                     ranks.push(place);
                 }
             }
@@ -680,7 +717,10 @@ pub fn evaluate(
     };
     let mut report = serde_json::json!({
         "dataset": ds.name,
-        "split": split.as_str(),
+        "split": match rank.cut {
+            Some(k) => format!("history cut {k}"),
+            None => split.as_str().to_string(),
+        },
         "users": targets.len(),
         "sample": rank.sample,
         "seed": config.seed,
@@ -688,26 +728,334 @@ pub fn evaluate(
         "candidates": n,
         "cutoffs": rank.cutoffs,
         "method": method,
-        "hit_rate": hit_rate(&retrieved[2]),
-        "retrieved": view_json(&retrieved),
+        "hit_rate": hit_rate(&tally.retrieved[2]),
+        "retrieved": view_json(&tally.retrieved),
         "retrievers": retrievers,
     });
-    if model.is_some() {
-        let per = |s: f64| 1e3 * s / queries.max(1) as f64;
-        report["paired"] = paired(&retrieved, &rank.cutoffs, &boot);
+    if let Some((_, scorer, _)) = &model {
+        tally.model_fields(&mut report, (&rank, &boot), by_relevance);
+        report["calibration"] = scorer.calibration_label().into();
         if rank.score_misses {
-            report["held_out_inserted"] = view_json(&inserted);
+            report["held_out_inserted"] = view_json(&tally.inserted);
         }
-        report["scored_queries"] = queries.into();
-        report["latency_ms_per_query"] = per(latency).into();
-        if by_relevance {
-            report["relevance_ms_per_query"] = per(relevance_latency).into();
+        if let Some(b) = &blend {
+            report["blend"] = b.to_json();
         }
-        report["prompts_per_query"] = (prompts_scored as f64 / queries.max(1) as f64).into();
-        report["calibration"] = model.as_ref().map(|m| m.1.calibration_label()).into();
     }
     write_evaluation(run, &report, &rows, &rank.cutoffs)?;
     Ok(report)
+}
+
+/// Each target user's top `n` unseen items from `retriever` (with its scores), and where the
+/// held-out item sits in each list.
+fn retrieve(
+    retriever: &Candidates,
+    targets: &[Interaction],
+    n: usize,
+) -> (Vec<Vec<(u32, f32)>>, Ranks) {
+    let tops: Vec<Vec<(u32, f32)>> = targets.iter().map(|x| retriever.top(x.user, n)).collect();
+    let hits: Ranks = targets
+        .iter()
+        .zip(&tops)
+        .map(|(x, top)| top.iter().position(|t| t.0 == x.item))
+        .collect();
+    (tops, hits)
+}
+
+/// Fits `[rank.blend]`'s weights ([`crate::blend`]) on the lists of its history cuts that
+/// hold the held-out item (the retriever refitted on what came before each cut, the model
+/// scoring each list as the evaluation does), and writes them to `blend.json`.
+fn fit_blend(
+    config: &RunConfig,
+    rank: &RankConfig,
+    b: &BlendConfig,
+    ds: &Dataset,
+    (run, weights): (&RunDir, &Weights),
+) -> Result<Blend> {
+    let trained = config.relevance.as_ref().map_or(0, |r| r.cuts);
+    b.validate(trained)?;
+    if let Some(cut) = rank.cut.filter(|c| b.fit_cuts(trained).contains(c)) {
+        return Err(CoreError::config(
+            "rank.cut",
+            format!(
+                "cut {cut} is one the blend is fitted on (rank.blend.cuts): evaluate at another"
+            ),
+        ));
+    }
+    let needs_relevance = b.features.iter().any(|f| f == "relevance");
+    let (mut lists, mut per_cut) = (Vec::new(), Vec::new());
+    for cut in b.fit_cuts(trained) {
+        let cut_rank = RankConfig {
+            cut: Some(cut),
+            ..rank.clone()
+        };
+        let (earlier, _) = evaluated(config, &cut_rank, ds)?;
+        let earlier = earlier.into_owned();
+        let retriever = Candidates::fit(config, rank, &earlier, SplitName::Valid)?;
+        let targets = earlier.valid.clone();
+        let (tops, hits) = retrieve(&retriever, &targets, rank.candidates);
+        let (mut prompter, mut scorer, _) = crate::serving::load(
+            config,
+            earlier.clone(),
+            run,
+            weights,
+            crate::prompt::timelines(&earlier, false),
+            (config.eval.batch_size, 0),
+        )?;
+        let answers = model_answers(
+            Some((&mut prompter, &mut scorer)),
+            (&targets, &tops, &hits),
+            (false, needs_relevance),
+            &earlier,
+        )?;
+        let before = lists.len();
+        for ((top, hit), answer) in tops.iter().zip(&hits).zip(answers) {
+            if let (Some(h), Some((scored, _))) = (hit, answer) {
+                let columns = list_columns(&b.features, top, &scored, scorer.values())?;
+                lists.push(crate::blend::List::new(&columns, *h)?);
+            }
+        }
+        per_cut.push((cut, targets.len(), lists.len() - before));
+    }
+    let blend = crate::blend::fit(&b.features, &lists, b.l2)?;
+    tracing::info!(
+        "blend weights {} on {} lists (history cuts, users, lists: {per_cut:?}); mean \
+         log-likelihood {:.4} (uniform {:.4})",
+        b.features
+            .iter()
+            .zip(&blend.weights)
+            .map(|(f, w)| format!("{f} {w:.4}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        blend.lists,
+        blend.log_likelihood,
+        -(rank.candidates as f64).ln()
+    );
+    if crate::dist::is_leader() {
+        let mut j = blend.to_json();
+        j["cuts"] = per_cut
+            .iter()
+            .map(|&(cut, users, lists)| serde_json::json!({"cut": cut, "users": users, "lists": lists}))
+            .collect();
+        run.write_json("blend.json", &j)?;
+    }
+    Ok(blend)
+}
+
+/// The raw feature columns of `features` for one list: the retriever's scores, and the
+/// model's rating and relevance answers (relevance only when a feature needs it), one per
+/// candidate.
+pub fn blend_columns(
+    features: &[String],
+    retriever: &[f64],
+    (ratings, relevance): (&[AnswerScores], Option<&[AnswerScores]>),
+    values: &[f32],
+) -> Result<Vec<Vec<f64>>> {
+    let expected = |a: &[AnswerScores]| -> Vec<f64> {
+        a.iter()
+            .map(|x| f64::from(RatingDecoder::Expected.decode(&x.probs, values)))
+            .collect()
+    };
+    features
+        .iter()
+        .map(|f| match f.as_str() {
+            "retriever" => Ok(retriever.to_vec()),
+            "rating" => Ok(expected(ratings)),
+            "relevance" => relevance.map(expected).ok_or_else(|| {
+                CoreError::Data("the blend's `relevance` feature needs relevance answers".into())
+            }),
+            other => Err(CoreError::config(
+                "rank.blend.features",
+                format!("unknown feature `{other}`"),
+            )),
+        })
+        .collect()
+}
+
+/// [`blend_columns`] of a user's scored retrieved list (`top`: the list with the retriever's
+/// scores; the model's answers may run past it, for the held-out item).
+fn list_columns(
+    features: &[String],
+    top: &[(u32, f32)],
+    s: &Scored,
+    values: &[f32],
+) -> Result<Vec<Vec<f64>>> {
+    let m = top.len();
+    let retriever: Vec<f64> = top.iter().map(|t| f64::from(t.1)).collect();
+    let relevance = s.relevance_scores.as_deref().map(|r| &r[..m]);
+    blend_columns(features, &retriever, (&s.scores[..m], relevance), values)
+}
+
+/// The blend weights `siren rank --evaluate` fitted for this run (`blend.json` in its folder),
+/// for a config with `[rank.blend]`; `None` without it.
+pub fn fitted_blend(config: &RunConfig, run: &RunDir) -> Result<Option<Blend>> {
+    let Some(b) = config.rank.as_ref().and_then(|r| r.blend.as_ref()) else {
+        return Ok(None);
+    };
+    let path = b.file.clone().unwrap_or_else(|| run.file("blend.json"));
+    if !path.exists() {
+        return Err(CoreError::config(
+            "rank.blend",
+            format!(
+                "{} does not exist: `siren rank CONFIG --evaluate` fits the blend's weights \
+                 and writes the run's blend.json (or give a fitted one as [rank.blend] file)",
+                path.display()
+            ),
+        ));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| CoreError::io(&path, e))?;
+    let blend: Blend = serde_json::from_str(&text)
+        .map_err(|e| CoreError::Data(format!("{}: not a blend: {e}", path.display())))?;
+    if blend.features != b.features || blend.weights.len() != b.features.len() {
+        return Err(CoreError::Data(format!(
+            "{}: fitted for the features {:?}, but [rank.blend] features = {:?}: run `siren \
+             rank --evaluate` again",
+            path.display(),
+            blend.features,
+            b.features
+        )));
+    }
+    Ok(Some(blend))
+}
+
+/// The retriever's scores of a known user's known candidates, for the blend; errors name the
+/// field without one.
+pub fn retriever_scores(
+    retriever: &Candidates,
+    query: &Query,
+) -> std::result::Result<Vec<f64>, FieldError> {
+    let Subject::Known(user) = &query.subject else {
+        return Err(FieldError::new(
+            "user",
+            "the blended order needs the retriever's score: give a known `user`, not a history",
+        ));
+    };
+    let all = retriever.scores(*user);
+    query
+        .candidates
+        .iter()
+        .enumerate()
+        .map(|(c, cand)| match cand {
+            Candidate::Known(i) => Ok(f64::from(all[*i as usize])),
+            Candidate::New(_) => Err(FieldError::new(
+                format!("candidates[{c}]"),
+                "a new item has no retriever score, which the blended order needs",
+            )),
+        })
+        .collect()
+}
+
+/// The dataset and split the evaluation reads: `ds` and `[eval] split`, or with `[rank] cut`
+/// the earlier point in time it names (its held-out interactions as the valid split; the
+/// evaluated split unread).
+fn evaluated<'a>(
+    config: &RunConfig,
+    rank: &RankConfig,
+    ds: &'a Dataset,
+) -> Result<(std::borrow::Cow<'a, Dataset>, SplitName)> {
+    let Some(cut) = rank.cut else {
+        return Ok((std::borrow::Cow::Borrowed(ds), config.eval.split));
+    };
+    let earlier = super::relevance::held_out(ds, cut);
+    if earlier.valid.is_empty() {
+        return Err(CoreError::config(
+            "rank.cut",
+            format!(
+                "no user of `{}` has more than {cut} history interactions to hold one out",
+                ds.name
+            ),
+        ));
+    }
+    let which = match cut {
+        1 => "last".to_string(),
+        2 => "2nd-last".to_string(),
+        3 => "3rd-last".to_string(),
+        k => format!("{k}th-last"),
+    };
+    tracing::info!(
+        "evaluating at history cut {cut}: {} users' {which} history interaction held out, the \
+         retriever fitted on what came before ([eval] split not read)",
+        earlier.valid.len()
+    );
+    Ok((std::borrow::Cow::Owned(earlier), SplitName::Valid))
+}
+
+/// What the evaluation gathers over the users: where the held-out item sits in each order of
+/// [`ORDERS`] (on the retrieved lists, and in the inserted view) and the model's time.
+struct Tally {
+    retrieved: Vec<Ranks>,
+    inserted: Vec<Ranks>,
+    latency: f64,
+    relevance_latency: f64,
+    queries: usize,
+    prompts: usize,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            retrieved: vec![Vec::new(); ORDERS.len()],
+            inserted: vec![Vec::new(); ORDERS.len()],
+            latency: 0.0,
+            relevance_latency: 0.0,
+            queries: 0,
+            prompts: 0,
+        }
+    }
+
+    /// Adds a list the model scored (`top`: the retriever's list; `hit`: where the held-out
+    /// item is in it): the model's orders and time.
+    fn scored(
+        &mut self,
+        scored: &Scored,
+        (top, hit): (&[(u32, f32)], Option<usize>),
+        blend: Option<&Blend>,
+        values: &[f32],
+    ) -> Result<()> {
+        self.latency += scored.seconds;
+        self.relevance_latency += scored.relevance_seconds;
+        self.queries += 1;
+        self.prompts += scored.prompts;
+        self.retrieved[0].push(scored.expected);
+        self.retrieved[1].push(scored.top);
+        if let Some([p]) = scored.relevance {
+            self.retrieved[4].push(p);
+        }
+        if let Some(b) = blend {
+            let columns = list_columns(&b.features, top, scored, values)?;
+            self.retrieved[5].push(place(&b.order(&columns)?, hit));
+        }
+        Ok(())
+    }
+
+    /// Adds a list the model skipped for missing the held-out item: 0 under every order of
+    /// the model (by expected rating, by P(5), by relevance, blended).
+    fn missed(&mut self, by_relevance: bool, blend: bool) {
+        let orders = [0, 1]
+            .into_iter()
+            .chain(by_relevance.then_some(4))
+            .chain(blend.then_some(5));
+        for i in orders {
+            self.retrieved[i].push(None);
+        }
+    }
+
+    /// The report's fields of the model: paired differences, queries, latency.
+    fn model_fields(
+        &self,
+        report: &mut serde_json::Value,
+        (rank, boot): (&RankConfig, &[Vec<u32>]),
+        by_relevance: bool,
+    ) {
+        let per = |s: f64| 1e3 * s / self.queries.max(1) as f64;
+        report["paired"] = paired(&self.retrieved, &rank.cutoffs, boot);
+        report["scored_queries"] = self.queries.into();
+        report["latency_ms_per_query"] = per(self.latency).into();
+        if by_relevance {
+            report["relevance_ms_per_query"] = per(self.relevance_latency).into();
+        }
+        report["prompts_per_query"] = (self.prompts as f64 / self.queries.max(1) as f64).into();
+    }
 }
 
 /// The model's scores of each user's list (none for a list it skips: without a model, or a
@@ -1002,8 +1350,36 @@ fn markdown(r: &serde_json::Value, cutoffs: &[usize]) -> String {
         }
         None => s.push_str(" No model reranks (`[rank] rerank = false`).\n"),
     }
+    if let Some(b) = r["blend"].as_object() {
+        let terms: Vec<String> = b["features"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .zip(b["weights"].as_array().into_iter().flatten())
+            .map(|(f, w)| {
+                format!(
+                    "{:.3}·{}",
+                    w.as_f64().unwrap_or(0.0),
+                    f.as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "\nThe blended order (`[rank.blend]`) scores a candidate {} (each feature \
+             standardized within the user's list), the weights a conditional logit's fitted on \
+             {} lists of earlier points in time of the fit set, never on this split (mean \
+             log-likelihood {:.4} per list; a uniform order {:.4}).",
+            terms.join(" + "),
+            b["lists"],
+            b["log_likelihood"].as_f64().unwrap_or(0.0),
+            -(n.as_f64().unwrap_or(1.0)).ln(),
+        );
+    }
     let label = |key: &str, what: &str| match key {
-        "model" | "model-p5" | "model-relevance" => format!("{} ({what})", method.unwrap_or("")),
+        "model" | "model-p5" | "model-relevance" | "model-blend" => {
+            format!("{} ({what})", method.unwrap_or(""))
+        }
         "retriever" => format!("{} ({what})", r["retriever"].as_str().unwrap_or("")),
         _ => what.to_string(),
     };
