@@ -64,6 +64,43 @@ fn close(a: &[f64], b: &[f64]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4)
 }
 
+/// The number `key` of every ranked item of a `/v1/rank` (or `siren rank`) answer, in order.
+fn field(v: &Value, key: &str) -> Vec<f64> {
+    v["ranked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x[key].as_f64().unwrap_or_else(|| panic!("no {key} in {x}")))
+        .collect()
+}
+
+/// `siren rank --input` on the one request `body`, with the `--set` overrides `sets`: its
+/// answer.
+fn rank_offline(dir: &Path, cfg: &Path, body: &Value, sets: &[&str]) -> Value {
+    let input = dir.join("users.jsonl");
+    std::fs::write(&input, format!("{body}\n")).unwrap();
+    let out = dir.join("ranked.jsonl");
+    let mut args: Vec<String> = ["siren", "rank"].map(String::from).to_vec();
+    args.push(cfg.display().to_string());
+    args.extend(["--input".into(), input.display().to_string()]);
+    args.extend(["--output".into(), out.display().to_string()]);
+    for s in sets {
+        args.extend(["--set".to_string(), s.to_string()]);
+    }
+    siren_cli::run_args(args).unwrap();
+    serde_json::from_str(std::fs::read_to_string(&out).unwrap().trim()).unwrap()
+}
+
+/// The ranked items' ids of a `/v1/rank` (or `siren rank`) answer, in order.
+fn ranked_items(v: &Value) -> Vec<Value> {
+    v["ranked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["item"].clone())
+        .collect()
+}
+
 #[test]
 fn the_http_api_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
@@ -863,14 +900,6 @@ fn rank_by_relevance_orders_by_the_uncalibrated_relevance_answer() {
         assert_eq!(r.status, 200, "{}", r.body);
         r.json().unwrap()
     };
-    let field = |v: &Value, key: &str| -> Vec<f64> {
-        v["ranked"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x[key].as_f64().unwrap_or_else(|| panic!("no {key} in {x}")))
-            .collect()
-    };
     // Compact prompts keep the tiny model's 256-token context.
     let (by, style) = ("rank.by=\"relevance\"", "prompt.style=\"compact\"");
     let raw = served(&[by, style]);
@@ -890,43 +919,18 @@ fn rank_by_relevance_orders_by_the_uncalibrated_relevance_answer() {
     assert!(!close(&rel, &field(&raw, "expected")), "{raw}");
 
     // `siren rank --input`: the same order and values.
-    let input = tmp.path().join("users.jsonl");
-    std::fs::write(&input, format!("{body}\n")).unwrap();
-    let out = tmp.path().join("ranked.jsonl");
-    siren_cli::run_args(vec![
-        "siren",
-        "rank",
-        cfg.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--set",
-        "prompt.strategy=\"sketch\"",
-        "--set",
-        by,
-        "--set",
-        style,
-        "--set",
-        &with_cal,
-    ])
-    .unwrap();
-    let offline: Value =
-        serde_json::from_str(std::fs::read_to_string(&out).unwrap().trim()).unwrap();
+    let offline = rank_offline(
+        tmp.path(),
+        &cfg,
+        &body,
+        &["prompt.strategy=\"sketch\"", by, style, &with_cal],
+    );
     assert_eq!(offline["by"], "relevance");
     assert!(
         close(&field(&offline, "relevance"), &rel),
         "{offline} vs {raw}"
     );
-    let items = |v: &Value| -> Vec<Value> {
-        v["ranked"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["item"].clone())
-            .collect()
-    };
-    assert_eq!(items(&offline), items(&raw));
+    assert_eq!(ranked_items(&offline), ranked_items(&raw));
 }
 
 /// A counter of a `/metrics` page.
@@ -1049,14 +1053,6 @@ fn rank_by_a_fitted_blend_serves_the_weighted_standardized_features() {
     assert_eq!(bad.json().unwrap()["field"], "user", "{}", bad.body);
 
     assert_eq!(served["by"], "blend");
-    let field = |v: &Value, key: &str| -> Vec<f64> {
-        v["ranked"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x[key].as_f64().unwrap_or_else(|| panic!("no {key} in {x}")))
-            .collect()
-    };
     let z = |v: Vec<f64>| -> Vec<f64> {
         let n = v.len() as f64;
         let m = v.iter().sum::<f64>() / n;
@@ -1082,37 +1078,14 @@ fn rank_by_a_fitted_blend_serves_the_weighted_standardized_features() {
     assert!(blend.windows(2).all(|p| p[0] >= p[1]), "{served}");
 
     // `siren rank --input`: the same order and values.
-    let input = tmp.path().join("users.jsonl");
-    std::fs::write(&input, format!("{body}\n")).unwrap();
-    let out = tmp.path().join("ranked.jsonl");
-    let mut args = vec![
-        "siren",
-        "rank",
-        cfg.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ];
-    for s in std::iter::once(&"prompt.strategy=\"sketch\"").chain(&sets) {
-        args.extend(["--set", s]);
-    }
-    siren_cli::run_args(args).unwrap();
-    let offline: Value =
-        serde_json::from_str(std::fs::read_to_string(&out).unwrap().trim()).unwrap();
+    let mut offline_sets = vec!["prompt.strategy=\"sketch\""];
+    offline_sets.extend(sets);
+    let offline = rank_offline(tmp.path(), &cfg, &body, &offline_sets);
     assert_eq!(offline["by"], "blend");
     // The untrained tiny model's answers differ by ~1e-3 between candidates, so
     // standardizing them magnifies the last float digits in which batched serving and
     // `siren rank` differ: the order is the same, the values within 1e-2.
-    let items = |v: &Value| -> Vec<Value> {
-        v["ranked"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["item"].clone())
-            .collect()
-    };
-    assert_eq!(items(&offline), items(&served));
+    assert_eq!(ranked_items(&offline), ranked_items(&served));
     let off = field(&offline, "blend");
     assert!(
         off.iter().zip(&blend).all(|(a, b)| (a - b).abs() < 1e-2),
