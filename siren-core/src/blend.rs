@@ -135,11 +135,15 @@ impl Blend {
 
     /// Candidate indices by blended score, best first (ties keep their given order).
     pub fn order(&self, raw: &[Vec<f64>]) -> Result<Vec<usize>> {
-        let s = self.scores(raw)?;
-        let mut idx: Vec<usize> = (0..s.len()).collect();
-        idx.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)));
-        Ok(idx)
+        Ok(order_by(&self.scores(raw)?))
     }
+}
+
+/// Indices by `scores`, best first (ties keep their given order).
+pub fn order_by(scores: &[f64]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    idx
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {

@@ -742,9 +742,8 @@ async fn rank(
     // With `[rank] by = "relevance"` (or a blend of the relevance answers), the relevance
     // answers order the candidates (a second set of prompts, the user's part shared); the
     // ratings are returned as well.
-    let needs_relevance = app.rank_by == Task::Relevance
-        || app.blend.as_ref().is_some_and(|(b, _)| b.needs_relevance());
-    let relevance = if needs_relevance {
+    let blend = app.blend.as_ref().map(|(b, _)| b);
+    let relevance = if siren_core::stages::rank::asks_relevance(app.rank_by, blend) {
         match score(&app, (req.query.clone(), Task::Relevance), field).await {
             Ok(s) => Some(s),
             Err(r) => return *r,
@@ -756,28 +755,14 @@ async fn rank(
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let blended = match &app.blend {
-        Some((b, _)) => {
-            let s = siren_core::stages::rank::blend_columns(
-                &b.features,
-                own.as_deref().unwrap_or(&[]),
-                (&scores, relevance.as_deref()),
-                &app.values,
-            )
-            .and_then(|c| b.scores(&c));
-            match s {
-                Ok(s) => Some(s),
-                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string()),
-            }
-        }
-        None => None,
-    };
-    let order = match &blended {
-        Some(s) => siren_core::stages::rank::order_by(s),
-        None => siren_core::stages::rank::by_expected(
-            relevance.as_ref().unwrap_or(&scores),
-            &app.values,
-        ),
+    let (order, blended) = match siren_core::stages::rank::order_candidates(
+        blend,
+        own.as_deref().unwrap_or(&[]),
+        (&scores, relevance.as_deref()),
+        &app.values,
+    ) {
+        Ok(o) => o,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string()),
     };
     let ranked: Vec<Value> = order
         .iter()

@@ -228,11 +228,30 @@ pub fn fill_candidates(
     Ok(())
 }
 
-/// Indices by `scores`, best first (ties keep their given order).
-pub fn order_by(scores: &[f64]) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-    idx
+/// Whether ranking needs the relevance answers: to order by them (`[rank] by`), or for a
+/// blend that reads them.
+pub fn asks_relevance(by: Task, blend: Option<&Blend>) -> bool {
+    by == Task::Relevance || blend.is_some_and(Blend::needs_relevance)
+}
+
+/// The order of one request's candidates, best first, with their blended scores when there
+/// is a blend: by the blend (`retriever`: the retriever's scores of the candidates, when the
+/// blend reads them), else by the expected relevance answer when there are relevance answers,
+/// else by the expected rating.
+pub fn order_candidates(
+    blend: Option<&Blend>,
+    retriever: &[f64],
+    (ratings, relevance): (&[AnswerScores], Option<&[AnswerScores]>),
+    values: &[f32],
+) -> Result<(Vec<usize>, Option<Vec<f64>>)> {
+    match blend {
+        Some(b) => {
+            let columns = blend_columns(&b.features, retriever, (ratings, relevance), values)?;
+            let scores = b.scores(&columns)?;
+            Ok((crate::blend::order_by(&scores), Some(scores)))
+        }
+        None => Ok((by_expected(relevance.unwrap_or(ratings), values), None)),
+    }
 }
 
 /// Orders `n` candidates by expected rating, best first (ties keep their given order).
@@ -287,7 +306,7 @@ pub fn rank_file(
     }
     let blend = fitted_blend(config, run)?;
     let mut fitted: Vec<Candidates> = Vec::new();
-    if blend.is_some() {
+    if blend.as_ref().is_some_and(Blend::needs_retriever) {
         // The blend reads the configured retriever's scores of every request's candidates.
         fitted.push(Candidates::fit(config, &rank, ds, config.eval.split)?);
     }
@@ -338,35 +357,25 @@ pub fn rank_file(
         let (scores, _) = scorer.score(&[Job::from(&q)])?;
         // With `by = "relevance"` the order (and each item's `relevance`) comes from the
         // relevance question's answers, uncalibrated; the rating fields stay the ratings.
-        let relevance =
-            if rank.by == Task::Relevance || blend.as_ref().is_some_and(Blend::needs_relevance) {
-                let q = prompter.prompts_for(&r.query, Task::Relevance)?;
-                scorer.score(&[Job::uncalibrated(&q)])?.0.into_iter().next()
-            } else {
-                None
-            };
+        let relevance = if asks_relevance(rank.by, blend.as_ref()) {
+            let q = prompter.prompts_for(&r.query, Task::Relevance)?;
+            scorer.score(&[Job::uncalibrated(&q)])?.0.into_iter().next()
+        } else {
+            None
+        };
         let at = |m: String| CoreError::Data(format!("{}:{}: {m}", input.display(), line + 1));
-        let blended = match &blend {
-            Some(b) => {
-                let own = if b.needs_retriever() {
-                    retriever_scores(&fitted[0], &r.query).map_err(|e| at(e.to_string()))?
-                } else {
-                    Vec::new()
-                };
-                let columns = blend_columns(
-                    &b.features,
-                    &own,
-                    (&scores[0], relevance.as_deref()),
-                    scorer.values(),
-                )?;
-                Some((b.scores(&columns)?, own))
+        let own = match fitted.iter().find(|c| c.name == rank.retriever) {
+            Some(c) if blend.as_ref().is_some_and(Blend::needs_retriever) => {
+                retriever_scores(c, &r.query).map_err(|e| at(e.to_string()))?
             }
-            None => None,
+            _ => Vec::new(),
         };
-        let order = match &blended {
-            Some((s, _)) => order_by(s),
-            None => by_expected(relevance.as_ref().unwrap_or(&scores[0]), scorer.values()),
-        };
+        let (order, blended) = order_candidates(
+            blend.as_ref(),
+            &own,
+            (&scores[0], relevance.as_deref()),
+            scorer.values(),
+        )?;
         let ranked: Vec<serde_json::Value> = order[..r.k]
             .iter()
             .map(|&c| {
@@ -376,11 +385,11 @@ pub fn rank_file(
                         .decode(&rel[c].probs, scorer.values())
                         .into();
                 }
-                if let Some((s, own)) = &blended {
+                if let Some(s) = &blended {
                     j["blend"] = s[c].into();
-                    if let Some(o) = own.get(c) {
-                        j["retriever"] = (*o).into();
-                    }
+                }
+                if let Some(o) = own.get(c) {
+                    j["retriever"] = (*o).into();
                 }
                 j
             })
@@ -644,8 +653,7 @@ pub fn evaluate(
         None
     };
     let method = model.as_ref().map(|m| m.2.clone());
-    let by_relevance =
-        rank.by == Task::Relevance || blend.as_ref().is_some_and(Blend::needs_relevance);
+    let by_relevance = asks_relevance(rank.by, blend.as_ref());
     let mut tally = Tally::new();
     // The random order and the inserted view draw from their own streams, so scoring only the
     // lists with a hit (`score_misses = false`) leaves the random order as it is.
@@ -785,12 +793,7 @@ fn fit_blend(
     let needs_relevance = b.features.iter().any(|f| f == "relevance");
     let (mut lists, mut per_cut) = (Vec::new(), Vec::new());
     for cut in b.fit_cuts(trained) {
-        let cut_rank = RankConfig {
-            cut: Some(cut),
-            ..rank.clone()
-        };
-        let (earlier, _) = evaluated(config, &cut_rank, ds)?;
-        let earlier = earlier.into_owned();
+        let earlier = history_cut(ds, cut)?;
         let retriever = Candidates::fit(config, rank, &earlier, SplitName::Valid)?;
         let targets = earlier.valid.clone();
         let (tops, hits) = retrieve(&retriever, &targets, rank.candidates);
@@ -831,21 +834,19 @@ fn fit_blend(
         blend.log_likelihood,
         -(rank.candidates as f64).ln()
     );
-    if crate::dist::is_leader() {
-        let mut j = blend.to_json();
-        j["cuts"] = per_cut
-            .iter()
-            .map(|&(cut, users, lists)| serde_json::json!({"cut": cut, "users": users, "lists": lists}))
-            .collect();
-        run.write_json("blend.json", &j)?;
-    }
+    let mut j = blend.to_json();
+    j["cuts"] = per_cut
+        .iter()
+        .map(|&(cut, users, lists)| serde_json::json!({"cut": cut, "users": users, "lists": lists}))
+        .collect();
+    run.write_json("blend.json", &j)?;
     Ok(blend)
 }
 
 /// The raw feature columns of `features` for one list: the retriever's scores, and the
 /// model's rating and relevance answers (relevance only when a feature needs it), one per
 /// candidate.
-pub fn blend_columns(
+fn blend_columns(
     features: &[String],
     retriever: &[f64],
     (ratings, relevance): (&[AnswerScores], Option<&[AnswerScores]>),
@@ -953,9 +954,18 @@ fn evaluated<'a>(
     rank: &RankConfig,
     ds: &'a Dataset,
 ) -> Result<(std::borrow::Cow<'a, Dataset>, SplitName)> {
-    let Some(cut) = rank.cut else {
-        return Ok((std::borrow::Cow::Borrowed(ds), config.eval.split));
-    };
+    match rank.cut {
+        Some(cut) => Ok((
+            std::borrow::Cow::Owned(history_cut(ds, cut)?),
+            SplitName::Valid,
+        )),
+        None => Ok((std::borrow::Cow::Borrowed(ds), config.eval.split)),
+    }
+}
+
+/// `ds` at history cut `cut` ([`super::relevance::held_out`]): each user's `cut`-th last history
+/// interaction as the valid split. Errors when no user has one.
+fn history_cut(ds: &Dataset, cut: usize) -> Result<Dataset> {
     let earlier = super::relevance::held_out(ds, cut);
     if earlier.valid.is_empty() {
         return Err(CoreError::config(
@@ -977,7 +987,7 @@ fn evaluated<'a>(
          retriever fitted on what came before ([eval] split not read)",
         earlier.valid.len()
     );
-    Ok((std::borrow::Cow::Owned(earlier), SplitName::Valid))
+    Ok(earlier)
 }
 
 /// What the evaluation gathers over the users: where the held-out item sits in each order of
